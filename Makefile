@@ -1,0 +1,28 @@
+# Two commands on a fresh machine:  make report   and   make test
+# Each creates .venv and installs what it needs when missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ARGS   ?=
+
+.PHONY: report quick test test-fast venv clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+report: venv            ## the whole report in reports/ (standard preset)
+	$(PY) generate_report.py --out reports $(ARGS)
+
+quick: venv             ## a fast smoke report in reports/quick
+	$(PY) generate_report.py --preset quick --out reports/quick $(ARGS)
+
+test: venv              ## the test suite (what CI runs)
+	$(PY) -m pytest -q $(ARGS)
+
+clean:
+	rm -rf reports/* .pytest_cache

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""miniplaces-report: run every analysis of the Miniplaces problem set and render the report.
+
+Outputs in --out: report.html (self-contained), report.pdf, results.json, figures/*.png and the
+FashionMNIST model file.
+
+Exit codes: 0 success; 1 failure while running; 2 bad input or missing requirement.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import logging
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from miniplaces.config import ARCHS, PRESETS, SECTIONS, RunConfig, default_cache_dir
+from miniplaces.errors import RunFailure, UserError
+
+VERSION = "0.1.0"
+log = logging.getLogger("miniplaces")
+
+
+def parse_args(argv: list[str] | None = None) -> RunConfig:
+    p = argparse.ArgumentParser(
+        prog="generate_report.py", description=__doc__.split("\n\n")[0],
+        epilog="Exit codes: 0 success, 1 failure while running, 2 bad input or missing requirement.")
+    p.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
+    p.add_argument("--preset", choices=list(PRESETS), default="standard",
+                   help="how much compute: quick (CI smoke run), standard (full answers), full (larger grids, repeated seeds)")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
+                   help=f"run only these sections ({', '.join(SECTIONS)})")
+    p.add_argument("--skip", nargs="+", choices=SECTIONS, metavar="SECTION", default=[],
+                   help="skip these sections")
+    p.add_argument("--weights", type=Path, help="Places365 checkpoint (resnet50_places365.pth.tar); default: cache, then download")
+    p.add_argument("--categories", type=Path,
+                   help="categories_places365.txt (default: beside the weights, then the cache, then download)")
+    p.add_argument("--arch", choices=ARCHS, default="resnet50", help="ResNet architecture of the checkpoint")
+    p.add_argument("--images", type=Path, nargs="+", default=[], metavar="PATH",
+                   help="scene images to analyse in addition to the built-in scenes")
+    p.add_argument("--replace-images", action="store_true", help="use only --images, not the built-in scenes")
+    p.add_argument("--image-size", type=int, default=256, help="side of the square network input (problem set: 256)")
+    p.add_argument("--data-dir", type=Path, help="folder with the four FashionMNIST IDX .gz files")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run the networks")
+    p.add_argument("--seed", type=int, default=0, help="random seed of every analysis")
+    p.add_argument("--strict", action="store_true", help="exit 2 instead of using an untrained demo model")
+    p.add_argument("--no-pdf", dest="pdf", action="store_false", help="do not render report.pdf")
+    p.add_argument("--offline", action="store_true", help="never try to download weights, categories or data")
+    p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="result cache (default: %(default)s)")
+    p.add_argument("--no-cache", dest="use_cache", action="store_false", help="recompute everything, write no cache")
+    p.add_argument("--filter-layers", nargs="+", default=[], metavar="LAYER",
+                   help="conv layers for Problem 1 (default: preset's, e.g. conv1 layer1.0.conv2)")
+    p.add_argument("--sweep-limit", type=int, help="largest number of ablated units in the Problem 2d sweep (default 100)")
+    p.add_argument("--grid", type=Path, help="FashionMNIST grid file (TOML) instead of the preset's grid")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="run FashionMNIST trials here or on Ray Tune")
+    p.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
+    p.add_argument("--submission", metavar="NAME", help="also write OUT/NAME.zip with report.html, report.pdf and the model file")
+    p.add_argument("--allow-demo-submission", action="store_true", help="let --submission pack a report made with demo weights")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors")
+    a = p.parse_args(argv)
+    sections = tuple(s for s in (a.only or SECTIONS) if s not in a.skip)
+    if not sections:
+        p.error("--only/--skip leave no section to run")
+    if a.image_size < 32:
+        p.error(f"--image-size {a.image_size}: must be at least 32")
+    if a.sweep_limit is not None and a.sweep_limit < 1:
+        p.error(f"--sweep-limit {a.sweep_limit}: must be at least 1")
+    return RunConfig(out=a.out, preset=a.preset, sections=sections, weights=a.weights, categories=a.categories,
+                     arch=a.arch, images=tuple(a.images), replace_images=a.replace_images, image_size=a.image_size,
+                     data_dir=a.data_dir, device=a.device, seed=a.seed, strict=a.strict, pdf=a.pdf,
+                     offline=a.offline, cache_dir=a.cache_dir, use_cache=a.use_cache,
+                     filter_layers=tuple(a.filter_layers), sweep_limit=a.sweep_limit, grid=a.grid,
+                     executor=a.executor, ray_address=a.ray_address, submission=a.submission,
+                     allow_demo_submission=a.allow_demo_submission, verbosity=a.verbose - a.quiet)
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.DEBUG if verbosity >= 2 else logging.INFO if verbosity >= 0 else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s" if verbosity >= 1 else "%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    logging.getLogger("PIL").setLevel(logging.WARNING)
+
+
+def run(config: RunConfig) -> dict:
+    """Run the selected sections, write results.json, report.html, report.pdf; return results."""
+    from miniplaces import atomic, render
+    from miniplaces.cache import Cache
+    from miniplaces.context import RunContext
+    from miniplaces.outdir import lock_out_dir
+    from miniplaces.provenance import run_info
+
+    start = time.perf_counter()
+    out = Path(config.out)
+    with lock_out_dir(out):
+        ctx = RunContext(config, Cache(config.cache_dir, enabled=config.use_cache))
+        places_sections = [s for s in config.sections if s != "fashion_mnist"]
+        steps, model_json = [], None
+        if places_sections:  # provision first: --strict must stop before any work
+            t = time.perf_counter()
+            model_json = ctx.places().to_json()
+            steps.append({"name": "load Places365 model", "seconds": time.perf_counter() - t, "cached": False})
+        results, sections = {"schema_version": 1}, []
+        for name in config.sections:
+            module = importlib.import_module(f"miniplaces.sections.{name}")
+            log.info("== %s", module.TITLE)
+            section = module.run(ctx)
+            steps.append({"name": name, "seconds": section.seconds, "cached": section.cached})
+            sections.append({"name": name, "number": module.NUMBER, "title": module.TITLE,
+                             "toc": [{"id": i, "label": label} for i, label in module.TOC],
+                             "data": section.data, "figures": section.figures, "notes": section.notes})
+            results[name] = {k: v for k, v in section.data.items() if k != "scenes"}
+            merge_scenes(results, section.data.get("scenes", []))
+        skipped = [{"name": s, "why": "--only/--skip"} for s in SECTIONS if s not in config.sections]
+        info = run_info(config, ctx, steps, start, VERSION)
+        results = {"schema_version": 1, "run": info, "model": model_json, **{k: v for k, v in results.items()
+                                                                              if k != "schema_version"}}
+        context = {"run": info, "model": model_json, "sections": sections, "skipped": skipped,
+                   "warnings": ctx.warnings}
+        t = time.perf_counter()
+        render.write_html(context, out)
+        info["steps"].append({"name": "render HTML", "seconds": time.perf_counter() - t, "cached": False})
+        if config.pdf:
+            t = time.perf_counter()
+            render.write_pdf(context, out)
+            info["steps"].append({"name": "render PDF", "seconds": time.perf_counter() - t, "cached": False})
+        info["total_seconds"] = time.perf_counter() - start
+        atomic.write_json(out / "results.json", results)
+        if config.submission:
+            from miniplaces.submission import write_submission
+            write_submission(out, config.submission, results, config.allow_demo_submission)
+        return results
+
+
+def merge_scenes(results: dict, scenes: list[dict]) -> None:
+    """Sections that answer per scene (units, cam) each add their keys to results["scenes"][i]."""
+    by_image = {scene["image"]: scene for scene in results.setdefault("scenes", [])}
+    for scene in scenes:
+        if scene["image"] in by_image:
+            by_image[scene["image"]].update(scene)
+        else:
+            results["scenes"].append(dict(scene))
+            by_image[scene["image"]] = results["scenes"][-1]
+    if not results["scenes"]:
+        del results["scenes"]
+
+
+def print_summary(results: dict, out: Path) -> None:
+    run_ = results["run"]
+    lines = [f"done in {run_['total_seconds']:.1f}s"]
+    for step in run_["steps"]:
+        lines.append(f"  {step['name']:<24} {step['seconds']:7.2f}s{'  (cache)' if step['cached'] else ''}")
+    lines.append(f"  cache: {len(run_['cache']['hits'])} hits, {len(run_['cache']['misses'])} computed")
+    if results.get("model") and results["model"]["demo"]:
+        lines.append("  WARNING: Places sections used an untrained DEMO model (no weights); see the report banner")
+    lines.append(f"  outputs: {out / 'report.html'}, {out / 'results.json'}"
+                 + (f", {out / 'report.pdf'}" if (out / "report.pdf").exists() else ""))
+    print("\n".join(lines), file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    setup_logging(config.verbosity)
+    try:
+        results = run(config)
+    except UserError as exc:
+        log.error("error: %s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted: finished steps are kept in the cache; rerun to resume")
+        return 130
+    except (RunFailure, Exception) as exc:  # noqa: BLE001 - one line for the user, traceback with -v
+        if config.verbosity >= 1:
+            log.exception("failed")
+        log.error("failed: %s: %s (rerun with -v for the traceback)", type(exc).__name__, exc)
+        return 1
+    if config.verbosity >= 0:
+        print_summary(results, Path(config.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

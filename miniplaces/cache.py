@@ -1,0 +1,100 @@
+"""On-disk result cache keyed by everything that produced a result.
+
+A key is the SHA-256 of a canonical JSON of its parts (weights hash, input hashes, parameters,
+code version). Entries are pickles written atomically; a corrupt entry counts as a miss and is
+recomputed, so a crash can never poison later runs. The cache directory is the user's own, so
+unpickling its entries is as trusted as importing this code.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from . import atomic
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def digest(obj: Any) -> str:
+    """SHA-256 of a JSON-able object, with keys sorted so that dict order never changes a key."""
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()
+
+
+def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def code_version(*modules: Any) -> str:
+    """Hash of the source files of the given modules: editing the code invalidates its cache entries."""
+    h = hashlib.sha256()
+    for module in modules:
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class CacheStats:
+    hits: list[str] = field(default_factory=list)
+    misses: list[str] = field(default_factory=list)
+
+
+class Cache:
+    """``get_or_compute(namespace, parts, compute)`` is the whole interface analyses need."""
+
+    def __init__(self, root: Path | str | None, enabled: bool = True):
+        self.root = Path(root) if root else None
+        self.enabled = enabled and self.root is not None
+        self.stats = CacheStats()
+
+    def path(self, namespace: str, key: str) -> Path:
+        assert self.root is not None
+        return self.root / "results" / namespace / f"{key}.pkl"
+
+    def load(self, namespace: str, key: str) -> Any | None:
+        if not self.enabled:
+            return None
+        path = self.path(namespace, key)
+        try:
+            with open(path, "rb") as handle:
+                return pickle.load(handle)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:  # truncated or from an incompatible version: recompute
+            log.warning("cache entry %s unreadable (%s); recomputing", path, exc)
+            return None
+
+    def save(self, namespace: str, key: str, value: Any) -> None:
+        if not self.enabled:
+            return
+        try:
+            atomic.write_bytes(self.path(namespace, key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:  # a full disk must not lose the computed result of this run
+            log.warning("could not write cache entry %s/%s: %s", namespace, key, exc)
+
+    def get_or_compute(self, namespace: str, parts: dict, compute: Callable[[], T]) -> tuple[T, bool]:
+        """Return (value, was_cached). ``parts`` must name everything the value depends on."""
+        key = digest(parts)
+        label = f"{namespace}/{key[:10]}"
+        value = self.load(namespace, key)
+        if value is not None:
+            self.stats.hits.append(label)
+            log.debug("cache hit %s", label)
+            return value, True
+        start = time.perf_counter()
+        value = compute()
+        log.debug("computed %s in %.2fs", label, time.perf_counter() - start)
+        self.save(namespace, key, value)
+        self.stats.misses.append(label)
+        return value, False

@@ -1,0 +1,76 @@
+"""The RunContext handed to every section, and the SectionResult each returns.
+
+Inputs that several sections share (the Places model, the scene images, the layer4 feature maps)
+are built lazily here, once per run, so a run that skips a section never pays for its inputs.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .cache import Cache
+from .config import RunConfig
+
+log = logging.getLogger("miniplaces")
+
+
+@dataclass
+class SectionResult:
+    """What a section hands to the renderer.
+
+    ``data`` goes verbatim to results.json under the section's name and is what the template shows;
+    ``figures`` maps a figure id to its path relative to the out dir; ``notes`` are warnings or
+    skips that the report must show (a figure that could not be made says so and why).
+    """
+
+    name: str
+    title: str
+    data: dict[str, Any]
+    figures: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    cached: bool = False
+    seconds: float = 0.0
+
+
+class RunContext:
+    """Shared, lazily built inputs of one run."""
+
+    def __init__(self, config: RunConfig, cache: Cache):
+        self.config = config
+        self.cache = cache
+        self.out = Path(config.out)
+        self.figures_dir = self.out / "figures"
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        self.warnings: list[str] = []   # shown in the report's run summary
+        self._memo: dict[str, Any] = {}
+
+    def shared(self, name: str, build: Callable[[], Any]) -> Any:
+        """Build a shared input once per run (the model, the scenes, feature maps)."""
+        if name not in self._memo:
+            self._memo[name] = build()
+        return self._memo[name]
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
+        self.warnings.append(message)
+
+    def figure_path(self, name: str) -> Path:
+        return self.figures_dir / f"{name}.png"
+
+    def relative(self, path: Path) -> str:
+        return Path(path).relative_to(self.out).as_posix()
+
+    @property
+    def show_progress(self) -> bool:
+        return self.config.verbosity >= 0
+
+    def places(self):
+        """The Places365 model (or the marked demo model), loaded once."""
+        from .places_model import provision
+
+        c = self.config
+        return self.shared("places", lambda: provision(
+            c.weights, c.categories, c.arch, Path(c.cache_dir), c.device, c.seed, c.strict, c.offline,
+            progress=self.show_progress))

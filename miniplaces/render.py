@@ -1,0 +1,61 @@
+"""Rendering: results -> Jinja templates -> self-contained report.html, and WeasyPrint -> report.pdf.
+
+Templates only display. The same templates serve both outputs; ``for_pdf`` switches image
+sources from embedded data URIs (HTML opens offline as one file) to file paths (smaller PDF work).
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import atomic
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def environment(out: Path, for_pdf: bool) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+    def src(relative: str) -> str:
+        path = (out / relative).resolve()
+        if for_pdf:
+            return path.as_uri()
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+    env.filters["src"] = src
+    env.filters["pct"] = lambda x, digits=1: "n/a" if x is None else f"{100 * x:.{digits}f} %"
+    env.filters["num"] = lambda x, digits=3: "n/a" if x is None else f"{x:.{digits}f}"
+    env.globals["for_pdf"] = for_pdf
+    env.globals["css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    return env
+
+
+def render_html(context: dict[str, Any], out: Path, for_pdf: bool = False) -> str:
+    return environment(out, for_pdf).get_template("report.html.j2").render(**context)
+
+
+def write_html(context: dict[str, Any], out: Path) -> Path:
+    path = out / "report.html"
+    atomic.write_text(path, render_html(context, out))
+    return path
+
+
+def write_pdf(context: dict[str, Any], out: Path) -> Path:
+    """Print the same templates through WeasyPrint (print CSS: page numbers, TOC, no split figures)."""
+    import weasyprint
+
+    for noisy in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    html = render_html(context, out, for_pdf=True)
+    document = weasyprint.HTML(string=html, base_url=str(out.resolve()))
+    path = out / "report.pdf"
+    atomic.write_with(path, lambda handle: document.write_pdf(handle))
+    return path

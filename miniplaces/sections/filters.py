@@ -1,0 +1,97 @@
+"""Problem 1 (filter visualisation): glue between analyses/filters.py and the report."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from analyses import filters as analysis
+from .. import figures
+from ..cache import code_version
+from ..context import RunContext, SectionResult
+from ..errors import UserError
+
+TITLE = "Filter visualisation"
+NUMBER = 1
+TOC = [("filters-1a", "1a. normalize_tensor"), ("filters-1b", "1b. conv1 and a deeper layer")]
+
+
+def run(ctx: RunContext) -> SectionResult:
+    start = time.perf_counter()
+    places = ctx.places()
+    params = ctx.config.params("filters")
+    parts = {"sha256": places.sha256, "arch": places.arch, "params": params, "code": code_version(analysis)}
+
+    def compute() -> list[analysis.FilterGrid]:
+        try:
+            return [analysis.filter_grid(places.model, layer, params["max_filters"]) for layer in params["layers"]]
+        except ValueError as exc:
+            raise UserError(f"--filter-layers: {exc}") from None
+
+    grids, cached = ctx.cache.get_or_compute("filters", parts, compute)
+    layers, figs = [], {}
+    for grid in grids:
+        fig_id = "filters_" + grid.layer.replace(".", "_")
+        path = ctx.figure_path(fig_id)
+        draw = _draw_rgb if grid.rgb is not None else _draw_slices
+        figures.save(draw(grid), path, demo=places.demo)
+        figs[fig_id] = ctx.relative(path)
+        layers.append(_layer_json(grid, fig_id))
+    data = {
+        "normalization": {
+            "method": "min-max per output filter",
+            "why": "filter norms within a layer differ by up to an order of magnitude, so one scale for the "
+                   "whole layer would leave weak filters a flat grey; each filter is stretched to [0, 1] on "
+                   "its own. A constant filter maps to 0.5 (no division by zero).",
+        },
+        "layers": layers,
+    }
+    return SectionResult("filters", TITLE, data, figs, cached=cached, seconds=time.perf_counter() - start)
+
+
+def _layer_json(grid: analysis.FilterGrid, fig_id: str) -> dict:
+    norms = grid.filter_norms
+    out = {"layer": grid.layer, "shape": list(grid.shape), "figure": fig_id,
+           "display": "RGB image per filter" if grid.rgb is not None else
+           "signed slices of the strongest input channels of the strongest filters",
+           "filters_shown": int(len(grid.rgb) if grid.rgb is not None else len(grid.slice_filters)),
+           "norm_min": float(norms.min()), "norm_median": float(np.median(norms)), "norm_max": float(norms.max())}
+    if grid.colour_fraction is not None:
+        out["colour_filters"] = int((grid.colour_fraction > 0.5).sum())
+        out["colour_fraction_median"] = float(np.median(grid.colour_fraction))
+    else:
+        out["slice_filters"] = [int(f) for f in grid.slice_filters]
+    return out
+
+
+def _draw_rgb(grid: analysis.FilterGrid):
+    n = len(grid.rgb)
+    cols = 8
+    rows = int(np.ceil(n / cols))
+    fig, axes = figures.plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.95))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(grid.rgb[i], interpolation="nearest")
+            ax.set_title(str(i), fontsize=6, pad=1)
+    fig.suptitle(f"{grid.layer} {tuple(grid.shape)}: filters as RGB, min-max per filter", fontsize=9)
+    return fig
+
+
+def _draw_slices(grid: analysis.FilterGrid):
+    rows, cols = grid.slices.shape[:2]
+    fig, axes = figures.plt.subplots(rows, cols, figsize=(cols * 0.8 + 1.2, rows * 0.8 + 0.6), squeeze=False)
+    image = None
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            image = ax.imshow(grid.slices[r, c], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"in {grid.slice_channels[r, c]}", fontsize=5, pad=1)
+            if c == 0:
+                ax.set_ylabel(f"f{grid.slice_filters[r]}", fontsize=6, rotation=0, labelpad=12)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="weight / max |weight| of the filter")
+    fig.suptitle(f"{grid.layer} {tuple(grid.shape)}: strongest filters (rows) x their strongest input channels",
+                 fontsize=9)
+    return fig
