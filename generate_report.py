@@ -9,12 +9,8 @@ Exit codes: 0 success; 1 failure while running; 2 bad input or missing requireme
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib
-import json
 import logging
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -71,6 +67,16 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         p.error(f"--image-size {a.image_size}: must be at least 32")
     if a.sweep_limit is not None and a.sweep_limit < 1:
         p.error(f"--sweep-limit {a.sweep_limit}: must be at least 1")
+    if a.submission:
+        from miniplaces.submission import check_name
+        try:
+            check_name(a.submission)
+        except UserError as exc:
+            p.error(str(exc))
+        if "fashion_mnist" not in sections:
+            p.error("--submission needs the fashion_mnist section (the model file goes in the zip)")
+        if not a.pdf:
+            p.error("--submission needs report.pdf: drop --no-pdf")
     return RunConfig(out=a.out, preset=a.preset, sections=sections, weights=a.weights, categories=a.categories,
                      arch=a.arch, images=tuple(a.images), replace_images=a.replace_images, image_size=a.image_size,
                      data_dir=a.data_dir, device=a.device, seed=a.seed, strict=a.strict, pdf=a.pdf,
@@ -106,6 +112,9 @@ def run(config: RunConfig) -> dict:
         if places_sections:  # provision first: --strict must stop before any work
             t = time.perf_counter()
             model_json = ctx.places().to_json()
+            if config.submission:
+                from miniplaces.submission import check_allowed
+                check_allowed(model_json["demo"], config.allow_demo_submission)
             steps.append({"name": "load Places365 model", "seconds": time.perf_counter() - t, "cached": False})
         results, sections = {"schema_version": 1}, []
         for name in config.sections:

@@ -23,13 +23,13 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "fashion_mnist": {"grid": "quick"},
     },
     "standard": {
-        "filters": {"layers": ["conv1", "layer1.0.conv2", "layer4.2.conv2"], "max_filters": 64},
+        "filters": {"layers": ["conv1", "layer1.0.conv2", "layer4.0.conv2"], "max_filters": 64},
         "units": {"sweep_limit": 100, "top_units": 5},
         "cam": {"top_k": 5},
         "fashion_mnist": {"grid": "standard"},
     },
     "full": {
-        "filters": {"layers": ["conv1", "layer1.0.conv2", "layer2.0.conv2", "layer3.0.conv2", "layer4.2.conv2"],
+        "filters": {"layers": ["conv1", "layer1.0.conv2", "layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2"],
                     "max_filters": 64},
         "units": {"sweep_limit": 300, "top_units": 5},
         "cam": {"top_k": 5},

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import pickle
 import socket
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +117,9 @@ def _unpickle(path: Path) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except UnicodeDecodeError:
-        return torch.load(path, map_location="cpu", weights_only=True, encoding="latin1")
+        with warnings.catch_warnings():  # torch warns that pickle args are ignored, yet honours encoding
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True, encoding="latin1")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

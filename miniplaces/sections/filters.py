@@ -26,7 +26,7 @@ def run(ctx: RunContext) -> SectionResult:
         try:
             return [analysis.filter_grid(places.model, layer, params["max_filters"]) for layer in params["layers"]]
         except ValueError as exc:
-            raise UserError(f"--filter-layers: {exc}") from None
+            raise UserError(f"filter layers (--filter-layers or the preset): {exc}") from None
 
     grids, cached = ctx.cache.get_or_compute("filters", parts, compute)
     layers, figs = [], {}

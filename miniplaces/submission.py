@@ -1,0 +1,53 @@
+"""The submission zip the problem set asks for: report.html, report.pdf and the model file at its root."""
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from pathlib import Path
+
+from . import atomic
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    """A kerberos-like name: it becomes a file name in the out dir, so no paths or odd characters."""
+    stem = name[:-4] if name.lower().endswith(".zip") else name
+    if not NAME.match(stem):
+        raise UserError(f"--submission {name!r}: use letters, digits, '.', '_' or '-' (your kerberos), no paths")
+    return stem
+
+
+def check_allowed(demo: bool, allow_demo: bool) -> None:
+    """Refuse before any work to pack a report whose Places answers come from untrained weights."""
+    if demo and not allow_demo:
+        raise UserError("--submission refuses a report made with DEMO (untrained) Places365 weights; pass "
+                        "--weights, or --allow-demo-submission if you really mean it")
+
+
+def write_submission(out: Path, name: str, results: dict, allow_demo: bool) -> Path:
+    """Write OUT/NAME.zip with the files at the zip's root and log what was packed."""
+    stem = check_name(name)
+    model = results.get("model")
+    check_allowed(bool(model and model.get("demo")), allow_demo)
+    final = (results.get("fashion_mnist") or {}).get("final") or {}
+    if not final.get("model_file"):
+        raise UserError("--submission needs the Problem 4 model file: do not --skip fashion_mnist")
+    files = [out / "report.html", out / "report.pdf", out / final["model_file"]]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise UserError(f"--submission: missing {', '.join(missing)} (was --no-pdf given?)")
+    path = out / f"{stem}.zip"
+
+    def pack(handle) -> None:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for file in files:
+                archive.write(file, arcname=file.name)
+
+    atomic.write_with(path, pack)
+    sizes = ", ".join(f"{f.name} ({f.stat().st_size / 1e6:.1f} MB)" for f in files)
+    log.info("submission %s holds: %s", path, sizes)
+    return path
