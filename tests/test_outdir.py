@@ -1,0 +1,32 @@
+"""The out dir is checked before long work: free space and writability."""
+from __future__ import annotations
+
+import shutil
+from collections import namedtuple
+
+import pytest
+
+from miniplaces import outdir
+from miniplaces.errors import UserError
+
+
+def test_full_disk_is_refused_before_work(tmp_path, monkeypatch):
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1024, 1024))
+    with pytest.raises(UserError, match="MiB free"):
+        with outdir.lock_out_dir(tmp_path / "out"):
+            pytest.fail("the body must not run on a full disk")
+
+
+def test_lock_is_released_after_a_run(tmp_path):
+    with outdir.lock_out_dir(tmp_path / "out"):
+        pass
+    with outdir.lock_out_dir(tmp_path / "out"):  # a second run later is fine
+        pass
+
+
+def test_second_concurrent_run_is_refused(tmp_path):
+    with outdir.lock_out_dir(tmp_path / "out"):
+        with pytest.raises(UserError, match="another run"):
+            with outdir.lock_out_dir(tmp_path / "out"):
+                pass
