@@ -74,3 +74,27 @@ class RunContext:
         return self.shared("places", lambda: provision(
             c.weights, c.categories, c.arch, Path(c.cache_dir), c.device, c.seed, c.strict, c.offline,
             progress=self.show_progress))
+
+    def scenes(self):
+        """The scene images of Problems 2 and 3 (miniplaces.scenes.SceneSet), decoded once; warnings once."""
+        from .scenes import load_scenes
+
+        c = self.config
+        return self.shared("scenes", lambda: load_scenes(c.images, c.replace_images, self.warn))
+
+    def feature_maps(self, scene):
+        """(FeatureMaps, was_cached) of layer4 for one scene: one forward pass per image per run, cached on disk.
+
+        The key holds everything the maps depend on: the weights' hash, the image bytes' hash, the
+        input size, the architecture and the source of the decoding and feature-map code.
+        """
+        from analyses import feature_maps as fm
+        from . import scenes as scenes_module
+        from .cache import code_version
+
+        places = self.places()
+        parts = {"sha256": places.sha256, "image": scene.sha256, "size": self.config.image_size,
+                 "arch": places.arch, "code": code_version(fm, scenes_module)}
+        return self.shared(f"feature_maps/{scene.id}", lambda: self.cache.get_or_compute(
+            "feature_maps", parts,
+            lambda: fm.compute_feature_maps(places.model, scene.image, self.config.image_size, places.device)))

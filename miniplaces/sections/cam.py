@@ -1,0 +1,156 @@
+"""Problem 3 (class activation maps): glue between analyses/cam.py and the report.
+
+CAMs reuse the layer4 maps of Problem 2 (ctx.feature_maps): the FC layer applied at each of the
+h x w positions is all that Problem 3 adds, so the section costs one small matrix product per scene.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from analyses import cam as analysis
+from analyses.feature_maps import fc_params, top_k
+from .. import atomic, figures
+from ..context import RunContext, SectionResult
+from .units import colour_scale, display_image, overlay, plain
+
+TITLE = "Class activation maps (CAM)"
+NUMBER = 3
+TOC = [("cam-3a", "3a. (1 x c x h x w) to (hw x c)"), ("cam-3b", "3b. FC layer per position: (hw x 365)"),
+       ("cam-3c", "3c. CAMs of the top-5 classes, explained"), ("cam-3d", "3d. Every scene: is CAM effective?")]
+CONTRIBUTORS = 3   # units listed per class
+
+
+def run(ctx: RunContext) -> SectionResult:
+    start = time.perf_counter()
+    places = ctx.places()
+    scene_set = ctx.scenes()
+    k = int(ctx.config.params("cam").get("top_k", 5))
+    weight, bias = fc_params(places.model)
+    figs, scenes_json, cached_all, shapes = {}, [], True, None
+    for scene in scene_set.scenes:
+        t = time.perf_counter()
+        fm, cached = ctx.feature_maps(scene)
+        cached_all &= cached
+        entry, fig_id, scene_shapes = _scene(ctx, scene, fm, weight, bias, k, places)
+        shapes = shapes or scene_shapes
+        figs[fig_id] = ctx.relative(ctx.figure_path(fig_id))
+        entry["seconds"] = time.perf_counter() - t
+        scenes_json.append(entry)
+    effective = [s["image"] for s in scenes_json if s["cam"]["verdict"]["effective"]]
+    data = {
+        "method": {
+            "definition": "M_j(x, y) = sum_u W[j, u] f_u(x, y) over the units u of layer4 (Zhou et al. 2016)",
+            "negative_weights": "kept, as in the problem set (the official Places365 CAM script zeroes them)",
+            "bias": "the (hw x 365) output of 3b includes the FC bias b_j; the CAM stored in the .npz files leaves "
+                    "it out. b_j is one constant per class, so the normalised maps are identical either way.",
+            "display": "raw h x w map upsampled bilinearly to the image, then min-max normalised to [0, 1] "
+                       "(a constant map is shown as all zeros); colour map jet (blue 0, red 1) blended at 50 %",
+        },
+        "shapes": shapes,
+        "verdict_rule": {
+            "concentration_area": 0.2,
+            "min_concentration": analysis.EFFECTIVE_CONCENTRATION,
+            "max_correlation": analysis.EFFECTIVE_MAX_CORRELATION,
+            "text": f"effective when the brightest 20 % of the top-1 CAM's pixels hold at least "
+                    f"{analysis.EFFECTIVE_CONCENTRATION:.0%} of its mass (a uniform map: 20 %) and the top-5 CAMs "
+                    f"are not near copies (mean pairwise correlation below {analysis.EFFECTIVE_MAX_CORRELATION})",
+        },
+        "effective_scenes": effective,
+        "top_k": k,
+        "skipped": scene_set.skipped,
+        "scenes": scenes_json,
+    }
+    return SectionResult("cam", TITLE, data, figs, cached=cached_all, seconds=time.perf_counter() - start)
+
+
+def _scene(ctx, scene, fm, weight, bias, k, places):
+    labels = places.labels
+    c, h, w = fm.maps.shape
+    # 3a, 3b exactly as the problem set: the FC module applied to the (hw x c) tensor
+    maps_t = torch.from_numpy(fm.maps)[None].to(places.device)
+    reshaped = analysis.reshape_hw_c(maps_t)
+    per_position = analysis.fc_per_position(maps_t, places.model.fc).float().cpu().numpy()
+    top = top_k(fm.probs, labels, k)
+    classes = [t["index"] for t in top]
+    raw = analysis.raw_cams(fm.maps, weight, classes)
+    shapes = {"chopped": [1, c, h, w], "reshaped": list(reshaped.shape), "fc_output": list(per_position.shape),
+              # checks that 3b is what CAM and the classifier say it is (float32 round-off only)
+              "mean_over_positions_vs_logits": float(np.abs(per_position.mean(axis=0) - fm.logits).max()),
+              "columns_vs_cam_plus_bias": float(np.abs(
+                  per_position[:, classes].T.reshape(len(classes), h, w) - (raw + bias[classes, None, None])).max())}
+
+    npz_path = ctx.out / "cam" / f"{scene.id}.npz"
+    arrays = {str(cls): raw[i].astype(np.float32) for i, cls in enumerate(classes)}
+    atomic.write_with(npz_path, lambda handle: np.savez(handle, **arrays))
+
+    rgb = display_image(scene)
+    size = rgb.shape[:2]
+    shown = [analysis.display_cam(r, size) for r in raw]
+    masks = scene.masks(size)
+    explanations = [_explain(t, fm.maps, weight, shown[i], raw[i], masks) for i, t in enumerate(top)]
+    v = analysis.verdict(shown[0], raw)
+    fig_id = f"cam_{scene.id}"
+    figures.save(_draw(scene, rgb, shown, top), ctx.figure_path(fig_id), demo=places.demo)
+    entry = {"image": scene.name, "id": scene.id, "top5": top_k(fm.probs, labels, 5),
+             "cam": {"classes": classes, "file": ctx.relative(npz_path), "raw_shape": [h, w],
+                     "explanations": explanations,
+                     "verdict": {"effective": v.effective, "concentration": v.concentration,
+                                 "correlation": v.correlation, "reasons": v.reasons,
+                                 "text": _verdict_text(v, explanations[0])},
+                     "shapes": shapes, "figure": fig_id}}
+    return entry, fig_id, shapes
+
+
+def _explain(t, maps, weight, shown, raw, masks) -> dict:
+    """Measured reasons for one class's map: its top contributing units and the concept regions it covers."""
+    units = [{"unit": u, "contribution": v, "share": s}
+             for u, v, s in analysis.top_contributors(maps, weight, t["index"], CONTRIBUTORS)]
+    concepts = []
+    for name, mask in masks.items():
+        area = float(mask.mean())
+        mass = analysis.mass_in_mask(shown, mask)
+        concepts.append({"concept": name, "mass": mass, "area": area, "lift": mass / area if area > 0 else None})
+    concepts.sort(key=lambda d: -d["mass"])
+    peak = np.unravel_index(int(np.argmax(raw)), raw.shape)
+    parts = [f"'{t['label']}' (p = {t['prob']:.4f}) is driven most by units "
+             + ", ".join(f"{u['unit']} ({u['share']:.0%} of the positive evidence)" for u in units)]
+    covered = [d for d in concepts if d["lift"] is not None and d["lift"] > 1.0]
+    if covered:
+        parts.append("its CAM concentrates on " + ", ".join(
+            f"{d['concept']} ({d['mass']:.0%} of the CAM mass on {d['area']:.0%} of the image)" for d in covered))
+    elif concepts:
+        parts.append("its CAM falls on no annotated concept more than that concept's share of the image")
+    parts.append(f"peak at cell (row {peak[0]}, col {peak[1]}) of the {raw.shape[0]}x{raw.shape[1]} map")
+    return {"index": t["index"], "label": t["label"], "prob": t["prob"], "units": units, "concepts": concepts,
+            "peak": [int(peak[0]), int(peak[1])], "text": "; ".join(parts) + "."}
+
+
+def _verdict_text(v: analysis.Verdict, top1: dict) -> str:
+    corr = "n/a" if v.correlation is None else f"{v.correlation:.2f}"
+    measured = (f"brightest 20 % of the top-1 CAM hold {v.concentration:.0%} of its mass; "
+                f"mean correlation between the top-5 CAMs {corr}")
+    if v.effective:
+        where = top1["concepts"][0] if top1["concepts"] else None
+        located = (f"; it points at {where['concept']} ({where['mass']:.0%} of the mass on {where['area']:.0%} "
+                   "of the image)") if where and where["lift"] and where["lift"] > 1 else ""
+        return f"Effective: {measured}{located}."
+    return f"Not effective: {'; '.join(v.reasons)} ({measured})."
+
+
+def _draw(scene, rgb, shown, top):
+    n = len(shown)
+    aspect = rgb.shape[0] / rgb.shape[1]
+    fig = figures.plt.figure(figsize=(2.1 * (n + 1) + 0.5, 2.1 * aspect + 0.8))
+    grid = fig.add_gridspec(1, n + 2, width_ratios=[1] * (n + 1) + [0.06])
+    ax = fig.add_subplot(grid[0, 0])
+    overlay(ax, rgb)
+    ax.set_title(plain(scene.name, 30), fontsize=7)
+    for i, (cam, t) in enumerate(zip(shown, top)):
+        ax = fig.add_subplot(grid[0, i + 1])
+        overlay(ax, rgb, cam, alpha=0.5)
+        ax.set_title(f"{i + 1}. {plain(t['label'], 28)}\np = {t['prob']:.4f}", fontsize=7)
+    fig.colorbar(colour_scale(0.0, 1.0), cax=fig.add_subplot(grid[0, n + 1]), label="CAM (min-max)")
+    return fig
