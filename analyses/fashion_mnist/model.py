@@ -1,0 +1,117 @@
+"""The small CNN, built from a plain config so that a saved file can rebuild it.
+
+VGG-style stages of (3x3 conv, BatchNorm, ReLU) x depth with 2x2 max-pooling after each stage's
+last convolution, then dropout and one linear layer on the flattened feature map (global average
+pooling would throw away where on the garment a feature is, which separates shirts from T-shirts). The pooling comes
+right after that convolution, before BatchNorm and ReLU: on a CPU the element-wise layers at full
+resolution cost more than the convolutions of so small a net, and pooling first quarters them. The network normalises its own input (buffers
+``mean``/``std``), so a caller hands it images in [0, 1] and a saved file needs nothing else.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+INITS = ("default", "kaiming", "xavier", "orthogonal")
+FORMAT = "miniplaces-fashion-mnist-model/1"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    channels: tuple[int, ...] = (32, 64, 128)   # one entry per stage; each stage halves the resolution
+    depth: int = 1                               # convolutions per stage
+    dropout: float = 0.0                         # before the classifier
+    init: str = "default"                        # PyTorch's default, or kaiming/xavier/orthogonal
+    num_classes: int = 10
+    mean: float = 0.2860                         # FashionMNIST training-set pixel mean and std
+    std: float = 0.3530
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        if "channels" in kwargs:
+            kwargs["channels"] = tuple(int(c) for c in kwargs["channels"])
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        c_in = 1
+        for c_out in config.channels:
+            for i in range(config.depth):
+                layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
+                if i == config.depth - 1:
+                    layers.append(nn.MaxPool2d(2))
+                layers += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+                c_in = c_out
+        self.features = nn.Sequential(*layers)
+        side = 28 >> len(config.channels)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(config.dropout),
+                                  nn.Linear(c_in * side * side, config.num_classes))
+        self.register_buffer("mean", torch.tensor(config.mean), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std), persistent=False)
+        init_weights(self, config.init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 1, 28, 28) in [0, 1] -> logits (B, num_classes)."""
+        return self.head(self.features((x - self.mean) / self.std))
+
+
+def init_weights(model: nn.Module, scheme: str) -> None:
+    """Re-initialise conv and linear weights; 'default' keeps PyTorch's kaiming-uniform(a=sqrt(5))."""
+    if scheme not in INITS:
+        raise ValueError(f"init {scheme!r}: use one of {', '.join(INITS)}")
+    if scheme == "default":
+        return
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if scheme == "kaiming":
+                nn.init.kaiming_normal_(m.weight, mode="fan_out" if isinstance(m, nn.Conv2d) else "fan_in",
+                                        nonlinearity="relu")
+            elif scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.orthogonal_(m.weight, gain=math.sqrt(2))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def build_model(config: ModelConfig) -> SmallCNN:
+    return SmallCNN(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model(model: SmallCNN, path: Path, extra: dict[str, Any] | None = None) -> None:
+    """One file with the architecture config and the weights, written atomically."""
+    from miniplaces.atomic import write_with
+
+    blob = {"format": FORMAT, "config": model.config.to_dict(),
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **(extra or {})}
+    write_with(path, lambda handle: torch.save(blob, handle))
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> SmallCNN:
+    """``model = load_model("reports/fashion_mnist_model.pt")``: rebuild the network, load weights, eval mode."""
+    blob = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} file")
+    model = build_model(ModelConfig.from_dict(blob["config"]))
+    model.load_state_dict(blob["state_dict"])
+    return model.to(device).eval()

@@ -1,0 +1,196 @@
+"""Problem 4 (a)-(c): ``train`` (one epoch), ``get_prediction``, ``evaluate``, ``make_optimizer``, and
+``fit``, which runs one trial (a config, a split, a seed) to a plain-data result.
+
+Batches are index tensors into the in-memory data (see data.py); the whole epoch is one Python
+loop with no DataLoader, no per-sample transforms and no worker processes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import data as fdata
+from .model import ModelConfig, build_model, count_parameters
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "onecycle", "cosine", "step")
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial depends on apart from data and seed; a grid file edits these fields."""
+
+    epochs: int = 10
+    batch_size: int = 256
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    schedule: str = "onecycle"
+    momentum: float = 0.9            # SGD momentum (Adam's beta1 stays at 0.9)
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.1
+    dropout: float = 0.0
+    init: str = "default"
+    channels: tuple[int, ...] = (32, 64, 128)
+    depth: int = 1
+    augment: str = "flip+crop"
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(channels=tuple(self.channels), depth=self.depth, dropout=self.dropout, init=self.init)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    def updated(self, overrides: dict[str, Any]) -> "TrialConfig":
+        if "channels" in overrides:
+            overrides = {**overrides, "channels": tuple(overrides["channels"])}
+        return replace(self, **overrides)
+
+
+FIELDS = {f.name: f for f in fields(TrialConfig)}
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    seconds: float
+
+
+@dataclass
+class Scores:
+    accuracy: float
+    loss: float
+
+
+def make_optimizer(model: nn.Module, cfg: TrialConfig) -> torch.optim.Optimizer:
+    """The one place the optimizer is set up (Problem 4c). Weight decay skips BatchNorm and biases,
+    which it would only pull towards zero without regularising anything."""
+    decay = [p for p in model.parameters() if p.dim() > 1]
+    no_decay = [p for p in model.parameters() if p.dim() <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise ValueError(f"optimizer {cfg.optimizer!r}: use one of {', '.join(OPTIMIZERS)}")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrialConfig,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-batch learning-rate schedule; ``cfg.lr`` is the peak (onecycle) or starting rate."""
+    total = cfg.epochs * steps_per_epoch
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.25,
+                                                   div_factor=10.0, final_div_factor=100.0)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if cfg.schedule == "step":  # divide by 10 after half and again after three quarters of training
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, [total // 2, 3 * total // 4], gamma=0.1)
+    if cfg.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    raise ValueError(f"schedule {cfg.schedule!r}: use one of {', '.join(SCHEDULES)}")
+
+
+def train(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+          scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module, cfg: TrialConfig,
+          generator: torch.Generator, device: torch.device) -> EpochStats:
+    """Train ``net`` for one epoch (Problem 4a): shuffle, augment each batch, step. Raises Diverged."""
+    start = time.perf_counter()
+    net.train()
+    ops = fdata.parse_augment(cfg.augment)
+    total_loss, correct, seen = 0.0, 0, 0
+    for idx in fdata.batches(len(labels), cfg.batch_size, generator, drop_last=True):
+        x = fdata.augment(images[idx], ops, generator).to(device, non_blocking=True)
+        y = labels[idx].to(device, non_blocking=True)
+        logits = net(x)
+        loss = criterion(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise Diverged(f"loss {value} after {seen} images")
+        total_loss += value * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        seen += len(y)
+    return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - start)
+
+
+@torch.no_grad()
+def get_prediction(image: torch.Tensor, net: nn.Module) -> torch.Tensor | int:
+    """Index of the predicted class (Problem 4b): an int for one image (1, 28, 28), a tensor for a batch."""
+    net.eval()
+    batch = image.unsqueeze(0) if image.dim() == 3 else image
+    device = next(net.parameters()).device
+    pred = net(batch.to(device)).argmax(dim=1).cpu()
+    return int(pred[0]) if image.dim() == 3 else pred
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             criterion: nn.Module | None = None) -> Scores:
+    """Accuracy (Problem 4b) and mean loss of ``net`` on a labelled set, in large batches."""
+    net.eval()
+    device = next(net.parameters()).device
+    correct, loss = 0, 0.0
+    for i in range(0, len(labels), EVAL_BATCH):
+        x, y = images[i:i + EVAL_BATCH].to(device), labels[i:i + EVAL_BATCH].to(device)
+        logits = net(x)
+        correct += int((logits.argmax(1) == y).sum())
+        if criterion is not None:
+            loss += float(criterion(logits, y)) * len(y)
+    n = max(len(labels), 1)
+    return Scores(correct / n, loss / n)
+
+
+def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
+        on_epoch: Callable[[dict], None] | None = None, keep_model: bool = False) -> dict[str, Any]:
+    """Train one configuration and return plain data: status ("ok" or "diverged"), the per-epoch
+    history (train loss/accuracy, validation loss/accuracy when there is a validation set, seconds,
+    learning rate) and, with ``keep_model``, the trained ``net``."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    net = build_model(cfg.model_config()).to(device)
+    optimizer = make_optimizer(net, cfg)
+    steps = max(len(split.train_y) // cfg.batch_size, 1)
+    scheduler = make_scheduler(optimizer, cfg, steps)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    plain = nn.CrossEntropyLoss()
+    history, status, error = [], "ok", None
+    for epoch in range(1, cfg.epochs + 1):
+        try:
+            stats = train(net, split.train_x, split.train_y, optimizer, scheduler, criterion, cfg, generator, device)
+        except Diverged as exc:
+            status, error = "diverged", f"epoch {epoch}: {exc}"
+            break
+        row = {"epoch": epoch, "train_s": stats.seconds, "train_loss": stats.loss, "train_acc": stats.accuracy,
+               "lr": optimizer.param_groups[0]["lr"]}
+        if len(split.val_y):
+            scores = evaluate(net, split.val_x, split.val_y, plain)
+            row.update(val_acc=scores.accuracy, val_loss=scores.loss)
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+    result = {"config": cfg.to_dict(), "seed": seed, "status": status, "error": error, "history": history,
+              "params": count_parameters(net), "train_s": sum(r["train_s"] for r in history),
+              "train_images": len(split.train_y), "val_images": len(split.val_y),
+              "val_acc": history[-1].get("val_acc") if history and status == "ok" else None}
+    if keep_model:
+        result["net"] = net
+    return result
+

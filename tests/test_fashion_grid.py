@@ -1,0 +1,89 @@
+"""Grid files: validation before any work, one-axis-at-a-time expansion, combination, final choice."""
+from pathlib import Path
+
+import pytest
+
+import generate_report
+from analyses.fashion_mnist import grid as fgrid
+from analyses.fashion_mnist.train import TrialConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["quick", "standard", "full"])
+def test_shipped_grids_parse(name):
+    grid = fgrid.load_grid(ROOT / "grids" / f"{name}.toml")
+    assert grid.axes and {"augmentation", "optimizer", "regularisation"} <= set(grid.axes)
+    assert len(fgrid.one_at_a_time(grid, 0)) > len(grid.axes)
+
+
+@pytest.mark.parametrize("raw, bad", [
+    ({"base": {"epochs": 1}, "colour": 1}, "colour"),
+    ({"base": {"epoch": 3}}, "epoch"),
+    ({"base": {"lr": "fast"}}, "fast"),
+    ({"base": {"epochs": -2}}, "-2"),
+    ({"base": {"epochs": 2.5}}, "2.5"),
+    ({"axes": {"lr_schedule": [{"lr": -0.1}]}}, "-0.1"),
+    ({"axes": {"lr_schedule": [{"lr": 0}]}}, "lr"),
+    ({"axes": {"optimizer": [{"optimizer": "lbfgs"}]}}, "lbfgs"),
+    ({"axes": {"augmentation": [{"augment": "flip+rotate"}]}}, "rotate"),
+    ({"axes": {"depth_width": [{"channels": [16, 0]}]}}, "[16, 0]"),
+    ({"axes": {"empty": []}}, "empty"),
+    ({"base": {"dropout": 1.5}}, "1.5"),
+    ({"base": {"batch_size": True}}, "True"),
+    ({"data": {"val_size": 60000}, "base": {"epochs": 1}}, "60000"),
+    ({}, "empty grid"),
+])
+def test_bad_grids_are_rejected_naming_the_value(raw, bad):
+    with pytest.raises(fgrid.GridError, match=None) as info:
+        fgrid.parse_grid(raw, "g.toml")
+    assert bad in str(info.value) and "g.toml" in str(info.value)
+
+
+def test_bad_grid_file_exits_2_before_any_work(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[base]\nepochs = -1\n")
+    cache = tmp_path / "cache"
+    code = generate_report.main(["--only", "fashion_mnist", "--grid", str(bad), "--out", str(tmp_path / "out"),
+                                 "--cache-dir", str(cache), "--no-pdf", "-q"])
+    assert code == 2
+    assert "epochs" in capsys.readouterr().err
+    assert not (cache / "results").exists()
+    (tmp_path / "broken.toml").write_text("[base\n")
+    assert generate_report.main(["--only", "fashion_mnist", "--grid", str(tmp_path / "broken.toml"), "--out",
+                                  str(tmp_path / "out"), "--cache-dir", str(cache), "--no-pdf", "-q"]) == 2
+
+
+def _grid():
+    return fgrid.parse_grid({"repeats": 2, "base": {"epochs": 1, "lr": 0.01},
+                             "axes": {"opt": [{"optimizer": "sgd"}, {"optimizer": "adam"}],
+                                      "lr": [{"lr": 0.01}, {"lr": 0.1}]},
+                             "final": {"epochs": 5}}, "t.toml")
+
+
+def test_one_at_a_time_skips_the_baseline_value_and_repeats_seeds():
+    specs = fgrid.one_at_a_time(_grid(), seed=7)
+    names = list(dict.fromkeys(s.name for s in specs))
+    assert names == ["baseline", "opt: optimizer=sgd", "opt: optimizer=adam", "lr: lr=0.1"]
+    assert [s.seed for s in specs if s.name == "baseline"] == [7, 8]
+    assert all(s.config.epochs == 1 for s in specs)
+
+
+def _results(accs):
+    return {name: [{"val_acc": a} for a in values] for name, values in accs.items()}
+
+
+def test_combination_takes_each_axis_best_and_final_takes_best_config():
+    grid = _grid()
+    specs = fgrid.one_at_a_time(grid, 0)
+    results = _results({"baseline": [0.80, 0.82], "opt: optimizer=sgd": [0.85, 0.83],
+                        "opt: optimizer=adam": [0.70, None], "lr: lr=0.1": [0.84, 0.86]})
+    assert fgrid.best_per_axis(grid, results) == {"opt": "opt: optimizer=sgd", "lr": "lr: lr=0.1"}
+    (combined, *_), = [fgrid.combination(grid, results, specs, 0)]
+    assert combined.config == TrialConfig(epochs=1, lr=0.1, optimizer="sgd")
+    specs += fgrid.combination(grid, results, specs, 0)
+    results[combined.name] = [{"val_acc": 0.9}, {"val_acc": 0.88}]
+    final = fgrid.final_spec(grid, results, specs, 0)
+    assert final.full_train and final.config == TrialConfig(epochs=5, lr=0.1, optimizer="sgd")
+    with pytest.raises(fgrid.GridError, match="diverged"):
+        fgrid.final_spec(grid, {n: [{"val_acc": None}] for n in results}, specs, 0)
