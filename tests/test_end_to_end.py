@@ -48,12 +48,16 @@ def test_numbers_agree_between_json_html_and_pdf(quick_report):
             assert text in page and text in pdf
     fm = results.get("fashion_mnist")
     if fm:
-        shown = f"{100 * fm['final']['test_acc']:.1f} %" if "test_acc" in fm["final"] else None
-        assert shown in page and shown in pdf
+        shown = f"{100 * fm['final']['test_acc']:.2f} %"
+        assert f"Test accuracy {shown}" in page and f"Test accuracy {shown}" in pdf
+        baseline = f"{100 * fm['baseline']['val_acc']:.2f} %"
+        assert baseline in page and baseline in pdf
     for scene in results.get("scenes", []):
         assert html.escape(scene["image"], quote=False) in (out / "report.html").read_text() or scene["image"] in page
         best = scene["top5"][0]
-        assert best["label"] in page and f"{100 * best['prob']:.1f} %" in page
+        assert best["label"] in page and f"{100 * best['prob']:.1f} %" in page and f"{100 * best['prob']:.1f} %" in pdf
+        for cam_class in scene["cam"]["classes"]:
+            assert (out / scene["cam"]["file"]).is_file()
 
 
 def test_second_run_reuses_the_cache(quick_report, tmp_path):
@@ -69,9 +73,10 @@ def test_second_run_reuses_the_cache(quick_report, tmp_path):
 
 
 def _strip_timings(obj):
-    """Timings and output paths differ between runs by nature; everything else must be identical."""
+    """Timings, cache flags and out-dir paths differ between runs by nature; everything else must not."""
     if isinstance(obj, dict):
-        return {k: _strip_timings(v) for k, v in obj.items() if not re.search(r"seconds|_s$|time", k)}
+        return {k: _strip_timings(v) for k, v in obj.items()
+                if not re.search(r"seconds|_s$|time|cached|trained|command|snippet", k)}
     if isinstance(obj, list):
         return [_strip_timings(v) for v in obj]
     return obj
