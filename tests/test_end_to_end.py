@@ -80,3 +80,21 @@ def _strip_timings(obj):
     if isinstance(obj, list):
         return [_strip_timings(v) for v in obj]
     return obj
+
+
+def test_submission_zip(quick_report, tmp_path):
+    import zipfile
+
+    common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
+    refused = run_cli("--preset", "quick", "--submission", "jdoe", out=tmp_path / "refused", **common)
+    assert refused.returncode == 2 and "DEMO" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "refused" / "results.json").exists()  # refused before any work
+    out = tmp_path / "packed"
+    packed = run_cli("--preset", "quick", "--submission", "jdoe", "--allow-demo-submission", out=out, **common)
+    assert packed.returncode == 0, packed.stderr[-2000:]
+    with zipfile.ZipFile(out / "jdoe.zip") as archive:
+        names = sorted(archive.namelist())
+        model_file = json.loads((out / "results.json").read_text())["fashion_mnist"]["final"]["model_file"]
+        assert names == sorted(["report.html", "report.pdf", model_file.split("/")[-1]])
+        assert archive.read("report.html") == (out / "report.html").read_bytes()
+    assert "jdoe.zip" in packed.stderr

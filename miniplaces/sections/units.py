@@ -123,7 +123,7 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
     pooled = fm.pooled
     c = fm.maps.shape[0]
     figs = {}
-    entry = {"image": scene.name, "id": scene.id, "source": scene.source, "concepts_file": scene.concepts_file,
+    entry = {"image": scene.name, "id": scene.id, "source": scene.source, "sha256": scene.sha256, "concepts_file": scene.concepts_file,
              "size": list(scene.original_size), "top5": top_k(fm.probs, labels)}
 
     # 2b: concept units (per-image IoU with the set's thresholds) or, without masks, the most active units
