@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist import grid as fgrid
@@ -70,6 +71,7 @@ def run(ctx: RunContext) -> SectionResult:
                          iterate=lambda items: progress(items, desc, quiet=not ctx.show_progress), cache=ctx.cache)
 
     specs = fgrid.one_at_a_time(grid, cfg.seed)
+    grid_start = time.perf_counter()
     outcomes = execute(specs, "FashionMNIST grid")
     grouped = _group(specs, outcomes)
     extra = fgrid.combination(grid, grouped, specs, cfg.seed)
@@ -77,8 +79,11 @@ def run(ctx: RunContext) -> SectionResult:
         outcomes += execute(extra, "FashionMNIST combination")
         specs += extra
         grouped = _group(specs, outcomes)
+    grid_wall_s = time.perf_counter() - grid_start
     final_spec = fgrid.final_spec(grid, grouped, specs, cfg.seed)
+    final_start = time.perf_counter()
     (final, final_cached), = execute([final_spec], "FashionMNIST final model")
+    final_wall_s = time.perf_counter() - final_start
     if final["status"] != "ok":
         raise UserError(f"FashionMNIST: the final model diverged ({final['error']}); lower the learning rate "
                         f"in {grid.source}")
@@ -117,9 +122,11 @@ def run(ctx: RunContext) -> SectionResult:
         "combined": next((t for t in trials if t["axis"] == "combined"), None),
         "grid_train_s": sum(t["train_s"] for t in trials),
         "grid_trials_trained": sum(not t["cached"] for t in trials),
+        "grid_wall_s": grid_wall_s,
         "final": {"name": final_spec.name, "config": final["config"], "overrides": _jsonable(final_spec.overrides),
                   "test_acc": final["test_acc"], "model_file": ctx.relative(model_path), "params": final["params"],
-                  "train_s": final["train_s"], "train_images": final["train_images"], "seed": final_spec.seed,
+                  "train_s": final["train_s"], "wall_s": final_wall_s, "train_images": final["train_images"],
+                  "seed": final_spec.seed,
                   "history": final["history"], "cached": final_cached,
                   "chosen_val_acc": fgrid.mean_val_acc(grouped[final_spec.name[len("final ("):-1]]),
                   "load_snippet": f'from analyses.fashion_mnist.model import load_model; '
@@ -235,6 +242,7 @@ def _draw_history(history: list[dict], title: str, test_acc: float | None = None
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
@@ -266,6 +274,7 @@ def _draw_axis(axis: dict, grouped: dict[str, list[dict]]):
             ax_curve.plot([h["epoch"] for h in history], [100 * h["val_acc"] for h in history], "o-", ms=3,
                           label=r["variant"] + (" (diverged)" if r["status"] == "diverged" else ""))
     ax_curve.set(xlabel="epoch", ylabel="validation accuracy (%)")
+    ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_curve.grid(alpha=0.3)
     ax_curve.legend(fontsize=6)
     fig.suptitle(f"Axis: {axis['axis']}", fontsize=9)
