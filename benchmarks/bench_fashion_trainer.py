@@ -20,6 +20,7 @@ import gzip
 import statistics
 import sys
 import tempfile
+import tomllib
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analyses.fashion_mnist import data as fdata  # noqa: E402
-from analyses.fashion_mnist.grid import load_grid  # noqa: E402
+from analyses.fashion_mnist.grid import check_overrides, load_grid  # noqa: E402
 from analyses.fashion_mnist.model import build_model  # noqa: E402
 from analyses.fashion_mnist.train import fit  # noqa: E402
 from analyses.fashion_mnist.trials import default_threads  # noqa: E402
@@ -86,7 +87,7 @@ def notebook_loop(root: Path, model_cfg, epochs: int, seed: int) -> list[tuple[f
     return out
 
 
-def project_loop(data: fdata.FashionData, cfg, epochs: int, seed: int) -> list[tuple[float, float]]:
+def project_loop(data: fdata.FashionData, cfg, seed: int) -> list[tuple[float, float]]:
     split = fdata.split(data, 10_000)
     out, start = [], time.perf_counter()
 
@@ -94,7 +95,7 @@ def project_loop(data: fdata.FashionData, cfg, epochs: int, seed: int) -> list[t
         out.append((time.perf_counter() - start, row["val_acc"]))
         print(f"  project epoch {row['epoch']}: {out[-1][0]:.1f}s val {100 * row['val_acc']:.2f} %", flush=True)
 
-    fit(cfg.updated({"epochs": epochs}), split, seed, torch.device("cpu"), on_epoch)
+    fit(cfg, split, seed, torch.device("cpu"), on_epoch)
     return out
 
 
@@ -108,19 +109,27 @@ def main() -> int:
     p.add_argument("--target", type=float, default=0.90, help="validation accuracy to reach")
     p.add_argument("--repeats", type=int, default=1, help="runs of each loop; medians are printed")
     p.add_argument("--grid", type=Path, default=ROOT / "grids" / "standard.toml", help="grid whose [base] is used")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="override the project's config, TOML values: --set batch_size=128 augment='\"flip\"'")
+    p.add_argument("--skip-notebook", action="store_true", help="time only the project's trainer")
     p.add_argument("--data-dir", type=Path)
     a = p.parse_args()
     torch.set_num_threads(default_threads())
     folder = fdata.locate(a.data_dir, None, offline=True)
     data = fdata.load(folder)
-    cfg = load_grid(a.grid).base
+    overrides = {}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        overrides.update(tomllib.loads(f"{key} = {value}"))
+    cfg = load_grid(a.grid).base.updated({**check_overrides(overrides, "--set"), "epochs": a.epochs})
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         root = torchvision_root(folder, Path(scratch))
         for r in range(a.repeats):
             print(f"repeat {r + 1}/{a.repeats} ({torch.get_num_threads()} threads)", flush=True)
-            project = project_loop(data, cfg, a.epochs, seed=r)
-            notebook = notebook_loop(root, cfg.model_config(), a.epochs, seed=r)
+            project = project_loop(data, cfg, seed=r)
+            notebook = [(float("nan"), float("nan"))] if a.skip_notebook else \
+                notebook_loop(root, cfg.model_config(), a.epochs, seed=r)
             rows.append({"project_s": seconds_to(project, a.target), "notebook_s": seconds_to(notebook, a.target),
                          "project_acc": project[-1][1], "notebook_acc": notebook[-1][1],
                          "project_epoch_s": project[-1][0] / a.epochs, "notebook_epoch_s": notebook[-1][0] / a.epochs})
@@ -131,7 +140,8 @@ def main() -> int:
         return statistics.median(values) if len(values) == len(rows) else None
 
     pct = f"{100 * a.target:.0f} %"
-    print(f"\nmedians over {a.repeats} repeat(s), model {cfg.model_config().channels}, {a.epochs} epochs:")
+    print(f"\nmedians over {a.repeats} repeat(s), model {cfg.model_config().channels}, {a.epochs} epochs, "
+          f"project config {cfg.to_dict()}:")
     for who in ("project", "notebook"):
         s = median(f"{who}_s")
         print(f"  {who:<8}: {'not reached' if s is None else f'{s:7.1f} s'} to {pct} validation accuracy; "

@@ -200,11 +200,14 @@ def _axes_json(grid: fgrid.Grid, grouped: dict[str, list[dict]], specs: list[fgr
                          else 100 * (s["mean"] - base["mean"]),
                          "train_s": statistics.fmean(r["train_s"] for r in grouped[name])})
         out.append({"axis": axis, "figure": "fm_axis_" + "".join(c if c.isalnum() else "_" for c in axis),
-                    "rows": rows, "best": best[axis], "conclusion": _conclusion(rows, best[axis], grid.repeats)})
+                    "rows": rows, "best": best[axis],
+                    "conclusion": _conclusion(rows, best[axis], grid.repeats, grid.val_size)})
     return out
 
 
-def _conclusion(rows: list[dict], best: str, repeats: int) -> str:
+def _conclusion(rows: list[dict], best: str, repeats: int, val_size: int) -> str:
+    """Best and worst value against the baseline, and whether the gap exceeds the validation noise:
+    two binomial standard errors of an accuracy measured on ``val_size`` images."""
     ok = [r for r in rows if r["mean"] is not None]
     diverged = [r["variant"] for r in rows if r["status"] == "diverged"]
     base = rows[0]
@@ -219,6 +222,11 @@ def _conclusion(rows: list[dict], best: str, repeats: int) -> str:
         text += f"; worst: {worst['variant']} at {100 * worst['mean']:.2f} % ({worst['delta_pp']:+.2f} pp)"
     if diverged:
         text += f"; diverged: {', '.join(diverged)}"
+    if best != "baseline" and base["mean"] is not None:
+        p = base["mean"]
+        two_se = 200 * (2 * p * (1 - p) / (val_size * repeats)) ** 0.5
+        verdict = "larger" if top["delta_pp"] > two_se else "not larger"
+        text += f"; the gain is {verdict} than the validation noise (2 s.e. of a difference: {two_se:.2f} pp)"
     return text + noise + "."
 
 
