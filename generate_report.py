@@ -107,6 +107,10 @@ def run(config: RunConfig) -> dict:
     out = Path(config.out)
     with lock_out_dir(out):
         ctx = RunContext(config, Cache(config.cache_dir, enabled=config.use_cache))
+        modules = {name: importlib.import_module(f"miniplaces.sections.{name}") for name in config.sections}
+        for module in modules.values():  # bad inputs (e.g. a grid file) are rejected before any work
+            if hasattr(module, "check"):
+                module.check(ctx)
         places_sections = [s for s in config.sections if s != "fashion_mnist"]
         steps, model_json = [], None
         if places_sections:  # provision first: --strict must stop before any work
@@ -117,8 +121,7 @@ def run(config: RunConfig) -> dict:
                 check_allowed(model_json["demo"], config.allow_demo_submission)
             steps.append({"name": "load Places365 model", "seconds": time.perf_counter() - t, "cached": False})
         results, sections = {"schema_version": 1}, []
-        for name in config.sections:
-            module = importlib.import_module(f"miniplaces.sections.{name}")
+        for name, module in modules.items():
             log.info("== %s", module.TITLE)
             section = module.run(ctx)
             steps.append({"name": name, "seconds": section.seconds, "cached": section.cached})
