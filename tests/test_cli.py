@@ -102,3 +102,13 @@ def test_filters_only_run_writes_outputs_and_reuses_cache(tmp_path):
     again = json.loads((out / "results.json").read_text())
     assert again["run"]["cache"]["misses"] == [] and len(again["run"]["cache"]["hits"]) == 1
     assert again["filters"] == results["filters"]
+
+
+def test_bad_grid_file_is_rejected_before_any_section_runs(tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text("[base]\nepochs = -3\n")
+    out = tmp_path / "out"
+    result = cli("--grid", str(grid), "--offline", "--out", str(out), tmp_path=tmp_path)
+    assert_clean_error(result, 2, "-3")
+    assert "UNTRAINED" not in result.stderr  # stopped before the Places model was even provisioned
+    assert not list((out / "figures").glob("*.png"))
