@@ -124,7 +124,7 @@ def _unpickle(path: Path) -> object:
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint into a plain state_dict without the DataParallel ``module.`` prefix."""
-    redownload = f"delete it and download {weights_filename('resnet50')} again from the CSAIL Places2 site"
+    redownload = "delete it and download the official *_places365.pth.tar again from the CSAIL Places2 site"
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     size = path.stat().st_size

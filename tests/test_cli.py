@@ -112,3 +112,13 @@ def test_bad_grid_file_is_rejected_before_any_section_runs(tmp_path):
     assert_clean_error(result, 2, "-3")
     assert "UNTRAINED" not in result.stderr  # stopped before the Places model was even provisioned
     assert not list((out / "figures").glob("*.png"))
+
+
+def test_no_usable_image_stops_before_any_section(tmp_path):
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image")
+    out = tmp_path / "out"
+    result = cli("--images", "zero.jpg", "text.jpg", "--replace-images", "--only", "filters", "units", "--offline",
+                 "--arch", "resnet18", "--no-pdf", "--out", str(out), tmp_path=tmp_path)
+    assert_clean_error(result, 2, "no usable scene image", "zero.jpg", "text.jpg")
+    assert not list((out / "figures").glob("*.png"))  # the filters section never ran

@@ -14,6 +14,7 @@ from analyses import cam as analysis
 from analyses.feature_maps import fc_params, top_k
 from .. import atomic, figures
 from ..context import RunContext, SectionResult
+from . import units as units_section
 from .units import colour_scale, display_image, overlay, plain
 
 TITLE = "Class activation maps (CAM)"
@@ -21,6 +22,7 @@ NUMBER = 3
 TOC = [("cam-3a", "3a. (1 x c x h x w) to (hw x c)"), ("cam-3b", "3b. FC layer per position: (hw x 365)"),
        ("cam-3c", "3c. CAMs of the top-5 classes, explained"), ("cam-3d", "3d. Every scene: is CAM effective?")]
 CONTRIBUTORS = 3   # units listed per class
+check = units_section.check   # the same scenes: no usable image stops the run before any work
 
 
 def run(ctx: RunContext) -> SectionResult:
