@@ -143,16 +143,19 @@ def _verdict_text(v: analysis.Verdict, top1: dict) -> str:
 
 
 def _draw(scene, rgb, shown, top):
+    """The image and its top-5 CAMs in a 2 x 3 grid, so each panel prints at a readable size."""
     n = len(shown)
+    cols = 3
+    rows = (n + 1 + cols - 1) // cols
     aspect = rgb.shape[0] / rgb.shape[1]
-    fig = figures.plt.figure(figsize=(2.1 * (n + 1) + 0.5, 2.1 * aspect + 0.8))
-    grid = fig.add_gridspec(1, n + 2, width_ratios=[1] * (n + 1) + [0.06])
+    fig = figures.plt.figure(figsize=(3.0 * cols + 0.6, rows * (3.0 * aspect + 0.6)))
+    grid = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.05])
     ax = fig.add_subplot(grid[0, 0])
     overlay(ax, rgb)
-    ax.set_title(plain(scene.name, 30), fontsize=7)
+    ax.set_title(plain(scene.name, 30), fontsize=9)
     for i, (cam, t) in enumerate(zip(shown, top)):
-        ax = fig.add_subplot(grid[0, i + 1])
+        ax = fig.add_subplot(grid[(i + 1) // cols, (i + 1) % cols])
         overlay(ax, rgb, cam, alpha=0.5)
-        ax.set_title(f"{i + 1}. {plain(t['label'], 28)}\np = {t['prob']:.4f}", fontsize=7)
-    fig.colorbar(colour_scale(0.0, 1.0), cax=fig.add_subplot(grid[0, n + 1]), label="CAM (min-max)")
+        ax.set_title(f"{i + 1}. {plain(t['label'], 28)}\np = {t['prob']:.4f}", fontsize=9)
+    fig.colorbar(colour_scale(0.0, 1.0), cax=fig.add_subplot(grid[:, cols]), label="CAM (min-max)")
     return fig
