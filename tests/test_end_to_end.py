@@ -42,6 +42,7 @@ def test_numbers_agree_between_json_html_and_pdf(quick_report):
     results, out = quick_report["results"], quick_report["out"]
     page, pdf = html_text(out), re.sub(r"\s+", " ", pdf_text(out))
     assert results["model"]["sha256"] in page
+    assert f"{results['run']['analysis_seconds']:.1f} s for the analyses" in page
     for layer in results["filters"]["layers"]:
         shape = " x ".join(str(d) for d in layer["shape"])
         for text in (f"{layer['norm_median']:.3f}", shape, layer["layer"]):
