@@ -5,6 +5,7 @@ are built lazily here, once per run, so a run that skips a section never pays fo
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,18 @@ class SectionResult:
     seconds: float = 0.0
 
 
+@functools.lru_cache(maxsize=1)
+def drawing_code_version() -> str:
+    """Hash of the analysis and section sources: editing any drawing or computing code redraws figures."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for path in sorted([*root.glob("analyses/*.py"), *root.glob("miniplaces/*.py"), *root.glob("miniplaces/sections/*.py")]):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 class RunContext:
     """Shared, lazily built inputs of one run."""
 
@@ -58,6 +71,33 @@ class RunContext:
 
     def figure_path(self, name: str) -> Path:
         return self.figures_dir / f"{name}.png"
+
+    def figure(self, name: str, draw: Callable[[], Any], demo: bool, inputs: dict) -> str:
+        """Write figure ``name`` and return its path relative to the out dir.
+
+        Drawing costs seconds per figure, so the PNG is cached under ``inputs`` (everything the
+        figure's data came from) plus the drawing code: a rerun with nothing changed copies it.
+        """
+        from . import atomic, figures
+
+        png, _ = self.cache.get_or_compute("figures", {**inputs, "figure": name, "demo": demo,
+                                                       "code": drawing_code_version()},
+                                           lambda: figures.png_bytes(draw(), demo))
+        path = self.figure_path(name)
+        atomic.write_bytes(path, png)
+        return self.relative(path)
+
+    def places_inputs(self, with_scenes: bool) -> dict:
+        """Everything a Places figure can depend on: weights, labels, options and, for the scene
+        sections, every scene with its concepts (Network Dissection thresholds span all images)."""
+        from .cache import digest
+
+        places, c = self.places(), self.config
+        inputs = {"sha256": places.sha256, "arch": places.arch, "labels": digest(places.labels),
+                  "image_size": c.image_size, "params": {s: c.params(s) for s in ("filters", "units", "cam")}}
+        if with_scenes:
+            inputs["scenes"] = [(s.name, s.sha256, digest(s.concepts)) for s in self.scenes().scenes]
+        return inputs
 
     def relative(self, path: Path) -> str:
         return Path(path).relative_to(self.out).as_posix()

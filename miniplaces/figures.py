@@ -18,8 +18,8 @@ DPI = 110
 DEMO_MARK = "DEMO: untrained weights"
 
 
-def save(fig: "plt.Figure", path: Path, demo: bool = False) -> Path:
-    """Write ``fig`` to ``path`` as PNG; a figure of the demo model carries a visible watermark."""
+def png_bytes(fig: "plt.Figure", demo: bool = False) -> bytes:
+    """Render ``fig`` to PNG bytes; a figure of the demo model carries a visible watermark."""
     if demo:
         fig.text(0.5, 0.5, DEMO_MARK, fontsize=22, color="red", alpha=0.35, ha="center", va="center",
                  rotation=20, weight="bold", transform=fig.transFigure, zorder=1000)
@@ -29,5 +29,10 @@ def save(fig: "plt.Figure", path: Path, demo: bool = False) -> Path:
     fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight",
                 metadata={"Software": None})  # no timestamps: same inputs, same bytes
     plt.close(fig)
-    atomic.write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save(fig: "plt.Figure", path: Path, demo: bool = False) -> Path:
+    """Write ``fig`` to ``path`` as PNG (atomically)."""
+    atomic.write_bytes(path, png_bytes(fig, demo))
     return path

@@ -95,7 +95,7 @@ def _scene(ctx, scene, fm, weight, bias, k, places):
     explanations = [_explain(t, fm.maps, weight, shown[i], raw[i], masks) for i, t in enumerate(top)]
     v = analysis.verdict(shown[0], raw)
     fig_id = f"cam_{scene.id}"
-    figures.save(_draw(scene, rgb, shown, top), ctx.figure_path(fig_id), demo=places.demo)
+    ctx.figure(fig_id, lambda: _draw(scene, rgb, shown, top), places.demo, ctx.places_inputs(with_scenes=True))
     entry = {"image": scene.name, "id": scene.id, "top5": top_k(fm.probs, labels, 5),
              "cam": {"classes": classes, "file": ctx.relative(npz_path), "raw_shape": [h, w],
                      "explanations": explanations,

@@ -32,10 +32,8 @@ def run(ctx: RunContext) -> SectionResult:
     layers, figs = [], {}
     for grid in grids:
         fig_id = "filters_" + grid.layer.replace(".", "_")
-        path = ctx.figure_path(fig_id)
         draw = _draw_rgb if grid.rgb is not None else _draw_slices
-        figures.save(draw(grid), path, demo=places.demo)
-        figs[fig_id] = ctx.relative(path)
+        figs[fig_id] = ctx.figure(fig_id, lambda: draw(grid), places.demo, ctx.places_inputs(with_scenes=False))
         layers.append(_layer_json(grid, fig_id))
     data = {
         "normalization": {

@@ -128,6 +128,7 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
     pooled = fm.pooled
     c = fm.maps.shape[0]
     figs = {}
+    inputs = ctx.places_inputs(with_scenes=True)
     entry = {"image": scene.name, "id": scene.id, "source": scene.source, "sha256": scene.sha256, "concepts_file": scene.concepts_file,
              "size": list(scene.original_size), "top5": top_k(fm.probs, labels)}
 
@@ -151,9 +152,8 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
                             "threshold": float(dissection.thresholds[PROBLEM_SET_UNIT]),
                             "activity_rank": int(np.nonzero(order == PROBLEM_SET_UNIT)[0][0]) + 1}
     fig_id = f"units_{scene.id}_concepts"
-    figures.save(_draw_concepts(scene, fm.maps, dissection.thresholds, rankings, entry), ctx.figure_path(fig_id),
-                 demo=demo)
-    figs[fig_id] = ctx.relative(ctx.figure_path(fig_id))
+    figs[fig_id] = ctx.figure(fig_id, lambda: _draw_concepts(scene, fm.maps, dissection.thresholds, rankings, entry),
+                              demo, inputs)
     entry["figures"] = {"concepts": fig_id}
 
     # 2c: top-5 units by FC weight of the top-1 class, zeroed
@@ -171,8 +171,7 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
         "top1_changed": int(np.argmax(ab.probs_after)) != ab.cls,
     }
     fig_id = f"units_{scene.id}_ablation"
-    figures.save(_draw_ablation(scene, fm.maps, entry["ablation"]), ctx.figure_path(fig_id), demo=demo)
-    figs[fig_id] = ctx.relative(ctx.figure_path(fig_id))
+    figs[fig_id] = ctx.figure(fig_id, lambda: _draw_ablation(scene, fm.maps, entry["ablation"]), demo, inputs)
     entry["figures"]["ablation"] = fig_id
 
     # 2d: both sweeps (timed: this is the "milliseconds, not a forward per k" claim)
@@ -183,8 +182,7 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
     entry["sweep"]["fewer"] = _fewer(sweeps)
     entry["sweep"]["milliseconds"] = ms
     fig_id = f"units_{scene.id}_sweep"
-    figures.save(_draw_sweep(scene, sweeps, labels), ctx.figure_path(fig_id), demo=demo)
-    figs[fig_id] = ctx.relative(ctx.figure_path(fig_id))
+    figs[fig_id] = ctx.figure(fig_id, lambda: _draw_sweep(scene, sweeps, labels), demo, inputs)
     entry["figures"]["sweep"] = fig_id
     return entry, figs, ms
 
