@@ -131,7 +131,7 @@ def run(config: RunConfig) -> dict:
             results[name] = {k: v for k, v in section.data.items() if k != "scenes"}
             merge_scenes(results, section.data.get("scenes", []))
         skipped = [{"name": s, "why": "--only/--skip"} for s in SECTIONS if s not in config.sections]
-        info = run_info(config, ctx, steps, start, VERSION)
+        info = run_info(config, ctx, model_json, steps, start, VERSION)
         results = {"schema_version": 1, "run": info, "model": model_json, **{k: v for k, v in results.items()
                                                                               if k != "schema_version"}}
         context = {"run": info, "model": model_json, "sections": sections, "skipped": skipped,

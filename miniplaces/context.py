@@ -92,12 +92,15 @@ class RunContext:
         sections, every scene with its concepts (Network Dissection thresholds span all images)."""
         from .cache import digest
 
-        places, c = self.places(), self.config
-        inputs = {"sha256": places.sha256, "arch": places.arch, "labels": digest(places.labels),
-                  "image_size": c.image_size, "params": {s: c.params(s) for s in ("filters", "units", "cam")}}
-        if with_scenes:
-            inputs["scenes"] = [(s.name, s.sha256, digest(s.concepts)) for s in self.scenes().scenes]
-        return inputs
+        def build() -> dict:
+            places, c = self.places(), self.config
+            inputs = {"sha256": places.sha256, "arch": places.arch, "labels": digest(places.labels),
+                      "image_size": c.image_size, "params": {s: c.params(s) for s in ("filters", "units", "cam")}}
+            if with_scenes:
+                inputs["scenes"] = [(s.name, s.sha256, digest(s.concepts)) for s in self.scenes().scenes]
+            return inputs
+
+        return self.shared(f"places_inputs/{with_scenes}", build)
 
     def relative(self, path: Path) -> str:
         return Path(path).relative_to(self.out).as_posix()

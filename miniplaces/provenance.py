@@ -34,17 +34,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 
-def run_info(config: RunConfig, ctx: RunContext, steps: list[dict], start: float, version: str) -> dict:
+def run_info(config: RunConfig, ctx: RunContext, model: dict | None, steps: list[dict], start: float,
+             version: str) -> dict:
     import torch
 
-    places = ctx._memo.get("places")
+    from .places_model import pick_device
     return {
         "version": version,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "preset": config.preset,
         "seed": config.seed,
         "sections": list(config.sections),
-        "device": str(places.device) if places else ("cuda" if torch.cuda.is_available() and config.device != "cpu" else "cpu"),
+        "device": model["device"] if model else str(pick_device(config.device)),
         "git_commit": git_commit(),
         "argv": " ".join(sys.argv),
         "cache_dir": str(config.cache_dir) if config.use_cache else "disabled (--no-cache)",
