@@ -4,14 +4,17 @@
 Both train the same small CNN (the baseline of grids/standard.toml) on the same 50 000 images and
 validate after every epoch on the same fixed 10 000-image validation split. The notebook loop is
 what the problem set's notebook does: a torchvision dataset with ToTensor per sample, a DataLoader
-with batch size 64, Adam at 1e-3, no schedule. The project loop: in-memory tensors, batched
-augmentation, AdamW with a one-cycle schedule, label smoothing, batch size 256.
+with batch size 64, Adam at 1e-3, no schedule, the default (NCHW) memory layout. The project loop:
+in-memory tensors, batched augmentation, channels-last, AdamW with a one-cycle schedule, label
+smoothing, batch size 256. Also timed: one pass of the notebook's DataLoader without the network,
+which bounds what any input pipeline can save per epoch.
 
 Prints, per repeat and as medians: seconds (training plus validation, wall clock) until the
 validation accuracy first reaches --target, and the accuracy after --epochs epochs, for both, and
-the ratio. A benchmark, not a test:
+the ratio. A benchmark, not a test (about 4 minutes per repeat at 4 epochs):
 
-    .venv/bin/python benchmarks/bench_fashion_trainer.py --epochs 4 --repeats 1
+    .venv/bin/python benchmarks/bench_fashion_trainer.py --epochs 4 --repeats 3
+    .venv/bin/python benchmarks/bench_fashion_trainer.py --skip-notebook --set channels_last=false
 """
 from __future__ import annotations
 
@@ -87,6 +90,20 @@ def notebook_loop(root: Path, model_cfg, epochs: int, seed: int) -> list[tuple[f
     return out
 
 
+def notebook_loading_s(root: Path) -> float:
+    """Seconds for one pass over the notebook's training DataLoader alone, without the network: the
+    most any input pipeline could save per epoch; the rest of an epoch is the network's compute."""
+    from torch.utils.data import DataLoader, Subset
+    from torchvision import datasets, transforms
+
+    full = datasets.FashionMNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+    train_idx, _ = split_indices(len(full), 10_000)
+    start = time.perf_counter()
+    for _ in DataLoader(Subset(full, train_idx.tolist()), batch_size=64, shuffle=True):
+        pass
+    return time.perf_counter() - start
+
+
 def project_loop(data: fdata.FashionData, cfg, seed: int) -> list[tuple[float, float]]:
     split = fdata.split(data, 10_000)
     out, start = [], time.perf_counter()
@@ -130,7 +147,9 @@ def main() -> int:
             project = project_loop(data, cfg, seed=r)
             notebook = [(float("nan"), float("nan"))] if a.skip_notebook else \
                 notebook_loop(root, cfg.model_config(), a.epochs, seed=r)
+            loading_s = float("nan") if a.skip_notebook else notebook_loading_s(root)
             rows.append({"project_s": seconds_to(project, a.target), "notebook_s": seconds_to(notebook, a.target),
+                         "notebook_loading_s": loading_s,
                          "project_acc": project[-1][1], "notebook_acc": notebook[-1][1],
                          "project_epoch_s": project[-1][0] / a.epochs, "notebook_epoch_s": notebook[-1][0] / a.epochs})
             print(f"  {rows[-1]}", flush=True)
@@ -146,6 +165,7 @@ def main() -> int:
         s = median(f"{who}_s")
         print(f"  {who:<8}: {'not reached' if s is None else f'{s:7.1f} s'} to {pct} validation accuracy; "
               f"{100 * median(f'{who}_acc'):.2f} % after {a.epochs} epochs; {median(f'{who}_epoch_s'):.1f} s/epoch")
+    print(f"  notebook data loading alone (ToTensor per sample, batch 64): {median('notebook_loading_s'):.1f} s/epoch")
     if median("project_s") and median("notebook_s"):
         print(f"  ratio   : the project reaches {pct} {median('notebook_s') / median('project_s'):.1f}x sooner")
     return 0

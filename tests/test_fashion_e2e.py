@@ -59,7 +59,7 @@ def test_section_end_to_end_and_warm_rerun(tmp_path):
     assert all(t["status"] == "ok" and 0 < t["val_acc"] <= 1 for n, t in trials.items() if t is not diverged)
     assert {"epoch", "train_s", "val_acc"} <= set(trials["baseline"]["history"][0])
     final = results["final"]
-    assert final["model_file"] == "fashion_mnist_model.pt" and final["train_images"] == 1100
+    assert final["model_file"] == "fashion_mnist_model.pt" and final["train_images"] == 60000  # all, not the subset
     html = (out / "report.html").read_text()
     assert "DIVERGED" in html and 'id="fm-4d"' in html and "validation split" in html
     printed = subprocess.run([sys.executable, "-m", "analyses.fashion_mnist.evaluate_model",

@@ -1,4 +1,5 @@
 """Grid files: validation before any work, one-axis-at-a-time expansion, combination, final choice."""
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,10 @@ def test_shipped_grids_parse(name):
     ({"axes": {"optimizer": [{"optimizer": "lbfgs"}]}}, "lbfgs"),
     ({"axes": {"augmentation": [{"augment": "flip+rotate"}]}}, "rotate"),
     ({"axes": {"depth_width": [{"channels": [16, 0]}]}}, "[16, 0]"),
+    ({"axes": {"depth_width": [{"depth": [1, 0]}]}}, "[1, 0]"),
+    ({"axes": {"depth_width": [{"channels": [8, 16], "depth": [1, 1, 2]}]}}, "one entry per stage"),
+    ({"base": {"depth": [1, 2]}}, "one entry per stage"),
+    ({"finalists": -1, "base": {"epochs": 1}}, "finalists"),
     ({"axes": {"empty": []}}, "empty"),
     ({"base": {"dropout": 1.5}}, "1.5"),
     ({"base": {"batch_size": True}}, "True"),
@@ -84,6 +89,25 @@ def test_combination_takes_each_axis_best_and_final_takes_best_config():
     specs += fgrid.combination(grid, results, specs, 0)
     results[combined.name] = [{"val_acc": 0.9}, {"val_acc": 0.88}]
     final = fgrid.final_spec(grid, results, specs, 0)
-    assert final.full_train and final.config == TrialConfig(epochs=5, lr=0.1, optimizer="sgd")
+    assert final.stage == "final" and final.config == TrialConfig(epochs=5, lr=0.1, optimizer="sgd")
     with pytest.raises(fgrid.GridError, match="diverged"):
         fgrid.final_spec(grid, {n: [{"val_acc": None}] for n in results}, specs, 0)
+
+
+def test_finalists_are_the_best_and_the_baseline_and_decide_the_final_model():
+    grid = replace(_grid(), finalists=1)
+    specs = fgrid.one_at_a_time(grid, 0)
+    results = _results({"baseline": [0.80, 0.82], "opt: optimizer=sgd": [0.85, 0.83],
+                        "opt: optimizer=adam": [0.95, None], "lr: lr=0.1": [0.84, 0.86]})
+    assert fgrid.ranked(results) == ["lr: lr=0.1", "opt: optimizer=sgd", "baseline"]  # a diverged repeat drops out
+    finalists = fgrid.finalist_specs(grid, results, specs, 0)
+    assert [(s.name, s.seed) for s in finalists] == [("finalist: lr: lr=0.1", 0), ("finalist: lr: lr=0.1", 1),
+                                                     ("finalist: baseline", 0), ("finalist: baseline", 1)]
+    assert all(s.stage == "finalist" and s.config.epochs == 5 for s in finalists)  # trained as the final will be
+    # at full scale the baseline wins: the final model is the baseline, whatever the grid said
+    at_scale = _results({"finalist: lr: lr=0.1": [0.90, 0.91], "finalist: baseline": [0.92, 0.92]})
+    final = fgrid.final_spec(grid, at_scale, finalists, 0)
+    assert final.name == "final (baseline)" and final.config == grid.base.updated({"epochs": 5})
+    assert fgrid.finalist_specs(replace(grid, finalists=0), results, specs, 0) == []
+    # when the baseline is already among the best, it is not trained twice
+    assert len(fgrid.finalist_specs(replace(grid, finalists=3), results, specs, 0)) == 6

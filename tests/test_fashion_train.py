@@ -103,3 +103,17 @@ def test_saved_model_reloads_to_same_predictions(small, tmp_path, capsys):
     assert "test accuracy" in capsys.readouterr().out
     (tmp_path / "junk.pt").write_bytes(b"not a model")
     assert evaluate_model.main([str(tmp_path / "junk.pt")]) == 2
+
+
+def test_per_stage_depth_and_flip_tta():
+    net = build_model(ModelConfig(channels=(4, 8), depth=(1, 2)))
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 3
+    with pytest.raises(ValueError, match="one entry per stage"):
+        build_model(ModelConfig(channels=(4, 8), depth=(1, 2, 3)))
+    tta = build_model(ModelConfig(channels=(4,), flip_tta=True)).eval()
+    x = torch.rand(5, 1, 28, 28)
+    with torch.no_grad():  # eval mode predicts from both mirror images: the output cannot tell them apart
+        assert torch.allclose(tta(x), tta(x.flip(3)), atol=1e-6)
+        assert not torch.allclose(tta.logits(x), tta.logits(x.flip(3)), atol=1e-6)
+    assert ModelConfig.from_dict(ModelConfig(depth=(1, 1, 2), flip_tta=True).to_dict()) == \
+        ModelConfig(depth=(1, 1, 2), flip_tta=True)

@@ -2,8 +2,9 @@
 
 A grid is plain data. ``[base]`` is the baseline configuration (Problem 4c); ``[axes]`` maps an
 axis name to a list of partial configs, each tried on its own around the baseline (one axis at a
-time); ``combine`` then trains the baseline with every axis set to its best value; ``[final]``
-overrides (e.g. more epochs) apply when the best configuration is retrained on all 60k images.
+time); ``combine`` then trains the baseline with every axis set to its best value; ``finalists`` retrains
+the best few and the baseline as the final model would be trained (``[final]`` overrides, the whole
+training split) and picks among them by validation; the pick is retrained on all 60k images.
 Everything is checked before any training, and a bad key or value is named in the error.
 """
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 
 from . import data as fdata
 from .model import INITS
-from .train import FIELDS, OPTIMIZERS, SCHEDULES, TrialConfig
+from .train import FIELDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrialConfig
 
-TOP_KEYS = {"description", "repeats", "combine", "data", "base", "axes", "final"}
+TOP_KEYS = {"description", "repeats", "combine", "finalists", "data", "base", "axes", "final"}
+STAGES = ("grid", "finalist", "final")
 DATA_KEYS = {"val_size", "train_subset"}
-CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS}
+CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "precision": PRECISIONS}
 
 
 class GridError(ValueError):
@@ -28,14 +30,18 @@ class GridError(ValueError):
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One training run: ``name`` groups repeats of the same config (they differ in ``seed`` only)."""
+    """One training run: ``name`` groups repeats of the same config (they differ in ``seed`` only).
+
+    ``stage`` says what it trains on: "grid" the grid's subset of the training split, "finalist" the
+    whole training split (both validate), "final" all 60k images (and is scored once on the test set).
+    """
 
     name: str
     axis: str | None
     overrides: dict[str, Any]
     config: TrialConfig
     seed: int
-    full_train: bool = False
+    stage: str = "grid"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class Grid:
     final: dict[str, Any] = field(default_factory=dict)
     repeats: int = 1
     combine: bool = True
+    finalists: int = 0
     val_size: int = 10_000
     train_subset: int = 0
 
@@ -75,6 +82,13 @@ def check_overrides(overrides: Any, where: str) -> dict[str, Any]:
             if len(value) > 4:
                 _fail(spot, f"{value!r}: at most 4 stages (each halves the 28 x 28 image)")
             value = tuple(value)
+        elif key == "depth":
+            if isinstance(value, list):
+                if not value or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value):
+                    _fail(spot, f"{value!r} must be a positive integer or a list of them, one per stage")
+                value = tuple(value)
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                _fail(spot, f"{value!r} must be a positive integer or a list of them, one per stage")
         elif isinstance(default, bool) or isinstance(default, str):
             if type(value) is not type(default):
                 _fail(spot, f"{value!r} must be a {type(default).__name__}")
@@ -85,11 +99,11 @@ def check_overrides(overrides: Any, where: str) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 _fail(spot, f"{value!r} must be a number")
             value = float(value)
-        if key in ("epochs", "batch_size", "depth") and value < 1:
+        if key in ("epochs", "batch_size") and value < 1:
             _fail(spot, f"{value!r} must be at least 1")
         if key == "lr" and not value > 0:
             _fail(spot, f"{value!r} must be positive")
-        if key in ("weight_decay", "momentum") and not value >= 0:
+        if key in ("weight_decay", "momentum", "hidden") and not value >= 0:
             _fail(spot, f"{value!r} must not be negative")
         if key in ("dropout", "label_smoothing") and not 0 <= value < 1:
             _fail(spot, f"{value!r} must be in [0, 1)")
@@ -102,6 +116,14 @@ def check_overrides(overrides: Any, where: str) -> dict[str, Any]:
                 _fail(spot, str(exc))
         out[key] = value
     return out
+
+
+def _check_stages(config: TrialConfig, where: str) -> None:
+    """A per-stage depth list must have one entry per stage of channels."""
+    try:
+        config.model_config().stage_depths()
+    except ValueError as exc:
+        _fail(where, str(exc))
 
 
 def _int_setting(table: dict, key: str, where: str, default: int, minimum: int) -> int:
@@ -136,7 +158,11 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
         if not isinstance(values, list) or not values:
             _fail(where, f"{values!r} must be a non-empty list of tables like {{lr = 0.01}}")
         axes[axis] = [check_overrides(v, f"{where}[{i}]") for i, v in enumerate(values)]
+        for i, overrides in enumerate(axes[axis]):
+            _check_stages(base.updated(overrides), f"{where}[{i}]")
     final = check_overrides(raw.get("final", {}), f"{source}: final")
+    _check_stages(base, f"{source}: base")
+    _check_stages(base.updated(final), f"{source}: final")
     combine = raw.get("combine", True)
     if not isinstance(combine, bool):
         _fail(f"{source}: combine", f"{combine!r} must be true or false")
@@ -144,7 +170,7 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     if not isinstance(description, str):
         _fail(f"{source}: description", f"{description!r} must be a string")
     return Grid(source, description, base, axes, final, _int_setting(raw, "repeats", source, 1, 1), combine,
-                val_size, train_subset)
+                _int_setting(raw, "finalists", source, 0, 0), val_size, train_subset)
 
 
 def load_grid(path: Path) -> Grid:
@@ -209,13 +235,41 @@ def combination(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: lis
     return [TrialSpec(f"combined: {describe(overrides)}", "combined", overrides, config, s) for s in grid.seeds(seed)]
 
 
+def ranked(results: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Trial names by mean validation accuracy, best first, diverged ones left out (ties keep order)."""
+    ok = [n for n in results if mean_val_acc(results[n]) != float("-inf")]
+    return sorted(ok, key=lambda n: -mean_val_acc(results[n]))
+
+
+def finalist_specs(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: list[TrialSpec],
+                   seed: int) -> list[TrialSpec]:
+    """The ``finalists`` best grid configurations plus the baseline, trained as the final model will be.
+
+    A grid trial is short and sees a subset, which rewards what converges fast (less augmentation,
+    less regularisation, higher learning rates); whether that still wins over the final model's
+    longer training on more images is measured here, on the same validation split, rather than
+    assumed. The baseline is always a finalist because every grid comparison was made against it.
+    """
+    if not grid.finalists:
+        return []
+    by_name = {s.name: s for s in specs}
+    names = ranked(results)[:grid.finalists]
+    if "baseline" not in names and "baseline" in ranked(results):
+        names.append("baseline")
+    return [TrialSpec(f"finalist: {name}", "finalist", by_name[name].overrides,
+                      by_name[name].config.updated(grid.final), s, stage="finalist")
+            for name in names for s in grid.seeds(seed)]
+
+
 def final_spec(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: list[TrialSpec],
                seed: int) -> TrialSpec:
-    """The best configuration by mean validation accuracy, with [final] overrides, on all training images."""
+    """The best configuration by mean validation accuracy among ``results`` (the finalists when there
+    are any, else every grid trial), with [final] overrides, on all training images."""
     by_name = {s.name: s for s in specs}
-    name = max(results, key=lambda n: mean_val_acc(results[n]))
-    if mean_val_acc(results[name]) == float("-inf"):
+    best = ranked(results)
+    if not best:
         raise GridError(f"{grid.source}: every trial diverged; nothing to retrain")
-    chosen = by_name[name]
-    return TrialSpec(f"final ({name})", "final", {**chosen.overrides, **grid.final},
-                     chosen.config.updated(grid.final), seed, full_train=True)
+    chosen = by_name[best[0]]
+    label = best[0].removeprefix("finalist: ")
+    return TrialSpec(f"final ({label})", "final", {**chosen.overrides, **grid.final},
+                     chosen.config.updated(grid.final), seed, stage="final")

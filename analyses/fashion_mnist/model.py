@@ -1,10 +1,11 @@
 """The small CNN, built from a plain config so that a saved file can rebuild it.
 
-VGG-style stages of (3x3 conv, BatchNorm, ReLU) x depth with 2x2 max-pooling after each stage's
+VGG-style stages of (3x3 conv, BatchNorm, ReLU) x depth (one number, or one per stage) with 2x2 max-pooling after each stage's
 last convolution, then dropout and one linear layer on the flattened feature map (global average
 pooling would throw away where on the garment a feature is, which separates shirts from T-shirts). The pooling comes
 right after that convolution, before BatchNorm and ReLU: on a CPU the element-wise layers at full
-resolution cost more than the convolutions of so small a net, and pooling first quarters them. The network normalises its own input (buffers
+resolution cost more than the convolutions of so small a net, and pooling first quarters them. With ``flip_tta`` the network predicts, in eval mode, from the mean of
+the logits of an image and of its mirror image. The network normalises its own input (buffers
 ``mean``/``std``), so a caller hands it images in [0, 1] and a saved file needs nothing else.
 """
 from __future__ import annotations
@@ -24,8 +25,10 @@ FORMAT = "miniplaces-fashion-mnist-model/1"
 @dataclass(frozen=True)
 class ModelConfig:
     channels: tuple[int, ...] = (32, 64, 128)   # one entry per stage; each stage halves the resolution
-    depth: int = 1                               # convolutions per stage
-    dropout: float = 0.0                         # before the classifier
+    depth: int | tuple[int, ...] = 1             # convolutions per stage: one number for all, or one per stage
+    dropout: float = 0.0                         # before each classifier layer
+    hidden: int = 0                              # units of a hidden fully connected layer (0: none)
+    flip_tta: bool = False                       # in eval mode, average the logits of the image and its mirror
     init: str = "default"                        # PyTorch's default, or kaiming/xavier/orthogonal
     num_classes: int = 10
     mean: float = 0.2860                         # FashionMNIST training-set pixel mean and std
@@ -37,12 +40,22 @@ class ModelConfig:
         kwargs = {k: v for k, v in d.items() if k in names}
         if "channels" in kwargs:
             kwargs["channels"] = tuple(int(c) for c in kwargs["channels"])
+        if isinstance(kwargs.get("depth"), list):
+            kwargs["depth"] = tuple(int(n) for n in kwargs["depth"])
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        d["depth"] = list(self.depth) if isinstance(self.depth, tuple) else self.depth
         return d
+
+    def stage_depths(self) -> tuple[int, ...]:
+        if isinstance(self.depth, int):
+            return (self.depth,) * len(self.channels)
+        if len(self.depth) != len(self.channels):
+            raise ValueError(f"depth {list(self.depth)} needs one entry per stage of channels {list(self.channels)}")
+        return tuple(self.depth)
 
 
 class SmallCNN(nn.Module):
@@ -51,23 +64,33 @@ class SmallCNN(nn.Module):
         self.config = config
         layers: list[nn.Module] = []
         c_in = 1
-        for c_out in config.channels:
-            for i in range(config.depth):
+        for c_out, depth in zip(config.channels, config.stage_depths()):
+            for i in range(depth):
                 layers.append(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False))
-                if i == config.depth - 1:
+                if i == depth - 1:
                     layers.append(nn.MaxPool2d(2))
                 layers += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
                 c_in = c_out
         self.features = nn.Sequential(*layers)
         side = 28 >> len(config.channels)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(config.dropout),
-                                  nn.Linear(c_in * side * side, config.num_classes))
+        width = c_in * side * side
+        head: list[nn.Module] = [nn.Flatten()]
+        if config.hidden:  # cheap capacity on a CPU: a matrix product, not a convolution
+            head += [nn.Dropout(config.dropout), nn.Linear(width, config.hidden, bias=False),
+                     nn.BatchNorm1d(config.hidden), nn.ReLU(inplace=True)]
+            width = config.hidden
+        self.head = nn.Sequential(*head, nn.Dropout(config.dropout), nn.Linear(width, config.num_classes))
         self.register_buffer("mean", torch.tensor(config.mean), persistent=False)
         self.register_buffer("std", torch.tensor(config.std), persistent=False)
         init_weights(self, config.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (B, 1, 28, 28) in [0, 1] -> logits (B, num_classes)."""
+        if self.config.flip_tta and not self.training:  # garments are left-right symmetric; one pass each way
+            return (self.logits(x) + self.logits(x.flip(3))) / 2
+        return self.logits(x)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features((x - self.mean) / self.std))
 
 

@@ -19,6 +19,7 @@ from .model import ModelConfig, build_model, count_parameters
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine", "step")
+PRECISIONS = ("fp32", "bf16")
 EVAL_BATCH = 1000
 
 
@@ -35,22 +36,27 @@ class TrialConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     dropout: float = 0.0
+    hidden: int = 0                  # units of a hidden fully connected layer before the classifier
     init: str = "default"
     channels: tuple[int, ...] = (32, 64, 128)
-    depth: int = 1
+    depth: int | tuple[int, ...] = 1    # convolutions per stage: one number, or one per stage
     augment: str = "flip+crop"
+    channels_last: bool = True       # NHWC activations: about twice as fast on a CPU (benchmarks/)
+    flip_tta: bool = False           # predict from the mean logits of the image and its mirror (eval only)
+    precision: str = "bf16"          # training forward pass in bfloat16 where the hardware does it natively
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(channels=tuple(self.channels), depth=self.depth, dropout=self.dropout, init=self.init)
+        return ModelConfig(channels=tuple(self.channels), depth=self.depth, dropout=self.dropout,
+                           hidden=self.hidden, init=self.init, flip_tta=self.flip_tta)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        d["depth"] = list(self.depth) if isinstance(self.depth, tuple) else self.depth
         return d
 
     def updated(self, overrides: dict[str, Any]) -> "TrialConfig":
-        if "channels" in overrides:
-            overrides = {**overrides, "channels": tuple(overrides["channels"])}
+        overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
         return replace(self, **overrides)
 
 
@@ -105,6 +111,20 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrialConfig,
     raise ValueError(f"schedule {cfg.schedule!r}: use one of {', '.join(SCHEDULES)}")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware (AVX512-BF16 or AMX CPUs, Ampere or later GPUs);
+    elsewhere bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def training_precision(cfg: TrialConfig, device: torch.device) -> str:
+    """The precision a trial really trains in: bf16 only where asked for and native, else fp32."""
+    return "bf16" if cfg.precision == "bf16" and native_bf16(device) else "fp32"
+
+
 def train(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
           scheduler: torch.optim.lr_scheduler.LRScheduler, criterion: nn.Module, cfg: TrialConfig,
           generator: torch.Generator, device: torch.device) -> EpochStats:
@@ -112,12 +132,16 @@ def train(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer:
     start = time.perf_counter()
     net.train()
     ops = fdata.parse_augment(cfg.augment)
+    bf16 = training_precision(cfg, device) == "bf16"  # weights, gradients and the optimizer stay fp32
     total_loss, correct, seen = 0.0, 0, 0
     for idx in fdata.batches(len(labels), cfg.batch_size, generator, drop_last=True):
         x = fdata.augment(images[idx], ops, generator).to(device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         y = labels[idx].to(device, non_blocking=True)
-        logits = net(x)
-        loss = criterion(logits, y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x)
+            loss = criterion(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -166,6 +190,8 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     net = build_model(cfg.model_config()).to(device)
+    if cfg.channels_last:  # the memory layout of the weights and activations, not of the saved file
+        net = net.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(net, cfg)
     steps = max(len(split.train_y) // cfg.batch_size, 1)
     scheduler = make_scheduler(optimizer, cfg, steps)
@@ -186,11 +212,11 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
         history.append(row)
         if on_epoch:
             on_epoch(row)
-    result = {"config": cfg.to_dict(), "seed": seed, "status": status, "error": error, "history": history,
+    result = {"config": cfg.to_dict(), "seed": seed, "status": status, "precision": training_precision(cfg, device), "error": error, "history": history,
               "params": count_parameters(net), "train_s": sum(r["train_s"] for r in history),
               "train_images": len(split.train_y), "val_images": len(split.val_y),
               "val_acc": history[-1].get("val_acc") if history and status == "ok" else None}
-    if keep_model:
-        result["net"] = net
+    if keep_model:  # back to the default layout: a network rebuilt from the saved file computes the same way
+        result["net"] = net.to(memory_format=torch.contiguous_format)
     return result
 

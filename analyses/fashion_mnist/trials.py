@@ -45,18 +45,25 @@ def load_data(folder: str) -> fdata.FashionData:
     return fdata.load(Path(folder))
 
 
+def split_args(spec: TrialSpec, env: TrialEnv) -> dict[str, Any]:
+    """data.split's arguments for a spec's stage: only grid trials use the subset; only the final trains on all."""
+    return {"val_size": env.val_size, "train_subset": env.train_subset if spec.stage == "grid" else 0,
+            "full_train": spec.stage == "final"}
+
+
 def cache_parts(spec: TrialSpec, env: TrialEnv) -> dict[str, Any]:
     return {"config": spec.config.to_dict(), "seed": spec.seed, "data": env.data_sha256,
-            "split": {"val_size": env.val_size, "train_subset": env.train_subset, "full_train": spec.full_train,
-                      "val_seed": fdata.VAL_SPLIT_SEED},
+            "split": {**split_args(spec, env), "val_seed": fdata.VAL_SPLIT_SEED},
             "device": torch.device(env.device).type,
             "code": code_version(fdata, fmodel, ftrain, sys.modules[__name__])}
 
 
 def run_trial(spec: TrialSpec, env: TrialEnv, on_epoch: Callable[[dict], None] | None = None,
               cache: Cache | None = None) -> tuple[dict, bool]:
-    """(result, was_cached), through ``cache`` (the run's, for its hit/miss counts) or one on ``env.cache_dir``. A final trial (``full_train``) also carries ``test_acc`` and ``state_dict``:
-    the test set is scored here, once, on the finished model and on nothing else."""
+    """(result, was_cached), through ``cache`` (the run's, for its hit/miss counts) or one on ``env.cache_dir``.
+
+    A final trial also carries ``test_acc`` and ``state_dict``: the test set is scored here, once, on
+    the finished model and on nothing else."""
     torch.set_num_threads(env.threads)
     cache = cache or Cache(env.cache_dir, enabled=env.use_cache)
 
@@ -64,9 +71,9 @@ def run_trial(spec: TrialSpec, env: TrialEnv, on_epoch: Callable[[dict], None] |
         data = load_data(env.data_folder)
         if data.sha256 != env.data_sha256:
             raise RuntimeError(f"{env.data_folder} changed during the run (SHA-256 differs)")
-        split = fdata.split(data, env.val_size, env.train_subset, spec.full_train)
+        split = fdata.split(data, **split_args(spec, env))
         device = torch.device(env.device)
-        result = ftrain.fit(spec.config, split, spec.seed, device, on_epoch, keep_model=spec.full_train)
+        result = ftrain.fit(spec.config, split, spec.seed, device, on_epoch, keep_model=spec.stage == "final")
         net = result.pop("net", None)
         if net is not None and result["status"] == "ok":
             result["test_acc"] = ftrain.evaluate(net, data.test_x, data.test_y).accuracy

@@ -1,8 +1,9 @@
 """Problem 4 (FashionMNIST training): glue between analyses/fashion_mnist and the report.
 
 Order of work: validate the grid file, find and verify the data (both fail fast with exit 2),
-run the one-axis-at-a-time trials, the combination of each axis's best value, then retrain the
-best configuration on all 60k training images, score it once on the test set and save it.
+run the one-axis-at-a-time trials, the combination of each axis's best value, the finalists (the
+best few and the baseline, trained as the final model will be), then retrain the one with the best
+validation accuracy on all 60k training images, score it once on the test set and save it.
 """
 from __future__ import annotations
 
@@ -80,7 +81,17 @@ def run(ctx: RunContext) -> SectionResult:
         specs += extra
         grouped = _group(specs, outcomes)
     grid_wall_s = time.perf_counter() - grid_start
-    final_spec = fgrid.final_spec(grid, grouped, specs, cfg.seed)
+    finalist_specs = fgrid.finalist_specs(grid, grouped, specs, cfg.seed)
+    finalists_start = time.perf_counter()
+    finalist_outcomes = execute(finalist_specs, "FashionMNIST finalists") if finalist_specs else []
+    finalists_wall_s = time.perf_counter() - finalists_start
+    finalist_results = _group(finalist_specs, finalist_outcomes)
+    pool, pool_specs = (finalist_results, finalist_specs) if finalist_specs else (grouped, specs)
+    try:
+        final_spec = fgrid.final_spec(grid, pool, pool_specs, cfg.seed)
+    except fgrid.GridError as exc:  # every candidate diverged
+        raise UserError(f"FashionMNIST: {exc}") from None
+    chosen = fgrid.ranked(pool)[0]
     final_start = time.perf_counter()
     (final, final_cached), = execute([final_spec], "FashionMNIST final model")
     final_wall_s = time.perf_counter() - final_start
@@ -88,7 +99,8 @@ def run(ctx: RunContext) -> SectionResult:
         raise UserError(f"FashionMNIST: the final model diverged ({final['error']}); lower the learning rate "
                         f"in {grid.source}")
     trials = [_trial_json(s, r, c) for s, (r, c) in zip(specs, outcomes)]
-    for row in trials:
+    finalists = [_trial_json(s, r, c) for s, (r, c) in zip(finalist_specs, finalist_outcomes)]
+    for row in trials + finalists:
         if row["status"] == "diverged":
             ctx.warn(f"FashionMNIST trial {row['name']!r} (seed {row['seed']}) diverged: {row['error']}")
 
@@ -103,6 +115,9 @@ def run(ctx: RunContext) -> SectionResult:
         baseline["history"], f"Baseline ({baseline['config']['epochs']} epochs): loss and accuracy per epoch"))
     for axis in axes:
         figs[axis["figure"]] = _save(ctx, axis["figure"], _draw_axis(axis, grouped))
+    finalists_json = _finalists_json(grid, grouped, finalist_specs, finalist_results, chosen)
+    if finalists_json:
+        figs[finalists_json["figure"]] = _save(ctx, finalists_json["figure"], _draw_axis(finalists_json, finalist_results))
     figs["fm_final_curves"] = _save(ctx, "fm_final_curves", _draw_history(
         final["history"], f"Final model on {final['train_images']} images; test accuracy "
                           f"{100 * final['test_acc']:.2f} % (scored once)", test_acc=final["test_acc"]))
@@ -123,17 +138,21 @@ def run(ctx: RunContext) -> SectionResult:
         "grid_train_s": sum(t["train_s"] for t in trials),
         "grid_trials_trained": sum(not t["cached"] for t in trials),
         "grid_wall_s": grid_wall_s,
+        "finalists": finalists_json and {**finalists_json, "trials": finalists, "wall_s": finalists_wall_s,
+                                         "train_s": sum(t["train_s"] for t in finalists),
+                                         "train_images": finalists[0]["train_images"]},
         "final": {"name": final_spec.name, "config": final["config"], "overrides": _jsonable(final_spec.overrides),
                   "test_acc": final["test_acc"], "model_file": ctx.relative(model_path), "params": final["params"],
                   "train_s": final["train_s"], "wall_s": final_wall_s, "train_images": final["train_images"],
                   "seed": final_spec.seed,
                   "history": final["history"], "cached": final_cached,
-                  "chosen_val_acc": fgrid.mean_val_acc(grouped[final_spec.name[len("final ("):-1]]),
+                  "chosen": chosen, "chosen_val_acc": fgrid.mean_val_acc(pool[chosen]),
+                  "chosen_by": "finalists" if finalist_specs else "grid",
                   "load_snippet": f'from analyses.fashion_mnist.model import load_model; '
                                   f'net = load_model("{_shown_path(model_path)}")',
                   "command": f"python -m analyses.fashion_mnist.evaluate_model {_shown_path(model_path)}"},
     }
-    cached = final_cached and all(c for _, c in outcomes)
+    cached = final_cached and all(c for _, c in outcomes + finalist_outcomes)
     return SectionResult("fashion_mnist", TITLE, data_json, figs, cached=cached, seconds=time.perf_counter() - start)
 
 
@@ -205,6 +224,23 @@ def _axes_json(grid: fgrid.Grid, grouped: dict[str, list[dict]], specs: list[fgr
     return out
 
 
+def _finalists_json(grid: fgrid.Grid, grouped: dict[str, list[dict]], specs: list[fgrid.TrialSpec],
+                    results: dict[str, list[dict]], chosen: str) -> dict | None:
+    """The finalists side by side, shaped like an axis (rows, figure) so that one drawing serves both."""
+    if not specs:
+        return None
+    rows = []
+    for name in dict.fromkeys(s.name for s in specs):
+        grid_name = name.removeprefix("finalist: ")
+        s = _spread([r["val_acc"] for r in results[name]])
+        rows.append({"name": name, "variant": grid_name, **s, "status": "diverged" if s["diverged"] else "ok",
+                     "grid_val_acc": fgrid.mean_val_acc(grouped[grid_name]),
+                     "train_s": statistics.fmean(r["train_s"] for r in results[name])})
+    return {"axis": "finalists", "figure": "fm_finalists", "rows": rows, "chosen": chosen,
+            "title": f"Finalists on the whole training split ({results[specs[0].name][0]['train_images']} images)",
+            "count": grid.finalists, "final_overrides": _jsonable(grid.final)}
+
+
 def _conclusion(rows: list[dict], best: str, repeats: int, val_size: int) -> str:
     """Best and worst value against the baseline, and whether the gap exceeds the validation noise:
     two binomial standard errors of an accuracy measured on ``val_size`` images."""
@@ -265,7 +301,7 @@ def _draw_axis(axis: dict, grouped: dict[str, list[dict]]):
     y = np.arange(len(rows))
     means = [100 * r["mean"] if r["mean"] is not None else 0 for r in rows]
     errs = [100 * r["std"] if r["std"] else 0 for r in rows]
-    colours = ["#888" if r["name"] == "baseline" else "#c33" if r["status"] == "diverged" else "#369" for r in rows]
+    colours = ["#888" if r["variant"] == "baseline" else "#c33" if r["status"] == "diverged" else "#369" for r in rows]
     ax_bar.barh(y, means, xerr=errs, color=colours)
     ok = [m for m, r in zip(means, rows) if r["mean"] is not None]
     lo = min(ok) - 2 if ok else 0
@@ -285,6 +321,6 @@ def _draw_axis(axis: dict, grouped: dict[str, list[dict]]):
     ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_curve.grid(alpha=0.3)
     ax_curve.legend(fontsize=6)
-    fig.suptitle(f"Axis: {axis['axis']}", fontsize=9)
+    fig.suptitle(axis.get("title", f"Axis: {axis['axis']}"), fontsize=9)
     fig.tight_layout()
     return fig
