@@ -33,6 +33,7 @@ def test_shipped_grids_parse(name):
     ({"axes": {"depth_width": [{"channels": [8, 16], "depth": [1, 1, 2]}]}}, "one entry per stage"),
     ({"base": {"depth": [1, 2]}}, "one entry per stage"),
     ({"finalists": -1, "base": {"epochs": 1}}, "finalists"),
+    ({"final_budget_s": "6 min", "base": {"epochs": 1}}, "final_budget_s"),
     ({"axes": {"empty": []}}, "empty"),
     ({"base": {"dropout": 1.5}}, "1.5"),
     ({"base": {"batch_size": True}}, "True"),
@@ -111,3 +112,17 @@ def test_finalists_are_the_best_and_the_baseline_and_decide_the_final_model():
     assert fgrid.finalist_specs(replace(grid, finalists=0), results, specs, 0) == []
     # when the baseline is already among the best, it is not trained twice
     assert len(fgrid.finalist_specs(replace(grid, finalists=3), results, specs, 0)) == 6
+
+
+def test_final_budget_excludes_candidates_projected_to_train_too_long():
+    grid = replace(_grid(), final_budget_s=100.0)  # [final] epochs = 5
+    fast = {"config": {"epochs": 5}, "train_s": 40.0, "train_images": 50_000, "history": [{}] * 5, "val_acc": 0.90}
+    slow = {**fast, "train_s": 90.0, "val_acc": 0.95}
+    results = {"finalist: baseline": [fast], "finalist: wide": [slow, slow]}
+    assert fgrid.projected_final_s(grid, [fast], 60_000) == pytest.approx(48.0)  # 40 s x 60k/50k
+    assert fgrid.projected_final_s(grid, [slow], 60_000) == pytest.approx(108.0)
+    assert list(fgrid.within_budget(grid, results, 60_000)) == ["finalist: baseline"]
+    assert fgrid.within_budget(replace(grid, final_budget_s=0.0), results, 60_000) == results
+    # a grid trial of 1 epoch on 600 images projects to the final's 5 epochs on 60 000
+    short = {"config": {"epochs": 1}, "train_s": 0.6, "train_images": 600, "history": [{}], "val_acc": 0.8}
+    assert fgrid.projected_final_s(grid, [short], 60_000) == pytest.approx(300.0)

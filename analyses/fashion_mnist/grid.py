@@ -18,7 +18,7 @@ from . import data as fdata
 from .model import INITS
 from .train import FIELDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrialConfig
 
-TOP_KEYS = {"description", "repeats", "combine", "finalists", "data", "base", "axes", "final"}
+TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_s", "data", "base", "axes", "final"}
 STAGES = ("grid", "finalist", "final")
 DATA_KEYS = {"val_size", "train_subset"}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "precision": PRECISIONS}
@@ -54,6 +54,7 @@ class Grid:
     repeats: int = 1
     combine: bool = True
     finalists: int = 0
+    final_budget_s: float = 0.0   # training-time budget of the final model (0: none)
     val_size: int = 10_000
     train_subset: int = 0
 
@@ -169,8 +170,11 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     description = raw.get("description", "")
     if not isinstance(description, str):
         _fail(f"{source}: description", f"{description!r} must be a string")
+    budget = raw.get("final_budget_s", 0.0)
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0:
+        _fail(f"{source}: final_budget_s", f"{budget!r} must be a number of seconds >= 0 (0: no budget)")
     return Grid(source, description, base, axes, final, _int_setting(raw, "repeats", source, 1, 1), combine,
-                _int_setting(raw, "finalists", source, 0, 0), val_size, train_subset)
+                _int_setting(raw, "finalists", source, 0, 0), float(budget), val_size, train_subset)
 
 
 def load_grid(path: Path) -> Grid:
@@ -259,6 +263,22 @@ def finalist_specs(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: 
     return [TrialSpec(f"finalist: {name}", "finalist", by_name[name].overrides,
                       by_name[name].config.updated(grid.final), s, stage="finalist")
             for name in names for s in grid.seeds(seed)]
+
+
+def projected_final_s(grid: Grid, results: list[dict[str, Any]], final_images: int) -> float:
+    """Seconds the final model of this configuration would train: the measured seconds per image and
+    epoch (mean over repeats) times the final model's images and epochs."""
+    per_image_epoch = [r["train_s"] / (r["train_images"] * max(len(r["history"]), 1)) for r in results]
+    epochs = grid.final.get("epochs", results[0]["config"]["epochs"])
+    return sum(per_image_epoch) / len(per_image_epoch) * final_images * epochs
+
+
+def within_budget(grid: Grid, results: dict[str, list[dict[str, Any]]],
+                  final_images: int) -> dict[str, list[dict[str, Any]]]:
+    """The candidates whose final model is projected to train within ``final_budget_s`` (all without a budget)."""
+    if not grid.final_budget_s:
+        return results
+    return {n: r for n, r in results.items() if projected_final_s(grid, r, final_images) <= grid.final_budget_s}
 
 
 def final_spec(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: list[TrialSpec],

@@ -87,11 +87,18 @@ def run(ctx: RunContext) -> SectionResult:
     finalists_wall_s = time.perf_counter() - finalists_start
     finalist_results = _group(finalist_specs, finalist_outcomes)
     pool, pool_specs = (finalist_results, finalist_specs) if finalist_specs else (grouped, specs)
+    final_images = fdata.COUNTS["train"]
+    eligible = fgrid.within_budget(grid, pool, final_images)
+    if grid.final_budget_s and not fgrid.ranked(eligible):
+        fastest = min(fgrid.projected_final_s(grid, r, final_images) for r in pool.values())
+        ctx.warn(f"FashionMNIST: no candidate's final model fits final_budget_s = {grid.final_budget_s:.0f} s "
+                 f"(fastest: {fastest:.0f} s projected); choosing by validation accuracy alone")
+        eligible = pool
     try:
-        final_spec = fgrid.final_spec(grid, pool, pool_specs, cfg.seed)
+        final_spec = fgrid.final_spec(grid, eligible, pool_specs, cfg.seed)
     except fgrid.GridError as exc:  # every candidate diverged
         raise UserError(f"FashionMNIST: {exc}") from None
-    chosen = fgrid.ranked(pool)[0]
+    chosen = fgrid.ranked(eligible)[0]
     final_start = time.perf_counter()
     (final, final_cached), = execute([final_spec], "FashionMNIST final model")
     final_wall_s = time.perf_counter() - final_start
@@ -115,7 +122,7 @@ def run(ctx: RunContext) -> SectionResult:
         baseline["history"], f"Baseline ({baseline['config']['epochs']} epochs): loss and accuracy per epoch"))
     for axis in axes:
         figs[axis["figure"]] = _save(ctx, axis["figure"], _draw_axis(axis, grouped))
-    finalists_json = _finalists_json(grid, grouped, finalist_specs, finalist_results, chosen)
+    finalists_json = _finalists_json(grid, grouped, finalist_specs, finalist_results, chosen, final_images)
     if finalists_json:
         figs[finalists_json["figure"]] = _save(ctx, finalists_json["figure"], _draw_axis(finalists_json, finalist_results))
     figs["fm_final_curves"] = _save(ctx, "fm_final_curves", _draw_history(
@@ -147,7 +154,8 @@ def run(ctx: RunContext) -> SectionResult:
                   "seed": final_spec.seed,
                   "history": final["history"], "cached": final_cached,
                   "chosen": chosen, "chosen_val_acc": fgrid.mean_val_acc(pool[chosen]),
-                  "chosen_by": "finalists" if finalist_specs else "grid",
+                  "chosen_by": "finalists" if finalist_specs else "grid", "budget_s": grid.final_budget_s,
+                  "projected_s": fgrid.projected_final_s(grid, pool[chosen], final_images),
                   "load_snippet": f'from analyses.fashion_mnist.model import load_model; '
                                   f'net = load_model("{_shown_path(model_path)}")',
                   "command": f"python -m analyses.fashion_mnist.evaluate_model {_shown_path(model_path)}"},
@@ -180,6 +188,7 @@ def _trial_json(spec: fgrid.TrialSpec, result: dict, cached: bool) -> dict:
     return {"name": spec.name, "axis": spec.axis, "variant": fgrid.describe(spec.overrides),
             "overrides": _jsonable(spec.overrides), "seed": spec.seed, "config": result["config"],
             "status": result["status"], "error": result["error"], "val_acc": result["val_acc"],
+            "precision": result.get("precision", "fp32"),
             "params": result["params"], "train_s": result["train_s"], "train_images": result["train_images"],
             "epochs_run": len(result["history"]), "history": result["history"], "cached": cached}
 
@@ -225,7 +234,7 @@ def _axes_json(grid: fgrid.Grid, grouped: dict[str, list[dict]], specs: list[fgr
 
 
 def _finalists_json(grid: fgrid.Grid, grouped: dict[str, list[dict]], specs: list[fgrid.TrialSpec],
-                    results: dict[str, list[dict]], chosen: str) -> dict | None:
+                    results: dict[str, list[dict]], chosen: str, final_images: int) -> dict | None:
     """The finalists side by side, shaped like an axis (rows, figure) so that one drawing serves both."""
     if not specs:
         return None
@@ -235,10 +244,11 @@ def _finalists_json(grid: fgrid.Grid, grouped: dict[str, list[dict]], specs: lis
         s = _spread([r["val_acc"] for r in results[name]])
         rows.append({"name": name, "variant": grid_name, **s, "status": "diverged" if s["diverged"] else "ok",
                      "grid_val_acc": fgrid.mean_val_acc(grouped[grid_name]),
+                     "projected_final_s": fgrid.projected_final_s(grid, results[name], final_images),
                      "train_s": statistics.fmean(r["train_s"] for r in results[name])})
     return {"axis": "finalists", "figure": "fm_finalists", "rows": rows, "chosen": chosen,
             "title": f"Finalists on the whole training split ({results[specs[0].name][0]['train_images']} images)",
-            "count": grid.finalists, "final_overrides": _jsonable(grid.final)}
+            "count": grid.finalists, "final_overrides": _jsonable(grid.final), "budget_s": grid.final_budget_s}
 
 
 def _conclusion(rows: list[dict], best: str, repeats: int, val_size: int) -> str:
