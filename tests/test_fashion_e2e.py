@@ -76,8 +76,11 @@ def test_section_end_to_end_and_warm_rerun(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_grid_resumes_without_retraining(tmp_path, sig):
     grid, out, cache = _grid(tmp_path, subset=1500), tmp_path / "out", tmp_path / "cache"
+    # SIGINT back to its default in the child: a runner started in the background ('cmd &') ignores it,
+    # and a Python started with SIGINT ignored never raises KeyboardInterrupt
     proc = subprocess.Popen(_command(grid, out, cache, "-q"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not _entries(cache) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
