@@ -58,16 +58,21 @@ def split_indices(n: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return parts.train_x.view(-1).long(), parts.val_x.view(-1).long()
 
 
-def notebook_loop(root: Path, model_cfg, epochs: int, seed: int) -> list[tuple[float, float]]:
-    """[(seconds since start, validation accuracy)] per epoch, the way the notebook trains."""
+def notebook_loaders(root: Path):
+    """The notebook's training and validation DataLoaders: ToTensor per sample, batch size 64."""
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
-    torch.manual_seed(seed)
     full = datasets.FashionMNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
     train_idx, val_idx = split_indices(len(full), 10_000)
-    train_loader = DataLoader(Subset(full, train_idx.tolist()), batch_size=64, shuffle=True)
-    val_loader = DataLoader(Subset(full, val_idx.tolist()), batch_size=64)
+    return (DataLoader(Subset(full, train_idx.tolist()), batch_size=64, shuffle=True),
+            DataLoader(Subset(full, val_idx.tolist()), batch_size=64))
+
+
+def notebook_loop(root: Path, model_cfg, epochs: int, seed: int) -> list[tuple[float, float]]:
+    """[(seconds since start, validation accuracy)] per epoch, the way the notebook trains."""
+    torch.manual_seed(seed)
+    train_loader, val_loader = notebook_loaders(root)
     net = build_model(model_cfg)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
     criterion = nn.CrossEntropyLoss()
@@ -93,13 +98,9 @@ def notebook_loop(root: Path, model_cfg, epochs: int, seed: int) -> list[tuple[f
 def notebook_loading_s(root: Path) -> float:
     """Seconds for one pass over the notebook's training DataLoader alone, without the network: the
     most any input pipeline could save per epoch; the rest of an epoch is the network's compute."""
-    from torch.utils.data import DataLoader, Subset
-    from torchvision import datasets, transforms
-
-    full = datasets.FashionMNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
-    train_idx, _ = split_indices(len(full), 10_000)
+    train_loader, _ = notebook_loaders(root)
     start = time.perf_counter()
-    for _ in DataLoader(Subset(full, train_idx.tolist()), batch_size=64, shuffle=True):
+    for _ in train_loader:
         pass
     return time.perf_counter() - start
 

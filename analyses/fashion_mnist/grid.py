@@ -19,7 +19,6 @@ from .model import INITS
 from .train import FIELDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrialConfig
 
 TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_s", "data", "base", "axes", "final"}
-STAGES = ("grid", "finalist", "final")
 DATA_KEYS = {"val_size", "train_subset"}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "precision": PRECISIONS}
 
@@ -84,12 +83,10 @@ def check_overrides(overrides: Any, where: str) -> dict[str, Any]:
                 _fail(spot, f"{value!r}: at most 4 stages (each halves the 28 x 28 image)")
             value = tuple(value)
         elif key == "depth":
-            if isinstance(value, list):
-                if not value or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value):
-                    _fail(spot, f"{value!r} must be a positive integer or a list of them, one per stage")
-                value = tuple(value)
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            depths = value if isinstance(value, list) else [value]
+            if not depths or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in depths):
                 _fail(spot, f"{value!r} must be a positive integer or a list of them, one per stage")
+            value = tuple(value) if isinstance(value, list) else value
         elif isinstance(default, bool) or isinstance(default, str):
             if type(value) is not type(default):
                 _fail(spot, f"{value!r} must be a {type(default).__name__}")
@@ -257,8 +254,9 @@ def finalist_specs(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: 
     if not grid.finalists:
         return []
     by_name = {s.name: s for s in specs}
-    names = ranked(results)[:grid.finalists]
-    if "baseline" not in names and "baseline" in ranked(results):
+    candidates = ranked(results)
+    names = candidates[:grid.finalists]
+    if "baseline" not in names and "baseline" in candidates:
         names.append("baseline")
     return [TrialSpec(f"finalist: {name}", "finalist", by_name[name].overrides,
                       by_name[name].config.updated(grid.final), s, stage="finalist")
