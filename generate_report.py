@@ -40,6 +40,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     p.add_argument("--images", type=Path, nargs="+", default=[], metavar="PATH",
                    help="scene images to analyse in addition to the built-in scenes")
     p.add_argument("--replace-images", action="store_true", help="use only --images, not the built-in scenes")
+    p.add_argument("--focus-image", metavar="NAME",
+                   help="scene shown in the main body of Problems 2 and 3 (file name or id, e.g. rocket.jpg; "
+                        "default: the first); every scene is in the appendix")
     p.add_argument("--image-size", type=int, default=256, help="side of the square network input (problem set: 256)")
     p.add_argument("--data-dir", type=Path, help="folder with the four FashionMNIST IDX .gz files")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run the networks")
@@ -67,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         p.error(f"--image-size {a.image_size}: must be at least 32")
     if a.sweep_limit is not None and a.sweep_limit < 1:
         p.error(f"--sweep-limit {a.sweep_limit}: must be at least 1")
+    if a.focus_image and not {"units", "cam"} & set(sections):
+        p.error("--focus-image picks a scene of Problems 2 and 3: run the units or cam section")
     if a.submission:
         from miniplaces.submission import check_name
         try:
@@ -78,7 +83,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         if not a.pdf:
             p.error("--submission needs report.pdf: drop --no-pdf")
     return RunConfig(out=a.out, preset=a.preset, sections=sections, weights=a.weights, categories=a.categories,
-                     arch=a.arch, images=tuple(a.images), replace_images=a.replace_images, image_size=a.image_size,
+                     arch=a.arch, images=tuple(a.images), replace_images=a.replace_images,
+                     focus_image=a.focus_image, image_size=a.image_size,
                      data_dir=a.data_dir, device=a.device, seed=a.seed, strict=a.strict, pdf=a.pdf,
                      offline=a.offline, cache_dir=a.cache_dir, use_cache=a.use_cache,
                      filter_layers=tuple(a.filter_layers), sweep_limit=a.sweep_limit, grid=a.grid,
@@ -111,6 +117,8 @@ def run(config: RunConfig) -> dict:
         for module in modules.values():  # bad inputs (e.g. a grid file) are rejected before any work
             if hasattr(module, "check"):
                 module.check(ctx)
+        if config.focus_image:
+            check_focus(config.focus_image, ctx.scenes().scenes)
         places_sections = [s for s in config.sections if s != "fashion_mnist"]
         steps, model_json = [], None
         if places_sections:  # provision first: --strict must stop before any work
@@ -134,8 +142,7 @@ def run(config: RunConfig) -> dict:
         info = run_info(config, ctx, model_json, steps, start, VERSION)
         results = {"schema_version": 1, "run": info, "model": model_json, **{k: v for k, v in results.items()
                                                                               if k != "schema_version"}}
-        context = {"run": info, "model": model_json, "sections": sections, "skipped": skipped,
-                   "warnings": ctx.warnings}
+        context = render_context(results, sections, skipped, ctx.warnings, config.focus_image)
         t = time.perf_counter()
         render.write_html(context, out)
         info["steps"].append({"name": "render HTML", "seconds": time.perf_counter() - t, "cached": False})
@@ -149,6 +156,30 @@ def run(config: RunConfig) -> dict:
             from miniplaces.submission import write_submission
             write_submission(out, config.submission, results, config.allow_demo_submission)
         return results
+
+
+def check_focus(name: str, scenes) -> None:
+    """--focus-image must name one of the scenes (by file name or id)."""
+    if not any(name in (scene.name, scene.id) for scene in scenes):
+        raise UserError(f"--focus-image {name}: no such scene; the scenes are "
+                        + ", ".join(scene.name for scene in scenes))
+
+
+def render_context(results: dict, sections: list[dict], skipped: list[dict], warnings: list[str],
+                   focus_image: str | None) -> dict:
+    """What the templates display: results.json, the sections, every answer sentence and source listing."""
+    from miniplaces import answers, listings
+
+    focus = answers.focus_scene(results, focus_image)
+    if focus is not None:
+        results["run"]["focus_scene"] = focus["image"]
+    model = results["model"]
+    return {"run": results["run"], "model": model, "sections": sections, "skipped": skipped,
+            "warnings": warnings, "demo": bool(model and model["demo"]),
+            "answers": answers.build(results, focus_image), "listings": listings.build(results["run"]["sections"]),
+            "scenes": results.get("scenes", []), "focus": focus,
+            "section_data": {s["name"]: s["data"] for s in sections},
+            "all_figures": {k: v for s in sections for k, v in s["figures"].items()}}
 
 
 def merge_scenes(results: dict, scenes: list[dict]) -> None:

@@ -1,8 +1,13 @@
-"""Problem 1: convolution kernels made displayable.
+"""Problem 1: convolution kernels made displayable, and how much of conv1 is colour.
 
-Kernels are normalised per filter by default: filter norms in one layer differ by an order of
-magnitude, so a single per-layer scale leaves the weak filters a flat grey. Per-layer scaling is
-available for comparing magnitudes across filters.
+Kernels are normalised per filter by default, so each filter's pattern is visible whatever its norm;
+one scale for the whole layer draws a weak filter with proportionally less contrast. Per-layer
+scaling is available for comparing magnitudes across filters.
+
+A filter of an RGB layer is called colour when the share of its squared weight in the differences
+between its channels (``colour_fraction``) is high. That share is about 2/3 for unstructured weights
+(two of the three channel directions are not grey), so it is judged against chance: the same statistic
+on the layer's own filters with their entries shuffled (``colour_vs_chance``).
 """
 from __future__ import annotations
 
@@ -42,6 +47,65 @@ def conv_layer(model: nn.Module, name: str) -> nn.Conv2d:
     return module
 
 
+CHANCE_DRAWS = 200    # shuffles of every filter for the colour statistic's chance distribution
+CHANCE_SEED = 0
+
+
+def colour_fraction(weight: torch.Tensor) -> np.ndarray:
+    """Per filter of an (n, 3, kh, kw) tensor: the share of its squared weight left after subtracting
+    the per-pixel mean over the 3 channels (0: grey, 1: no grey component)."""
+    weight = weight.detach().to(torch.float64)
+    grey = weight.mean(dim=1, keepdim=True)
+    energy = weight.pow(2).sum(dim=(1, 2, 3))
+    return ((weight - grey).pow(2).sum(dim=(1, 2, 3)) / energy.clamp_min(1e-300)).numpy()
+
+
+@dataclass
+class ColourVsChance:
+    """The layer's colour fractions against those of its own filters with their entries shuffled.
+
+    ``chance_*`` are quantiles over every shuffled filter of every draw; ``layer_median_p05/p95`` the
+    5-95 % range, over draws, of the median over the layer's shuffled filters (to place the layer's median).
+    """
+
+    fraction: np.ndarray
+    method: str
+    draws: int
+    chance_median: float
+    chance_p05: float
+    chance_p95: float
+    layer_median_p05: float
+    layer_median_p95: float
+
+    @property
+    def colour_filters(self) -> int:
+        """Filters above the chance distribution's 95th percentile."""
+        return int((self.fraction > self.chance_p95).sum())
+
+    @property
+    def grey_filters(self) -> int:
+        """Filters below its 5th percentile."""
+        return int((self.fraction < self.chance_p05).sum())
+
+
+def colour_vs_chance(weight: torch.Tensor, draws: int = CHANCE_DRAWS, seed: int = CHANCE_SEED) -> ColourVsChance:
+    """Shuffle each filter's 3 x kh x kw entries (channels and positions together), ``draws`` times with a
+    fixed seed: same values, same norm, no structure; the colour fraction of each shuffled filter is chance."""
+    weight = weight.detach().cpu().to(torch.float64)
+    n = weight.shape[0]
+    flat = weight.reshape(n, -1)
+    generator = torch.Generator().manual_seed(seed)
+    permutation = torch.argsort(torch.rand(draws, n, flat.shape[1], generator=generator), dim=2)
+    shuffled = flat.expand(draws, n, -1).gather(2, permutation).reshape(draws * n, *weight.shape[1:])
+    chance = colour_fraction(shuffled).reshape(draws, n)
+    medians = np.median(chance, axis=1)
+    method = (f"each filter's {flat.shape[1]} weights permuted at random across channels and positions, "
+              f"{draws} draws (seed {seed}); the colour fraction of every shuffled filter")
+    return ColourVsChance(colour_fraction(weight), method, draws, float(np.median(chance)),
+                          float(np.quantile(chance, 0.05)), float(np.quantile(chance, 0.95)),
+                          float(np.quantile(medians, 0.05)), float(np.quantile(medians, 0.95)))
+
+
 @dataclass
 class FilterGrid:
     """One layer's kernels, ready to draw.
@@ -59,7 +123,13 @@ class FilterGrid:
     slices: np.ndarray | None = None
     slice_filters: np.ndarray | None = None
     slice_channels: np.ndarray | None = None
-    colour_fraction: np.ndarray | None = None
+    colour: ColourVsChance | None = None      # RGB layers: every filter's colour fraction against chance
+
+    @property
+    def norm_ratio(self) -> float | None:
+        """Largest over smallest filter L2 norm (None when a filter is all zeros)."""
+        low = float(self.filter_norms.min())
+        return float(self.filter_norms.max()) / low if low > 0 else None
 
 
 def filter_grid(model: nn.Module, layer: str, max_filters: int = 64, channels_per_filter: int = 8,
@@ -72,9 +142,7 @@ def filter_grid(model: nn.Module, layer: str, max_filters: int = 64, channels_pe
     if in_c == 3:
         shown = weight[:max_filters]
         grid.rgb = normalize_tensor(shown, per).permute(0, 2, 3, 1).numpy()
-        grey = shown.mean(dim=1, keepdim=True)
-        energy = shown.pow(2).sum(dim=(1, 2, 3))
-        grid.colour_fraction = ((shown - grey).pow(2).sum(dim=(1, 2, 3)) / energy.clamp_min(1e-12)).numpy()
+        grid.colour = colour_vs_chance(weight)
         return grid
     # Many input channels: no colour to show. For the strongest filters, show the input-channel
     # slices that carry most of each filter's weight, keeping the sign (diverging colour map).

@@ -35,7 +35,7 @@ from analyses.fashion_mnist import data as fdata  # noqa: E402
 from analyses.fashion_mnist.grid import check_overrides, load_grid  # noqa: E402
 from analyses.fashion_mnist.model import build_model  # noqa: E402
 from analyses.fashion_mnist.train import fit  # noqa: E402
-from analyses.fashion_mnist.trials import default_threads  # noqa: E402
+from miniplaces.trial_runner import cores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -132,7 +132,7 @@ def main() -> int:
     p.add_argument("--skip-notebook", action="store_true", help="time only the project's trainer")
     p.add_argument("--data-dir", type=Path)
     a = p.parse_args()
-    torch.set_num_threads(default_threads())
+    torch.set_num_threads(cores())
     folder = fdata.locate(a.data_dir, None, offline=True)
     data = fdata.load(folder)
     overrides = {}

@@ -7,6 +7,7 @@ unpickling its entries is as trusted as importing this code.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
@@ -14,6 +15,7 @@ import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, TypeVar
 
 from . import atomic
@@ -36,12 +38,37 @@ def file_sha256(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def code_version(*modules: Any) -> str:
-    """Hash of the source files of the given modules: editing the code invalidates its cache entries."""
+def code_version(*sources: ModuleType | Path | str) -> str:
+    """Hash of the code of modules or files as Python reads it, so that only edits that can change
+    what the code computes invalidate its cache entries.
+
+    A Python file is hashed as its syntax tree without docstrings: comments, docstrings, blank
+    lines, line breaks, quotes and other formatting change nothing; any other edit (a number, a
+    name, an annotation, a statement) changes the key. A file that is not Python is hashed byte for
+    byte. The tree's layout differs between Python versions, which then recompute once.
+    """
     h = hashlib.sha256()
-    for module in modules:
-        h.update(Path(module.__file__).read_bytes())
+    for source in sources:
+        path = Path(source.__file__ if isinstance(source, ModuleType) else source)
+        h.update(_code_bytes(path))
     return h.hexdigest()[:16]
+
+
+def _code_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if path.suffix != ".py":
+        return raw
+    try:
+        tree = ast.parse(raw, filename=str(path))
+    except (SyntaxError, ValueError):
+        return raw
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
 
 
 @dataclass

@@ -56,6 +56,7 @@ class RunConfig:
     arch: str = "resnet50"
     images: tuple[Path, ...] = ()
     replace_images: bool = False
+    focus_image: str | None = None      # the scene shown in the main body (default: the first)
     image_size: int = 256
     data_dir: Path | None = None
     device: str = "auto"

@@ -6,6 +6,7 @@ are built lazily here, once per run, so a run that skips a section never pays fo
 from __future__ import annotations
 
 import functools
+import glob
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,13 +39,11 @@ class SectionResult:
 @functools.lru_cache(maxsize=1)
 def drawing_code_version() -> str:
     """Hash of the analysis and section sources: editing any drawing or computing code redraws figures."""
-    import hashlib
+    from .cache import code_version
 
     root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for path in sorted([*root.glob("analyses/*.py"), *root.glob("miniplaces/*.py"), *root.glob("miniplaces/sections/*.py")]):
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+    return code_version(*sorted([*root.glob("analyses/*.py"), *root.glob("miniplaces/*.py"),
+                                 *root.glob("miniplaces/sections/*.py")]))
 
 
 class RunContext:
@@ -69,22 +68,23 @@ class RunContext:
         log.warning(message)
         self.warnings.append(message)
 
-    def figure_path(self, name: str) -> Path:
-        return self.figures_dir / f"{name}.png"
-
     def figure(self, name: str, draw: Callable[[], Any], demo: bool, inputs: dict) -> str:
         """Write figure ``name`` and return its path relative to the out dir.
 
-        Drawing costs seconds per figure, so the PNG is cached under ``inputs`` (everything the
-        figure's data came from) plus the drawing code: a rerun with nothing changed copies it.
+        Drawing costs seconds per figure, so the image (JPEG or PNG, whichever is smaller for it) is
+        cached under ``inputs`` (everything the figure's data came from) plus the drawing code: a rerun
+        with nothing changed copies it.
         """
         from . import atomic, figures
 
-        png, _ = self.cache.get_or_compute("figures", {**inputs, "figure": name, "demo": demo,
-                                                       "code": drawing_code_version()},
-                                           lambda: figures.png_bytes(draw(), demo))
-        path = self.figure_path(name)
-        atomic.write_bytes(path, png)
+        (data, ext), _ = self.cache.get_or_compute("figures", {**inputs, "figure": name, "demo": demo,
+                                                               "code": drawing_code_version()},
+                                                   lambda: figures.compact_bytes(draw(), demo))
+        path = self.figures_dir / f"{name}.{ext}"
+        for stale in self.figures_dir.glob(f"{glob.escape(name)}.*"):  # an earlier run's other format
+            if stale != path:
+                stale.unlink()
+        atomic.write_bytes(path, data)
         return self.relative(path)
 
     def places_inputs(self, with_scenes: bool) -> dict:

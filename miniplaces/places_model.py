@@ -22,6 +22,7 @@ import torch
 import torchvision
 
 from .cache import file_sha256
+from .device import pick_device
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,7 @@ WEIGHTS_URL = "http://places2.csail.mit.edu/models_places365/{arch}_places365.pt
 CATEGORIES_URL = "https://raw.githubusercontent.com/CSAILVision/places365/master/categories_places365.txt"
 CATEGORIES_FILE = "categories_places365.txt"
 DOWNLOAD_TIMEOUT_S = 60
-# ImageNet statistics, as the Places365 models were trained with.
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
+# The input normalisation (MEAN, STD) lives with the model input code: analyses/feature_maps.py.
 
 
 @dataclass
@@ -63,14 +62,6 @@ def weights_filename(arch: str) -> str:
 def cached_weight_locations(arch: str, cache_dir: Path) -> list[Path]:
     return [Path(torch.hub.get_dir()) / "checkpoints" / weights_filename(arch),
             cache_dir / "weights" / weights_filename(arch)]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return torch.device(name)
 
 
 @contextlib.contextmanager

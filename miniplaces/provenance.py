@@ -38,7 +38,7 @@ def run_info(config: RunConfig, ctx: RunContext, model: dict | None, steps: list
              version: str) -> dict:
     import torch
 
-    from .places_model import pick_device
+    from .device import pick_device
     return {
         "version": version,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -13,10 +13,22 @@ from typing import Any
 
 import jinja2
 
-from . import atomic
+from . import atomic, listings
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{100 * x:.{digits}f} %"
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def signed(x: float | None, digits: int = 2) -> str:
+    return "n/a" if x is None else f"{x:+.{digits}f}"
 
 
 def environment(out: Path, for_pdf: bool) -> jinja2.Environment:
@@ -31,10 +43,12 @@ def environment(out: Path, for_pdf: bool) -> jinja2.Environment:
         return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
 
     env.filters["src"] = src
-    env.filters["pct"] = lambda x, digits=1: "n/a" if x is None else f"{100 * x:.{digits}f} %"
-    env.filters["num"] = lambda x, digits=3: "n/a" if x is None else f"{x:.{digits}f}"
+    env.filters["pct"] = pct
+    env.filters["num"] = num
+    env.filters["signed"] = signed
     env.globals["for_pdf"] = for_pdf
-    env.globals["css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8")
+    env.globals["css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8") + listings.stylesheet()
+    env.globals["script"] = (TEMPLATES / "report.js").read_text(encoding="utf-8")
     return env
 
 
@@ -48,12 +62,18 @@ def write_html(context: dict[str, Any], out: Path) -> Path:
     return path
 
 
+def quiet_weasyprint() -> None:
+    """WeasyPrint announces each rendering step at INFO level, three of them while it is imported
+    ("Step 2 - Fetching and parsing CSS"): keep its warnings and errors, drop the progress lines."""
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)   # font subsetting notes, not problems
+
+
 def write_pdf(context: dict[str, Any], out: Path) -> Path:
     """Print the same templates through WeasyPrint (print CSS: page numbers, TOC, no split figures)."""
+    quiet_weasyprint()
     import weasyprint
 
-    for noisy in ("weasyprint", "weasyprint.progress", "fontTools"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
     html = render_html(context, out, for_pdf=True)
     document = weasyprint.HTML(string=html, base_url=str(out.resolve()))
     path = out / "report.pdf"

@@ -53,3 +53,22 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's private 0600
+
+
+def test_code_version_ignores_comments_docstrings_and_layout_not_code(tmp_path):
+    from miniplaces.cache import code_version
+
+    def version(source: str) -> str:
+        path = tmp_path / "mod.py"
+        path.write_text(source)
+        return code_version(path)
+
+    plain = version('"""Module."""\ndef f(x):\n    """Why."""\n    return x * 2\n')
+    assert version("# a comment\ndef f(x):\n\n    return (x *\n            2)  # doubled\n") == plain
+    assert version("def f(x):\n    return x * 3\n") != plain     # a number changes the result
+    assert version("def f(y):\n    return y * 2\n") != plain     # so might a name: no guessing
+    data = tmp_path / "table.txt"
+    data.write_text("1 2")
+    before = code_version(data)
+    data.write_text("1  2")
+    assert code_version(data) != before                          # not Python: every byte counts

@@ -5,6 +5,7 @@ import html
 import json
 import re
 
+import numpy as np
 import pytest
 from pypdf import PdfReader
 
@@ -19,6 +20,51 @@ def html_text(out) -> str:
 
 def pdf_text(out) -> str:
     return " ".join(page.extract_text() for page in PdfReader(out / "report.pdf").pages)
+
+
+def plain_text(fragment: str) -> str:
+    """Visible text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    fragment = re.sub(r"<(script|style)\b.*?</\1>", " ", fragment, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", fragment))).strip()
+
+
+def html_section(out, anchor: str) -> str:
+    """Text of the report from the heading with id=anchor to the next h1-h3 heading that has an id."""
+    page = (out / "report.html").read_text()
+    start = page.rfind("<", 0, page.index(f'id="{anchor}"'))
+    following = re.compile(r"<h[1-3]\b[^>]*\bid=").search(page, start + 1)
+    return plain_text(page[start: following.start() if following else len(page)])
+
+
+def pdf_section(out, title_prefix: str) -> str:
+    """Text of the PDF pages from the bookmark whose title starts with ``title_prefix`` to the next bookmark."""
+    reader = PdfReader(out / "report.pdf")
+    marks = []
+
+    def walk(items):
+        for item in items:
+            walk(item) if isinstance(item, list) else marks.append(
+                (item.title, reader.get_destination_page_number(item)))
+
+    walk(reader.outline)
+    i = next(i for i, (title, _) in enumerate(marks) if title.startswith(title_prefix))
+    first, last = marks[i][1], marks[i + 1][1] if i + 1 < len(marks) else len(reader.pages) - 1
+    return re.sub(r"\s+", " ", " ".join(reader.pages[p].extract_text() for p in range(first, last + 1)))
+
+
+def scene_parts(text: str, scene: str, others: list[str]) -> list[str]:
+    """Each stretch of ``text`` from a mention of ``scene`` to the next mention of another scene."""
+    parts = []
+    for match in re.finditer(re.escape(scene), text):
+        ends = [text.find(o, match.end()) for o in others if o != scene]
+        ends = [e for e in ends if e >= 0]
+        parts.append(text[match.start(): min(ends) if ends else len(text)])
+    return parts
+
+
+def shown_percent(p: float) -> list[str]:
+    """How a probability may be printed: one or two decimals, in per cent."""
+    return [f"{100 * p:.1f} %", f"{100 * p:.2f} %"]
 
 
 def test_outputs_exist(quick_report):
@@ -39,26 +85,41 @@ def test_demo_is_marked_everywhere(quick_report):
 
 
 def test_numbers_agree_between_json_html_and_pdf(quick_report):
+    """Each number is looked for in the section that answers with it, not anywhere on the page."""
     results, out = quick_report["results"], quick_report["out"]
-    page, pdf = html_text(out), re.sub(r"\s+", " ", pdf_text(out))
+    page = html_text(out)
     assert results["model"]["sha256"] in page
     assert f"{results['run']['analysis_seconds']:.1f} s for the analyses" in page
+    filters_html, filters_pdf = html_section(out, "filters-1b"), pdf_section(out, "1b.")
     for layer in results["filters"]["layers"]:
         shape = " x ".join(str(d) for d in layer["shape"])
         for text in (f"{layer['norm_median']:.3f}", shape, layer["layer"]):
-            assert text in page and text in pdf
+            assert text in filters_html and text in filters_pdf, (layer["layer"], text)
     fm = results.get("fashion_mnist")
     if fm:
-        shown = f"{100 * fm['final']['test_acc']:.2f} %"
-        assert f"Test accuracy {shown}" in page and f"Test accuracy {shown}" in pdf
+        test_images = f"{fm['data']['test_images']:,}"
+        said = f"scores {100 * fm['final']['test_acc']:.2f} % on the {test_images} test images"
+        assert said in html_section(out, "fm-final") and said in pdf_section(out, "The final model")
         baseline = f"{100 * fm['baseline']['val_acc']:.2f} %"
-        assert baseline in page and baseline in pdf
+        assert baseline in html_section(out, "fm-4d") and baseline in pdf_section(out, "4d.")
+    names = [scene["image"] for scene in results.get("scenes", [])]
+    ablation_html, sweep_html = html_section(out, "units-2c"), html_section(out, "units-2d")
     for scene in results.get("scenes", []):
-        assert html.escape(scene["image"], quote=False) in (out / "report.html").read_text() or scene["image"] in page
+        # 2c: the top-1 class and its probability, in this scene's part of the section
         best = scene["top5"][0]
-        assert best["label"] in page and f"{100 * best['prob']:.1f} %" in page and f"{100 * best['prob']:.1f} %" in pdf
-        for cam_class in scene["cam"]["classes"]:
-            assert (out / scene["cam"]["file"]).is_file()
+        assert scene["ablation"]["prob_before"] == pytest.approx(best["prob"], abs=1e-5)   # pooled vs forward
+        assert any(best["label"] in part and any(p in part for p in shown_percent(best["prob"]))
+                   for part in scene_parts(ablation_html, scene["image"], names)), scene["image"]
+        # 2d: the exact minimum with its units, in this scene's part of the section
+        exact = scene["sweep"]["exact"]
+        if exact["k"] is not None:
+            units = ", ".join(str(u) for u in exact["units"])
+            assert any(units in part and exact["new_top1"]["label"] in part
+                       for part in scene_parts(sweep_html, scene["image"], names)), scene["image"]
+        # 3: the raw CAM of every top-5 class is in the .npz the report names
+        with np.load(out / scene["cam"]["file"]) as arrays:
+            for cam_class in scene["cam"]["classes"]:
+                assert arrays[str(cam_class)].shape == tuple(scene["cam"]["raw_shape"])
 
 
 def test_second_run_reuses_the_cache(quick_report, tmp_path):

@@ -61,7 +61,9 @@ def test_section_end_to_end_and_warm_rerun(tmp_path):
     final = results["final"]
     assert final["model_file"] == "fashion_mnist_model.pt" and final["train_images"] == 60000  # all, not the subset
     html = (out / "report.html").read_text()
-    assert "DIVERGED" in html and 'id="fm-4d"' in html and "validation split" in html
+    row = html[html.index(f'<tr data-name="{diverged["name"]}">'):]
+    assert "<b>diverged</b>" in row[:row.index("</tr>")]       # the diverged trial's row in 4d's table says so
+    assert 'id="fm-4d"' in html and "validation split" in html
     printed = subprocess.run([sys.executable, "-m", "analyses.fashion_mnist.evaluate_model",
                               str(out / final["model_file"])], cwd=ROOT, capture_output=True, text=True, check=True)
     assert f"{100 * final['test_acc']:.2f} %" in printed.stdout
@@ -97,21 +99,71 @@ def test_interrupted_grid_resumes_without_retraining(tmp_path, sig):
     assert sum(t["cached"] for t in results["trials"]) + results["final"]["cached"] == len(finished)
 
 
+TIMING_KEYS = ("train_s", "val_s")
+
+
+def _numbers(result: dict) -> dict:
+    """A trial's result without its timings (seconds differ between any two runs)."""
+    plain = {k: v for k, v in result.items() if k not in TIMING_KEYS and k != "val_correct"}
+    plain["history"] = [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in result["history"]]
+    plain["val_correct"] = None if result["val_correct"] is None else result["val_correct"].tolist()
+    return plain
+
+
 @pytest.mark.ray
-def test_ray_executor_matches_local_through_the_cache(tmp_path):
+def test_ray_and_local_executors_train_identical_numbers(tmp_path):
+    """Each executor trains every trial itself, into its own cache; the numbers must be equal."""
     pytest.importorskip("ray")
+    from dataclasses import replace
+
     from analyses.fashion_mnist import grid as fgrid
-    from analyses.fashion_mnist.executors import run_specs
-    from analyses.fashion_mnist.trials import TrialEnv
+    from miniplaces.trial_runner import TrialEnv, run_specs
 
     grid = fgrid.load_grid(_grid(tmp_path, subset=400))
     specs = fgrid.one_at_a_time(grid, 0)[:2]
     folder = fdata.locate(None, None, offline=True)
-    env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "cache"), True, grid.val_size,
-                   grid.train_subset, "cpu", 2)
+    env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "ray-cache"), True, grid.val_size,
+                   grid.train_subset, "cpu", threads=1, workers=2)
     on_ray = run_specs(specs, env, "ray")
-    assert [cached for _, cached in on_ray] == [False, False]
-    local = run_specs(specs, env, "local")
-    assert [cached for _, cached in local] == [True, True]
-    assert [r for r, _ in local] == [r for r, _ in on_ray]
-    assert all(r["status"] == "ok" and r["history"] for r, _ in on_ray)
+    local = run_specs(specs, replace(env, cache_dir=str(tmp_path / "local-cache")), "local")
+    assert [cached for _, cached in on_ray + local] == [False] * 4   # both trained, neither read the other
+    assert all(r["status"] == "ok" and r["history"] and r["threads"] == 1 for r, _ in on_ray + local)
+    assert [_numbers(r) for r, _ in local] == [_numbers(r) for r, _ in on_ray]
+
+
+def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from analyses.fashion_mnist import grid as fgrid
+    from miniplaces import trial_runner
+    from miniplaces.trial_runner import TrialEnv, run_specs
+
+    grid = fgrid.load_grid(_grid(tmp_path, subset=400))
+    specs = fgrid.one_at_a_time(grid, 0)[:2]
+    folder = fdata.locate(None, None, offline=True)
+    env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "pool-cache"), True, grid.val_size,
+                   grid.train_subset, "cpu", threads=1, workers=2)
+    pooled = run_specs(specs, env)
+    here = run_specs(specs, replace(env, cache_dir=str(tmp_path / "here-cache"), workers=1))
+    assert [cached for _, cached in pooled + here] == [False] * 4
+    assert [_numbers(r) for r, _ in pooled] == [_numbers(r) for r, _ in here]
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a cached trial was sent to a worker")
+    monkeypatch.setattr(trial_runner, "run_pool", no_worker)
+    monkeypatch.setattr(trial_runner, "run_ray", no_worker)
+    for executor in ("local", "ray"):
+        again = run_specs(specs, env, executor)
+        assert [cached for _, cached in again] == [True, True]
+        assert [_numbers(r) for r, _ in again] == [_numbers(r) for r, _ in pooled]
+
+
+def test_trials_run_side_by_side_only_when_the_work_pays_for_the_workers():
+    from miniplaces.trial_runner import POOL_MIN_TMACS, layout
+
+    big, small = 2 * POOL_MIN_TMACS, POOL_MIN_TMACS / 10
+    assert layout("cpu", [big] * 5, available=2) == (2, 1)       # grid trials: one core each
+    assert layout("cpu", [big], available=2) == (1, 2)           # the final model: every core
+    assert layout("cpu", [small] * 5, available=2) == (1, 2)     # tiny trials: starting workers costs more
+    assert layout("cpu", [big] * 5, available=1) == (1, 1)
+    assert layout("cuda", [big] * 5, available=8) == (1, 1)

@@ -1,4 +1,5 @@
-"""Grid files: validation before any work, one-axis-at-a-time expansion, combination, final choice."""
+"""Grid files: validation before any work, one-axis-at-a-time expansion, combination, finalists, final choice
+(the budget and the paired tests: test_fashion_selection.py)."""
 from dataclasses import replace
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import pytest
 
 import generate_report
 from analyses.fashion_mnist import grid as fgrid
+from analyses.fashion_mnist import selection as fsel
 from analyses.fashion_mnist.train import TrialConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +35,9 @@ def test_shipped_grids_parse(name):
     ({"axes": {"depth_width": [{"channels": [8, 16], "depth": [1, 1, 2]}]}}, "one entry per stage"),
     ({"base": {"depth": [1, 2]}}, "one entry per stage"),
     ({"finalists": -1, "base": {"epochs": 1}}, "finalists"),
-    ({"final_budget_s": "6 min", "base": {"epochs": 1}}, "final_budget_s"),
+    ({"final_budget_tmacs": "60", "base": {"epochs": 1}}, "final_budget_tmacs"),
+    ({"final_budget_tmacs": -1, "base": {"epochs": 1}}, "multiply-accumulates"),
+    ({"final_budget_s": 360, "base": {"epochs": 1}}, "replaced by final_budget_tmacs"),
     ({"axes": {"empty": []}}, "empty"),
     ({"base": {"dropout": 1.5}}, "1.5"),
     ({"base": {"batch_size": True}}, "True"),
@@ -79,20 +83,27 @@ def _results(accs):
     return {name: [{"val_acc": a} for a in values] for name, values in accs.items()}
 
 
+def _budget(grid, results, specs):
+    return fsel.budget_split(grid, results, specs, 60_000)
+
+
 def test_combination_takes_each_axis_best_and_final_takes_best_config():
     grid = _grid()
     specs = fgrid.one_at_a_time(grid, 0)
     results = _results({"baseline": [0.80, 0.82], "opt: optimizer=sgd": [0.85, 0.83],
                         "opt: optimizer=adam": [0.70, None], "lr: lr=0.1": [0.84, 0.86]})
-    assert fgrid.best_per_axis(grid, results) == {"opt": "opt: optimizer=sgd", "lr": "lr: lr=0.1"}
-    (combined, *_), = [fgrid.combination(grid, results, specs, 0)]
+    assert fsel.best_per_axis(grid, results) == {"opt": "opt: optimizer=sgd", "lr": "lr: lr=0.1"}
+    (combined, *_), = [fsel.combination(grid, results, specs, 0)]
     assert combined.config == TrialConfig(epochs=1, lr=0.1, optimizer="sgd")
-    specs += fgrid.combination(grid, results, specs, 0)
+    specs += fsel.combination(grid, results, specs, 0)
     results[combined.name] = [{"val_acc": 0.9}, {"val_acc": 0.88}]
-    final = fgrid.final_spec(grid, results, specs, 0)
+    decision = fsel.decide(results, _budget(grid, results, specs))
+    final = fsel.final_spec(grid, decision.chosen, specs, 0)
     assert final.stage == "final" and final.config == TrialConfig(epochs=5, lr=0.1, optimizer="sgd")
+    assert fsel.combination(replace(grid, combine=False), results, specs, 0) == []
+    diverged = {n: [{"val_acc": None}] for n in results}
     with pytest.raises(fgrid.GridError, match="diverged"):
-        fgrid.final_spec(grid, {n: [{"val_acc": None}] for n in results}, specs, 0)
+        fsel.decide(diverged, _budget(grid, diverged, specs))
 
 
 def test_finalists_are_the_best_and_the_baseline_and_decide_the_final_model():
@@ -100,29 +111,17 @@ def test_finalists_are_the_best_and_the_baseline_and_decide_the_final_model():
     specs = fgrid.one_at_a_time(grid, 0)
     results = _results({"baseline": [0.80, 0.82], "opt: optimizer=sgd": [0.85, 0.83],
                         "opt: optimizer=adam": [0.95, None], "lr: lr=0.1": [0.84, 0.86]})
-    assert fgrid.ranked(results) == ["lr: lr=0.1", "opt: optimizer=sgd", "baseline"]  # a diverged repeat drops out
-    finalists = fgrid.finalist_specs(grid, results, specs, 0)
+    assert fsel.ranked(results) == ["lr: lr=0.1", "opt: optimizer=sgd", "baseline"]  # a diverged repeat drops out
+    finalists = fsel.finalist_specs(grid, results, specs, 0, _budget(grid, results, specs))
     assert [(s.name, s.seed) for s in finalists] == [("finalist: lr: lr=0.1", 0), ("finalist: lr: lr=0.1", 1),
                                                      ("finalist: baseline", 0), ("finalist: baseline", 1)]
     assert all(s.stage == "finalist" and s.config.epochs == 5 for s in finalists)  # trained as the final will be
     # at full scale the baseline wins: the final model is the baseline, whatever the grid said
     at_scale = _results({"finalist: lr: lr=0.1": [0.90, 0.91], "finalist: baseline": [0.92, 0.92]})
-    final = fgrid.final_spec(grid, at_scale, finalists, 0)
+    decision = fsel.decide(at_scale, _budget(grid, results, specs))
+    assert (decision.chosen, decision.rule) == ("finalist: baseline", "accuracy")
+    final = fsel.final_spec(grid, decision.chosen, finalists, 0)
     assert final.name == "final (baseline)" and final.config == grid.base.updated({"epochs": 5})
-    assert fgrid.finalist_specs(replace(grid, finalists=0), results, specs, 0) == []
+    assert fsel.finalist_specs(replace(grid, finalists=0), results, specs, 0, _budget(grid, results, specs)) == []
     # when the baseline is already among the best, it is not trained twice
-    assert len(fgrid.finalist_specs(replace(grid, finalists=3), results, specs, 0)) == 6
-
-
-def test_final_budget_excludes_candidates_projected_to_train_too_long():
-    grid = replace(_grid(), final_budget_s=100.0)  # [final] epochs = 5
-    fast = {"config": {"epochs": 5}, "train_s": 40.0, "train_images": 50_000, "history": [{}] * 5, "val_acc": 0.90}
-    slow = {**fast, "train_s": 90.0, "val_acc": 0.95}
-    results = {"finalist: baseline": [fast], "finalist: wide": [slow, slow]}
-    assert fgrid.projected_final_s(grid, [fast], 60_000) == pytest.approx(48.0)  # 40 s x 60k/50k
-    assert fgrid.projected_final_s(grid, [slow], 60_000) == pytest.approx(108.0)
-    assert list(fgrid.within_budget(grid, results, 60_000)) == ["finalist: baseline"]
-    assert fgrid.within_budget(replace(grid, final_budget_s=0.0), results, 60_000) == results
-    # a grid trial of 1 epoch on 600 images projects to the final's 5 epochs on 60 000
-    short = {"config": {"epochs": 1}, "train_s": 0.6, "train_images": 600, "history": [{}], "val_acc": 0.8}
-    assert fgrid.projected_final_s(grid, [short], 60_000) == pytest.approx(300.0)
+    assert len(fsel.finalist_specs(replace(grid, finalists=3), results, specs, 0, _budget(grid, results, specs))) == 6

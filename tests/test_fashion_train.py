@@ -7,7 +7,7 @@ import torch
 
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist import evaluate_model
-from analyses.fashion_mnist.model import ModelConfig, build_model, load_model, save_model
+from analyses.fashion_mnist.model import ModelConfig, build_model, load_model, model_file_bytes
 from analyses.fashion_mnist.train import TrialConfig, evaluate, fit, get_prediction
 
 pytestmark = pytest.mark.skipif(not fdata.SYSTEM_DIR.is_dir(), reason="needs dataset-fashion-mnist")
@@ -71,6 +71,10 @@ def test_fit_is_deterministic_and_learns(small):
     for (k, v), w in zip(a["net"].state_dict().items(), b["net"].state_dict().values()):
         assert torch.equal(v, w), k
     assert a["val_acc"] > 0.5  # 10 classes: chance is 0.1
+    correct = a["val_correct"]  # per-image correctness of the last epoch, in the split's order
+    assert correct.dtype == bool and correct.shape == (len(small.val_y),)
+    assert a["val_acc"] == correct.mean() == a["history"][-1]["val_acc"]
+    assert (correct == b["val_correct"]).all()
 
 
 def test_get_prediction_and_evaluate(small):
@@ -86,7 +90,7 @@ def test_get_prediction_and_evaluate(small):
 def test_divergence_is_recorded(small):
     result = fit(TrialConfig(epochs=3, batch_size=64, channels=(4,), optimizer="sgd", lr=1e30, schedule="constant"),
                  small, seed=0, device=torch.device("cpu"))
-    assert result["status"] == "diverged" and result["val_acc"] is None
+    assert result["status"] == "diverged" and result["val_acc"] is None and result["val_correct"] is None
     assert len(result["history"]) < 3 and "loss" in result["error"]
 
 
@@ -94,7 +98,7 @@ def test_saved_model_reloads_to_same_predictions(small, tmp_path, capsys):
     result = fit(TINY, small, seed=1, device=torch.device("cpu"), keep_model=True)
     net = result["net"].eval()
     path = tmp_path / "model.pt"
-    save_model(net, path, {"test_acc": 0.5})
+    path.write_bytes(model_file_bytes(net, {"test_acc": 0.5}))
     loaded = load_model(path)
     with torch.no_grad():
         assert torch.equal(net(small.val_x), loaded(small.val_x))

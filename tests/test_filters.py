@@ -69,3 +69,46 @@ def test_unknown_layer_lists_valid_names():
         conv_layer(model, "layer9.conv")
     with pytest.raises(ValueError):
         conv_layer(model, "bn1")  # exists but is not a convolution
+
+
+def test_colour_fraction_of_grey_and_opponent_filters():
+    from analyses.filters import colour_fraction
+
+    pattern = torch.randn(1, 1, 5, 5)
+    grey = pattern.expand(1, 3, 5, 5)                                    # the same kernel on R, G and B
+    opponent = torch.cat([pattern, -pattern, torch.zeros_like(pattern)], dim=1)   # channels sum to 0
+    assert colour_fraction(torch.cat([grey, opponent])) == pytest.approx([0.0, 1.0], abs=1e-12)
+
+
+def test_colour_is_judged_against_the_layers_own_shuffled_filters():
+    from analyses.filters import colour_vs_chance
+
+    torch.manual_seed(0)
+    noise = colour_vs_chance(torch.randn(64, 3, 7, 7))
+    assert noise.chance_median == pytest.approx(2 / 3, abs=0.03)        # unstructured weights: about 2/3
+    inside = [(c.layer_median_p05 <= float(np.median(c.fraction)) <= c.layer_median_p95)
+              for c in (colour_vs_chance(torch.randn(64, 3, 7, 7), draws=50) for _ in range(20))]
+    assert sum(inside) >= 14                   # a random layer is a shuffled layer: inside the 5-95 % range ~90 %
+    assert noise.colour_filters + noise.grey_filters <= 12                # about 5 % on each side by chance
+    assert colour_vs_chance(torch.randn(64, 3, 7, 7)).draws == noise.draws == 200
+    # a layer of 32 grey and 32 colour-opponent filters: every filter falls outside the chance range
+    pattern = torch.randn(32, 1, 7, 7)
+    layer = torch.cat([pattern.expand(32, 3, 7, 7), torch.cat([pattern, -pattern, 0 * pattern], dim=1)])
+    planted = colour_vs_chance(layer)
+    assert planted.grey_filters == 32 and planted.colour_filters == 32
+    again = colour_vs_chance(layer)
+    assert (again.chance_p05, again.chance_p95) == (planted.chance_p05, planted.chance_p95)   # fixed seed
+
+
+def test_norm_ratio_is_largest_over_smallest_norm():
+    model = torch.nn.Sequential()
+    model.add_module("conv1", torch.nn.Conv2d(3, 4, 3, bias=False))
+    with torch.no_grad():
+        model.conv1.weight.copy_(torch.ones(4, 3, 3, 3) * torch.tensor([1.0, 2.0, 4.0, 0.5])[:, None, None, None])
+    grid = filter_grid(model, "conv1")
+    assert grid.norm_ratio == pytest.approx(8.0)
+    # constant filters shuffle to themselves: chance is 0 too, so none is called grey "against chance"
+    assert np.all(grid.colour.fraction == 0) and grid.colour.grey_filters == grid.colour.colour_filters == 0
+    with torch.no_grad():
+        model.conv1.weight[0] = 0
+    assert filter_grid(model, "conv1").norm_ratio is None

@@ -30,3 +30,24 @@ def test_second_concurrent_run_is_refused(tmp_path):
         with pytest.raises(UserError, match="another run"):
             with outdir.lock_out_dir(tmp_path / "out"):
                 pass
+
+
+def test_out_dir_under_a_regular_file_is_refused_even_as_root(tmp_path):
+    """mkdir under a regular file fails for every user (ENOTDIR), unlike a chmod'ed directory."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match="cannot create or write there"):
+        with outdir.lock_out_dir(blocker / "out"):
+            pytest.fail("the body must not run")
+
+
+def test_out_dir_where_nothing_can_be_written_is_refused_even_as_root(tmp_path):
+    """The write probe is a directory here: writing it fails for root too (EISDIR), so the check is exercised."""
+    out = tmp_path / "out"
+    (out / ".write-probe").mkdir(parents=True)
+    with pytest.raises(UserError, match="not writable"):
+        with outdir.lock_out_dir(out):
+            pytest.fail("the body must not run")
+    with pytest.raises(UserError, match="not writable"):   # again: the failed run released its lock
+        with outdir.lock_out_dir(out):
+            pass

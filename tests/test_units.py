@@ -37,6 +37,56 @@ def test_concept_ranking_puts_the_planted_unit_first():
     assert result.overall["sky"].images == 20
 
 
+def test_shift_null_and_cap_equal_a_direct_computation():
+    maps, masks, _ = planted_set(n=3)
+    result = concept_units.dissect(maps, masks)
+    ranking = result.per_image["img1"]["sky"]
+    mask = masks["img1"]["sky"]
+    moves = concept_units.shifts(mask.shape)
+    assert len(moves) == 63 and all(dy % 4 == 0 and dx % 4 == 0 for dy, dx in moves)   # 32 px / 8 steps
+    best, used = [], 0
+    for move in moves:
+        moved = np.roll(mask, move, axis=(0, 1))
+        if (moved & mask).sum() / (moved | mask).sum() >= concept_units.MAX_SELF_IOU:
+            continue
+        used += 1
+        inter, union = concept_units.iou_counts(maps["img1"], result.thresholds, moved)
+        best.append((inter / union).max())
+    assert ranking.null_draws == used and ranking.null_level == pytest.approx(np.quantile(best, 0.95))
+    # the cap: each unit's region size is fixed by its threshold; the best overlap is min/max of the areas
+    active = np.stack([concept_units.upsample(maps["img1"][u], mask.shape) > result.thresholds[u]
+                       for u in range(16)]).reshape(16, -1).sum(axis=1)
+    area = mask.sum()
+    assert ranking.cap == pytest.approx(max(min(a, area) / max(a, area) for a in active))
+
+
+def test_noise_units_are_not_detectors_but_a_planted_one_is():
+    maps, masks, _ = planted_set(n=6, seed=4)
+    noise = {name: np.random.default_rng(i).uniform(0, 1, m.shape).astype(np.float32)
+             for i, (name, m) in enumerate(maps.items())}
+    assert concept_units.dissect(noise, masks).overall["sky"].detectors() == []
+    planted = concept_units.dissect(maps, masks).overall["sky"]
+    assert [d.unit for d in planted.detectors()] == [7] and planted.above_null(7) and not planted.above_null(0)
+
+
+def test_a_mask_that_no_shift_moves_has_no_null_and_no_calibrated_detector():
+    maps, masks, _ = planted_set(n=2)
+    band = np.zeros((32, 32), dtype=bool)
+    band[:, :] = True
+    whole = {name: {"sky": band} for name in masks}
+    ranking = concept_units.dissect(maps, whole).overall["sky"]
+    assert ranking.null_level is None and ranking.null_draws == 0 and ranking.detectors() == []
+    top = np.zeros((32, 32), dtype=bool)
+    top[:12] = True                                     # full width: horizontal shifts leave it in place
+    ranking = concept_units.dissect(maps, {name: {"sky": top} for name in masks}).overall["sky"]
+    assert 0 < ranking.null_draws < 63
+
+
+def test_activity_rank_counts_units_with_a_larger_mean():
+    maps = np.stack([np.full((2, 2), v, dtype=np.float32) for v in [0.5, 3.0, 1.0, 3.0]])
+    assert [concept_units.activity_rank(maps, u) for u in range(4)] == [4, 1, 3, 2]   # ties by index
+
+
 def test_thresholds_are_the_top_half_percent_quantile_over_all_images():
     maps = [np.arange(64, dtype=np.float32).reshape(1, 8, 8), np.arange(64, 128, dtype=np.float32).reshape(1, 8, 8)]
     assert concept_units.unit_thresholds(maps)[0] == pytest.approx(np.quantile(np.arange(128), 0.995))
@@ -151,3 +201,118 @@ def test_zeroing_feature_maps_equals_zeroing_the_pooled_entries(tiny_resnet):
     weight, bias = fc_params(tiny_resnet)
     got = unit_ablation.ablated_logits(maps.mean(axis=(1, 2)), weight, bias, units)
     assert np.allclose(got, expected, atol=1e-4)
+
+
+# ------------------------------------------------------------------ 2d: the exact minimum against brute force
+
+def brute_force_minimum(pooled, weight, bias) -> int | None:
+    """Fewest units of any subset whose zeroing changes the argmax of the recomputed logits (None: none does)."""
+    from itertools import combinations
+
+    cls = int(np.argmax(unit_ablation.logits_of(pooled, weight, bias)))
+    for k in range(1, len(pooled) + 1):
+        if any(unit_ablation.top1_changes(pooled, weight, bias, units, cls)
+               for units in combinations(range(len(pooled)), k)):
+            return k
+    return None
+
+
+def check_against_brute_force(pooled, weight, bias):
+    exact = unit_ablation.exact_minimum(pooled, weight, bias)
+    assert exact.k == brute_force_minimum(pooled, weight, bias)
+    if exact.k is None:
+        assert len(exact.units) == 0 and exact.new_top1 is None and exact.prob_after is None
+        return exact
+    assert len(set(exact.units.tolist())) == exact.k == len(exact.units)
+    after = unit_ablation.ablated_logits(pooled, weight, bias, exact.units)
+    assert exact.new_top1 == int(np.argmax(after)) != exact.cls
+    assert exact.prob_after == pytest.approx(softmax(after)[exact.cls], abs=1e-12)
+    return exact
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_exact_minimum_equals_brute_force_on_random_layers(seed):
+    rng = np.random.default_rng(seed)
+    pooled = rng.gamma(0.8, 1.0, 10) * (rng.uniform(size=10) > 0.2)   # some units silent, as after ReLU
+    weight = rng.normal(0, 1, (6, 10))
+    bias = rng.normal(0, 2 if seed % 3 else 8, 6)                      # large biases: often nothing flips
+    exact = check_against_brute_force(pooled, weight, bias)
+    for name, s in unit_ablation.both_sweeps(pooled, weight, bias, limit=10).items():
+        assert s.min_k is None or exact.k <= s.min_k, name                 # the rankings are upper bounds
+
+
+def test_random_layers_cover_both_outcomes():
+    """The parametrised seeds above include layers where a subset flips and layers where none does."""
+    outcomes = set()
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        pooled = rng.gamma(0.8, 1.0, 10) * (rng.uniform(size=10) > 0.2)
+        weight, bias = rng.normal(0, 1, (6, 10)), rng.normal(0, 2 if seed % 3 else 8, 6)
+        outcomes.add(unit_ablation.exact_minimum(pooled, weight, bias).k is None)
+    assert outcomes == {True, False}
+
+
+def test_exact_tie_with_a_lower_index_rival_flips():
+    # integer weights, exact in float64: class 1 leads class 0 by 2; zeroing unit 0 makes them level,
+    # and np.argmax then picks class 0: the top-1 class changes with one unit
+    pooled = np.ones(4)
+    weight = np.array([[0.0, 1, 1, 1], [2.0, 1, 1, 1], [0.0, 0, 0, 0]])
+    bias = np.array([0.0, 0.0, -10.0])
+    after = unit_ablation.ablated_logits(pooled, weight, bias, [0])
+    assert int(np.argmax(unit_ablation.logits_of(pooled, weight, bias))) == 1 and after[0] == after[1]
+    exact = check_against_brute_force(pooled, weight, bias)
+    assert exact.k == 1 and list(exact.units) == [0] and exact.rival == 0 and exact.new_top1 == 0
+
+
+def test_exact_tie_with_a_higher_index_rival_does_not_flip():
+    # class 0 leads class 2 by 2; zeroing unit 0 makes them level, which keeps class 0 (lowest index):
+    # unit 1 (margin drop 0.5) is needed too
+    pooled = np.ones(4)
+    weight = np.array([[2.0, 1, 1, 1], [0.0, 0, 0, 0], [0.0, 0.5, 1, 1]])
+    bias = np.array([0.0, -10.0, 0.5])
+    after = unit_ablation.ablated_logits(pooled, weight, bias, [0])
+    assert after[0] == after[2] and not unit_ablation.top1_changes(pooled, weight, bias, [0], 0)
+    exact = check_against_brute_force(pooled, weight, bias)
+    assert exact.k == 2 and sorted(exact.units) == [0, 1] and exact.rival == 2
+
+
+def test_no_subset_flips_when_the_bias_decides():
+    pooled, weight = np.ones(5), np.abs(np.random.default_rng(0).normal(0, 1, (4, 5)))
+    bias = np.array([100.0, 0.0, 0.0, 0.0])
+    exact = check_against_brute_force(pooled, weight, bias)
+    assert exact.k is None and exact.rival in (1, 2, 3)
+    few = unit_ablation.fewest_units(pooled, weight, bias, limit=5)
+    assert few.greedy_excess == {"by_weight": None, "by_contribution": None}
+
+
+def test_greedy_rankings_can_need_more_units_than_the_exact_minimum():
+    # unit 0: largest weight AND contribution for class 0, but the rival has the same weight: zeroing it
+    # moves no margin. Unit 1 alone closes class 1's margin of 3 by 4.
+    pooled = np.array([1.0, 1.0])
+    weight = np.array([[5.0, 1.0], [5.0, -3.0], [5.0, 0.0]])
+    bias = np.array([0.0, 1.0, -100.0])
+    few = unit_ablation.fewest_units(pooled, weight, bias, limit=2)
+    assert few.exact.k == 1 and list(few.exact.units) == [1] and few.exact.new_top1 == 1
+    assert few.sweeps["by_weight"].min_k == 2 and few.sweeps["by_contribution"].min_k == 2
+    assert few.greedy_excess == {"by_weight": 1, "by_contribution": 1}
+    check_against_brute_force(pooled, weight, bias)
+
+
+def test_exact_minimum_is_fast_at_places365_size():
+    import time
+
+    rng = np.random.default_rng(0)
+    pooled = rng.gamma(1.0, 1.0, 2048).astype(np.float32)
+    weight = rng.normal(0, 0.05, (365, 2048)).astype(np.float32)
+    start = time.perf_counter()
+    exact = unit_ablation.exact_minimum(pooled, weight, np.zeros(365, np.float32))
+    assert time.perf_counter() - start < 2.0          # one sort per class; a forward per subset would be hopeless
+    assert exact.k is not None and unit_ablation.top1_changes(pooled, weight, np.zeros(365), exact.units, exact.cls)
+
+
+def test_ablation_rank_and_change_flags():
+    pooled, weight, bias = separable_head()          # logits 12, 7.5, -6
+    ab = unit_ablation.ablate_top_units(pooled, weight, bias, 4)
+    assert ab.top1_changed and ab.rank_after == 2     # class 0 falls to 0: below 7.5, above -6
+    kept = unit_ablation.ablate_top_units(pooled, weight, bias, 1)
+    assert not kept.top1_changed and kept.rank_after == 1

@@ -15,8 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 HOSTILE = "<img src=x onerror=alert(1)>.jpg"
 
 
-@pytest.mark.slow
-def test_user_image_with_concepts_from_the_command_line(tmp_path):
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    """One CLI run of Problems 2 and 3 on a user image with a concepts file, a hostile name and a broken file."""
+    tmp_path = tmp_path_factory.mktemp("units_cli")
     pictures = tmp_path / "pictures"
     pictures.mkdir()
     rng = np.random.default_rng(0)
@@ -38,9 +43,16 @@ def test_user_image_with_concepts_from_the_command_line(tmp_path):
         capture_output=True, text=True, cwd=tmp_path, timeout=300,
         env={**os.environ, "TORCH_HOME": str(tmp_path / "torch")})
     assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr and "broken.jpg" in result.stderr and "unknown concept" in result.stderr
+    return {"tmp": tmp_path, "pictures": pictures, "out": out, "stderr": result.stderr,
+            "results": json.loads((out / "results.json").read_text())}
 
-    results = json.loads((out / "results.json").read_text())
+
+def test_user_image_with_concepts_from_the_command_line(hostile_run):
+    tmp_path, pictures, out = hostile_run["tmp"], hostile_run["pictures"], hostile_run["out"]
+    stderr = hostile_run["stderr"]
+    assert "Traceback" not in stderr and "broken.jpg" in stderr and "unknown concept" in stderr
+
+    results = hostile_run["results"]
     [scene] = results["scenes"]
     assert scene["image"] == HOSTILE
     assert [t["index"] for t in scene["top5"]] == scene["cam"]["classes"]
@@ -64,6 +76,49 @@ def test_user_image_with_concepts_from_the_command_line(tmp_path):
 
     html = (out / "report.html").read_text()
     assert "<img src=x onerror" not in html and "&lt;img src=x onerror=alert(1)&gt;.jpg" in html
-    assert "<script>" not in html.split("<body>", 1)[1]
+    warning = next(line for line in html.splitlines() if "unknown concept" in line)   # shown in the run summary
+    assert "&#39;&lt;script&gt;&#39;" in warning and "<script>" not in warning
     for anchor in ["units-2a", "units-2b", "units-2c", "units-2d", "cam-3a", "cam-3b", "cam-3c", "cam-3d"]:
         assert f'id="{anchor}"' in html
+
+
+def test_every_iou_can_be_recomputed_from_the_saved_dissection(hostile_run):
+    """units/dissection.npz holds the thresholds, maps and masks: one IoU recomputed from it matches results.json."""
+    from analyses import concept_units
+
+    out, results = hostile_run["out"], hostile_run["results"]
+    [scene] = results["scenes"]
+    dissection = results["units"]["dissection"]
+    with np.load(out / dissection["file"]) as saved:
+        assert list(saved["scene_ids"]) == [scene["id"]]
+        maps, thresholds = saved[f"maps_{scene['id']}"], saved["thresholds"]
+        assert np.array_equal(thresholds, concept_units.unit_thresholds([maps], float(saved["quantile"])))
+        concepts = list(saved[f"concepts_{scene['id']}"])
+        masks = saved[f"masks_{scene['id']}"]
+    assert masks.shape[1:] == tuple(dissection["mask_size"])
+    sky = next(c for c in scene["concepts"] if c["concept"] == "sky")
+    best = sky["top"][0]
+    inter, union = concept_units.iou_counts(maps[best["unit"]:best["unit"] + 1], thresholds[best["unit"]:best["unit"] + 1],
+                                            masks[concepts.index("sky")])
+    assert inter[0, 0] / union[0, 0] == pytest.approx(best["iou"], abs=1e-12)
+    # the calibrated call follows the stated rule, and the Network Dissection count is kept beside it
+    for concept in scene["concepts"]:
+        for unit in concept["top"]:
+            assert unit["above_null"] == (concept["null_max_iou"] is not None and unit["iou"] > concept["null_max_iou"])
+        assert concept["netdissect_count"] >= sum(u["iou"] >= dissection["cutoff"] for u in concept["top"])
+        assert all(u["iou"] <= concept["cap"] + 1e-12 for u in concept["top"])
+
+
+def test_the_exact_minimum_is_reported_beside_the_greedy_rankings(hostile_run):
+    [scene] = hostile_run["results"]["scenes"]
+    sweep = scene["sweep"]
+    exact = sweep["exact"]
+    assert exact["prob_before"] == pytest.approx(sweep["by_weight"]["prob"][0])
+    for ranking in ("by_weight", "by_contribution"):
+        min_k = sweep[ranking]["min_k"]
+        if min_k is None:
+            assert sweep["greedy_excess"][ranking] is None
+        else:
+            assert exact["k"] is not None and sweep["greedy_excess"][ranking] == min_k - exact["k"] >= 0
+    if exact["k"] is not None:
+        assert len(exact["units"]) == exact["k"] and exact["new_top1"]["index"] != sweep["by_weight"]["class"]["index"]

@@ -4,8 +4,9 @@ A grid is plain data. ``[base]`` is the baseline configuration (Problem 4c); ``[
 axis name to a list of partial configs, each tried on its own around the baseline (one axis at a
 time); ``combine`` then trains the baseline with every axis set to its best value; ``finalists`` retrains
 the best few and the baseline as the final model would be trained (``[final]`` overrides, the whole
-training split) and picks among them by validation; the pick is retrained on all 60k images.
-Everything is checked before any training, and a bad key or value is named in the error.
+training split) and picks among them by validation; the pick is retrained on all 60k images. The
+search itself is in selection.py. Everything is checked before any training, and a bad key or value
+is named in the error.
 """
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from . import data as fdata
 from .model import INITS
 from .train import FIELDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrialConfig
 
-TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_s", "data", "base", "axes", "final"}
+TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_tmacs", "data", "base", "axes",
+            "final"}
+RENAMED = {"final_budget_s": "final_budget_tmacs (the budget is counted in multiply-accumulates now, the same "
+                             "on every machine: see docs/fashion_mnist.md)"}
 DATA_KEYS = {"val_size", "train_subset"}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "precision": PRECISIONS}
 
@@ -41,6 +45,7 @@ class TrialSpec:
     config: TrialConfig
     seed: int
     stage: str = "grid"
+    coupled: dict[str, Any] = field(default_factory=dict)   # settings changed with the axis, and "why"
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Grid:
     repeats: int = 1
     combine: bool = True
     finalists: int = 0
-    final_budget_s: float = 0.0   # training-time budget of the final model (0: none)
+    final_budget_tmacs: float = 0.0   # compute budget of the final model's training, 10^12 MACs (0: none)
     val_size: int = 10_000
     train_subset: int = 0
 
@@ -133,6 +138,8 @@ def _int_setting(table: dict, key: str, where: str, default: int, minimum: int) 
 
 def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     """Validate a grid given as a dict (a parsed TOML file)."""
+    for old in set(raw) & set(RENAMED):
+        _fail(f"{source}: {old}", f"this key was replaced by {RENAMED[old]}")
     unknown = set(raw) - TOP_KEYS
     if unknown:
         _fail(source, f"unknown key {sorted(unknown)[0]!r} (known: {', '.join(sorted(TOP_KEYS))})")
@@ -156,20 +163,25 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
         if not isinstance(values, list) or not values:
             _fail(where, f"{values!r} must be a non-empty list of tables like {{lr = 0.01}}")
         axes[axis] = [check_overrides(v, f"{where}[{i}]") for i, v in enumerate(values)]
-        for i, overrides in enumerate(axes[axis]):
-            _check_stages(base.updated(overrides), f"{where}[{i}]")
     final = check_overrides(raw.get("final", {}), f"{source}: final")
+    for axis, values in axes.items():
+        for i, overrides in enumerate(values):
+            _check_stages(base.updated(overrides), f"{source}: axes.{axis}[{i}]")
+            check_evaluation(variant_config(base, overrides)[0].updated(final), f"{source}: axes.{axis}[{i}]")
     _check_stages(base, f"{source}: base")
     _check_stages(base.updated(final), f"{source}: final")
+    check_evaluation(base, f"{source}: base")
+    check_evaluation(base.updated(final), f"{source}: final")
     combine = raw.get("combine", True)
     if not isinstance(combine, bool):
         _fail(f"{source}: combine", f"{combine!r} must be true or false")
     description = raw.get("description", "")
     if not isinstance(description, str):
         _fail(f"{source}: description", f"{description!r} must be a string")
-    budget = raw.get("final_budget_s", 0.0)
+    budget = raw.get("final_budget_tmacs", 0.0)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0:
-        _fail(f"{source}: final_budget_s", f"{budget!r} must be a number of seconds >= 0 (0: no budget)")
+        _fail(f"{source}: final_budget_tmacs", f"{budget!r} must be a number of 10^12 multiply-accumulates >= 0 "
+                                               f"(0: no budget)")
     return Grid(source, description, base, axes, final, _int_setting(raw, "repeats", source, 1, 1), combine,
                 _int_setting(raw, "finalists", source, 0, 0), float(budget), val_size, train_subset)
 
@@ -192,102 +204,58 @@ def describe(overrides: dict[str, Any]) -> str:
     return ", ".join(f"{k}={show(v)}" for k, v in overrides.items()) or "baseline"
 
 
+EVALUATION_KEYS = ("flip_tta",)   # config fields that change how a trained model is scored, not how it trains
+FLIP_COUPLING = "test-time flips only for a model trained on mirrored images (augment without flip)"
+
+
+def coupled(base: TrialConfig, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Settings a variant must change besides ``overrides`` to stay a fair comparison, with "why".
+
+    The one coupling: a baseline with flip test-time augmentation would score a variant trained
+    without flips on mirror images it never saw (the standard grid's augment = "none" lost 10 pp
+    that way), so such a variant is scored without test-time flips. Empty when nothing couples."""
+    config = base.updated(overrides)
+    if config.flip_tta and "flip" not in fdata.parse_augment(config.augment) and "flip_tta" not in overrides:
+        return {"flip_tta": False, "why": FLIP_COUPLING}
+    return {}
+
+
+def variant_config(base: TrialConfig, overrides: dict[str, Any]) -> tuple[TrialConfig, dict[str, Any]]:
+    """(the config of ``overrides`` applied to ``base`` with its couplings, the couplings)."""
+    coupling = coupled(base, overrides)
+    return base.updated({**overrides, **{k: v for k, v in coupling.items() if k != "why"}}), coupling
+
+
+def check_evaluation(config: TrialConfig, where: str) -> None:
+    """No configuration is scored with test-time flips unless it trains with flips."""
+    if config.flip_tta and "flip" not in fdata.parse_augment(config.augment):
+        _fail(where, f"flip_tta = true with augment = {config.augment!r}: the model would be scored on "
+                     "mirror images it never trained on; add flip to augment or set flip_tta = false")
+
+
+def check_fair(base: TrialConfig, specs: list[TrialSpec]) -> None:
+    """Every variant is scored like the baseline except in what its axis names and its stated couplings."""
+    for spec in specs:
+        check_evaluation(spec.config, spec.name)
+        for key in EVALUATION_KEYS:
+            stated = key in spec.overrides or key in spec.coupled
+            if not stated and getattr(spec.config, key) != getattr(base, key):
+                _fail(spec.name, f"{key} = {getattr(spec.config, key)!r} differs from the baseline's without "
+                                 "its axis naming it or a stated coupling")
+
+
 def one_at_a_time(grid: Grid, seed: int) -> list[TrialSpec]:
-    """The baseline, then each axis value applied alone to it; a value equal to the baseline is skipped."""
+    """The baseline, then each axis value applied alone to it (with its couplings); a value equal to
+    the baseline is skipped."""
     specs = [TrialSpec("baseline", None, {}, grid.base, s) for s in grid.seeds(seed)]
     seen = {grid.base}
     for axis, variants in grid.axes.items():
         for overrides in variants:
-            config = grid.base.updated(overrides)
+            config, coupling = variant_config(grid.base, overrides)
             if config in seen:
                 continue
             seen.add(config)
-            specs += [TrialSpec(f"{axis}: {describe(overrides)}", axis, overrides, config, s) for s in grid.seeds(seed)]
+            specs += [TrialSpec(f"{axis}: {describe(overrides)}", axis, overrides, config, s, coupled=coupling)
+                      for s in grid.seeds(seed)]
+    check_fair(grid.base, specs)
     return specs
-
-
-def mean_val_acc(results: list[dict[str, Any]]) -> float:
-    """Mean validation accuracy over repeats; a diverged repeat makes the config lose every comparison."""
-    accs = [r["val_acc"] for r in results]
-    return float("-inf") if not accs or any(a is None for a in accs) else sum(accs) / len(accs)
-
-
-def best_per_axis(grid: Grid, results: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-    """For each axis, the trial name (a variant or "baseline") with the best mean validation accuracy."""
-    best = {}
-    for axis in grid.axes:
-        names = ["baseline"] + [n for n in results if n.startswith(f"{axis}: ")]
-        best[axis] = max(names, key=lambda n: mean_val_acc(results[n]))  # ties: the baseline (first) wins
-    return best
-
-
-def combination(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: list[TrialSpec],
-                seed: int) -> list[TrialSpec]:
-    """The baseline with every axis at its best value, unless that is a config already trained."""
-    if not grid.combine:
-        return []
-    by_name = {s.name: s for s in specs}
-    overrides: dict[str, Any] = {}
-    for axis, name in best_per_axis(grid, results).items():
-        overrides.update(by_name[name].overrides)
-    config = grid.base.updated(overrides)
-    if config in {s.config for s in specs}:
-        return []
-    return [TrialSpec(f"combined: {describe(overrides)}", "combined", overrides, config, s) for s in grid.seeds(seed)]
-
-
-def ranked(results: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """Trial names by mean validation accuracy, best first, diverged ones left out (ties keep order)."""
-    ok = [n for n in results if mean_val_acc(results[n]) != float("-inf")]
-    return sorted(ok, key=lambda n: -mean_val_acc(results[n]))
-
-
-def finalist_specs(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: list[TrialSpec],
-                   seed: int) -> list[TrialSpec]:
-    """The ``finalists`` best grid configurations plus the baseline, trained as the final model will be.
-
-    A grid trial is short and sees a subset, which rewards what converges fast (less augmentation,
-    less regularisation, higher learning rates); whether that still wins over the final model's
-    longer training on more images is measured here, on the same validation split, rather than
-    assumed. The baseline is always a finalist because every grid comparison was made against it.
-    """
-    if not grid.finalists:
-        return []
-    by_name = {s.name: s for s in specs}
-    candidates = ranked(results)
-    names = candidates[:grid.finalists]
-    if "baseline" not in names and "baseline" in candidates:
-        names.append("baseline")
-    return [TrialSpec(f"finalist: {name}", "finalist", by_name[name].overrides,
-                      by_name[name].config.updated(grid.final), s, stage="finalist")
-            for name in names for s in grid.seeds(seed)]
-
-
-def projected_final_s(grid: Grid, results: list[dict[str, Any]], final_images: int) -> float:
-    """Seconds the final model of this configuration would train: the measured seconds per image and
-    epoch (mean over repeats) times the final model's images and epochs."""
-    per_image_epoch = [r["train_s"] / (r["train_images"] * max(len(r["history"]), 1)) for r in results]
-    epochs = grid.final.get("epochs", results[0]["config"]["epochs"])
-    return sum(per_image_epoch) / len(per_image_epoch) * final_images * epochs
-
-
-def within_budget(grid: Grid, results: dict[str, list[dict[str, Any]]],
-                  final_images: int) -> dict[str, list[dict[str, Any]]]:
-    """The candidates whose final model is projected to train within ``final_budget_s`` (all without a budget)."""
-    if not grid.final_budget_s:
-        return results
-    return {n: r for n, r in results.items() if projected_final_s(grid, r, final_images) <= grid.final_budget_s}
-
-
-def final_spec(grid: Grid, results: dict[str, list[dict[str, Any]]], specs: list[TrialSpec],
-               seed: int) -> TrialSpec:
-    """The best configuration by mean validation accuracy among ``results`` (the finalists when there
-    are any, else every grid trial), with [final] overrides, on all training images."""
-    by_name = {s.name: s for s in specs}
-    best = ranked(results)
-    if not best:
-        raise GridError(f"{grid.source}: every trial diverged; nothing to retrain")
-    chosen = by_name[best[0]]
-    label = best[0].removeprefix("finalist: ")
-    return TrialSpec(f"final ({label})", "final", {**chosen.overrides, **grid.final},
-                     chosen.config.updated(grid.final), seed, stage="final")

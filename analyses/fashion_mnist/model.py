@@ -10,6 +10,7 @@ the logits of an image and of its mirror image. The network normalises its own i
 """
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -22,8 +23,15 @@ INITS = ("default", "kaiming", "xavier", "orthogonal")
 FORMAT = "miniplaces-fashion-mnist-model/1"
 
 
+def plain_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as JSON-able data (tuples as lists), for results.json, cache keys and files."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
+    """The architecture; TrialConfig takes these fields (and their defaults) from here by name."""
+
     channels: tuple[int, ...] = (32, 64, 128)   # one entry per stage; each stage halves the resolution
     depth: int | tuple[int, ...] = 1             # convolutions per stage: one number for all, or one per stage
     dropout: float = 0.0                         # before each classifier layer
@@ -45,10 +53,7 @@ class ModelConfig:
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        d["depth"] = list(self.depth) if isinstance(self.depth, tuple) else self.depth
-        return d
+        return plain_dict(self)
 
     def stage_depths(self) -> tuple[int, ...]:
         if isinstance(self.depth, int):
@@ -121,13 +126,14 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def save_model(model: SmallCNN, path: Path, extra: dict[str, Any] | None = None) -> None:
-    """One file with the architecture config and the weights, written atomically."""
-    from miniplaces.atomic import write_with
-
+def model_file_bytes(model: SmallCNN, extra: dict[str, Any] | None = None) -> bytes:
+    """The model file's content: the architecture config and the weights (plus ``extra``), which
+    ``load_model`` reads back. The caller writes it (atomically)."""
     blob = {"format": FORMAT, "config": model.config.to_dict(),
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **(extra or {})}
-    write_with(path, lambda handle: torch.save(blob, handle))
+    buffer = io.BytesIO()
+    torch.save(blob, buffer)
+    return buffer.getvalue()
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> SmallCNN:
@@ -138,3 +144,20 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> SmallCNN
     model = build_model(ModelConfig.from_dict(blob["config"]))
     model.load_state_dict(blob["state_dict"])
     return model.to(device).eval()
+
+
+def count_macs(config: ModelConfig) -> int:
+    """Multiply-accumulates of one image's forward pass through ``logits`` (one pass: flip TTA doubles
+    evaluation, not training), exact for the convolutions and linear layers, which do nearly all the
+    work; BatchNorm, ReLU and pooling are left out. A machine-independent measure of a model's cost."""
+    macs, c_in, side = 0, 1, 28
+    for c_out, depth in zip(config.channels, config.stage_depths()):
+        for _ in range(depth):
+            macs += side * side * c_out * c_in * 3 * 3   # 3 x 3 convolution, padding 1: same size out
+            c_in = c_out
+        side //= 2                                       # 2 x 2 max-pooling after the stage
+    width = c_in * side * side
+    for units in ([config.hidden] if config.hidden else []) + [config.num_classes]:
+        macs += width * units
+        width = units
+    return macs

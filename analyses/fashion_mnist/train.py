@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from . import data as fdata
-from .model import ModelConfig, build_model, count_parameters
+from .model import ModelConfig, build_model, count_parameters, plain_dict
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "onecycle", "cosine", "step")
@@ -35,25 +35,22 @@ class TrialConfig:
     momentum: float = 0.9            # SGD momentum (Adam's beta1 stays at 0.9)
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
-    dropout: float = 0.0
-    hidden: int = 0                  # units of a hidden fully connected layer before the classifier
-    init: str = "default"
-    channels: tuple[int, ...] = (32, 64, 128)
-    depth: int | tuple[int, ...] = 1    # convolutions per stage: one number, or one per stage
+    dropout: float = ModelConfig.dropout
+    hidden: int = ModelConfig.hidden                # units of a hidden fully connected layer (0: none)
+    init: str = ModelConfig.init
+    channels: tuple[int, ...] = ModelConfig.channels
+    depth: int | tuple[int, ...] = ModelConfig.depth    # convolutions per stage: one number, or one per stage
     augment: str = "flip+crop"
     channels_last: bool = True       # NHWC activations: about twice as fast on a CPU (benchmarks/)
-    flip_tta: bool = False           # predict from the mean logits of the image and its mirror (eval only)
+    flip_tta: bool = ModelConfig.flip_tta           # predict from the mean logits of the image and its mirror
     precision: str = "bf16"          # training forward pass in bfloat16 where the hardware does it natively
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(channels=tuple(self.channels), depth=self.depth, dropout=self.dropout,
-                           hidden=self.hidden, init=self.init, flip_tta=self.flip_tta)
+        """The architecture fields, taken by name: ModelConfig is their one definition."""
+        return ModelConfig(**{f.name: getattr(self, f.name) for f in fields(ModelConfig) if f.name in FIELDS})
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        d["depth"] = list(self.depth) if isinstance(self.depth, tuple) else self.depth
-        return d
+        return plain_dict(self)
 
     def updated(self, overrides: dict[str, Any]) -> "TrialConfig":
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
@@ -78,6 +75,7 @@ class EpochStats:
 class Scores:
     accuracy: float
     loss: float
+    correct: torch.Tensor        # bool per image, in the order given: paired tests compare trials image by image
 
 
 def make_optimizer(model: nn.Module, cfg: TrialConfig) -> torch.optim.Optimizer:
@@ -165,28 +163,37 @@ def get_prediction(image: torch.Tensor, net: nn.Module) -> torch.Tensor | int:
     return int(pred[0]) if image.dim() == 3 else pred
 
 
-@torch.no_grad()
-def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-             criterion: nn.Module | None = None) -> Scores:
-    """Accuracy (Problem 4b) and mean loss of ``net`` on a labelled set, in large batches."""
+@torch.inference_mode()
+def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, criterion: nn.Module | None = None,
+             bf16: bool = False, channels_last: bool = False, batch_size: int = EVAL_BATCH) -> Scores:
+    """Accuracy (Problem 4b), mean loss and per-image correctness of ``net`` on a labelled set.
+
+    Validation runs on the training fast path (large batches, ``inference_mode``, the trial's memory
+    layout and precision) so that it costs less than an epoch of training. The test set is scored with
+    the defaults (fp32, NCHW): the number ``evaluate_model`` prints for the saved file."""
     net.eval()
     device = next(net.parameters()).device
-    correct, loss = 0, 0.0
-    for i in range(0, len(labels), EVAL_BATCH):
-        x, y = images[i:i + EVAL_BATCH].to(device), labels[i:i + EVAL_BATCH].to(device)
-        logits = net(x)
-        correct += int((logits.argmax(1) == y).sum())
+    correct, loss = [], 0.0
+    for i in range(0, len(labels), batch_size):
+        x, y = images[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = net(x).float()
+        correct.append((logits.argmax(1) == y).cpu())
         if criterion is not None:
             loss += float(criterion(logits, y)) * len(y)
+    hits = torch.cat(correct) if correct else torch.zeros(0, dtype=torch.bool)
     n = max(len(labels), 1)
-    return Scores(correct / n, loss / n)
+    return Scores(int(hits.sum()) / n, loss / n, hits)
 
 
 def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
         on_epoch: Callable[[dict], None] | None = None, keep_model: bool = False) -> dict[str, Any]:
     """Train one configuration and return plain data: status ("ok" or "diverged"), the per-epoch
     history (train loss/accuracy, validation loss/accuracy when there is a validation set, seconds,
-    learning rate) and, with ``keep_model``, the trained ``net``."""
+    learning rate), ``val_correct`` (the final epoch's per-image correctness on the validation split,
+    for paired tests) and, with ``keep_model``, the trained ``net``."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     net = build_model(cfg.model_config()).to(device)
@@ -197,7 +204,8 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
     scheduler = make_scheduler(optimizer, cfg, steps)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     plain = nn.CrossEntropyLoss()
-    history, status, error = [], "ok", None
+    history, status, error, scores = [], "ok", None, None
+    bf16 = training_precision(cfg, device) == "bf16"
     for epoch in range(1, cfg.epochs + 1):
         try:
             stats = train(net, split.train_x, split.train_y, optimizer, scheduler, criterion, cfg, generator, device)
@@ -207,15 +215,19 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
         row = {"epoch": epoch, "train_s": stats.seconds, "train_loss": stats.loss, "train_acc": stats.accuracy,
                "lr": optimizer.param_groups[0]["lr"]}
         if len(split.val_y):
-            scores = evaluate(net, split.val_x, split.val_y, plain)
-            row.update(val_acc=scores.accuracy, val_loss=scores.loss)
+            val_start = time.perf_counter()
+            scores = evaluate(net, split.val_x, split.val_y, plain, bf16=bf16, channels_last=cfg.channels_last)
+            row.update(val_acc=scores.accuracy, val_loss=scores.loss, val_s=time.perf_counter() - val_start)
         history.append(row)
         if on_epoch:
             on_epoch(row)
-    result = {"config": cfg.to_dict(), "seed": seed, "status": status, "precision": training_precision(cfg, device), "error": error, "history": history,
-              "params": count_parameters(net), "train_s": sum(r["train_s"] for r in history),
+    ok = status == "ok" and scores is not None
+    result = {"config": cfg.to_dict(), "seed": seed, "status": status, "precision": training_precision(cfg, device),
+              "error": error, "history": history, "params": count_parameters(net),
+              "train_s": sum(r["train_s"] for r in history), "val_s": sum(r.get("val_s", 0.0) for r in history),
               "train_images": len(split.train_y), "val_images": len(split.val_y),
-              "val_acc": history[-1].get("val_acc") if history and status == "ok" else None}
+              "val_acc": scores.accuracy if ok else None,
+              "val_correct": scores.correct.numpy() if ok else None}  # the final epoch's, image by image
     if keep_model:  # back to the default layout: a network rebuilt from the saved file computes the same way
         result["net"] = net.to(memory_format=torch.contiguous_format)
     return result

@@ -14,15 +14,18 @@ from analyses import cam as analysis
 from analyses.feature_maps import fc_params, top_k
 from .. import atomic, figures
 from ..context import RunContext, SectionResult
-from . import units as units_section
-from .units import colour_scale, display_image, overlay, plain
+from ..figures import colour_scale, display_image, overlay, plain
 
 TITLE = "Class activation maps (CAM)"
 NUMBER = 3
 TOC = [("cam-3a", "3a. (1 x c x h x w) to (hw x c)"), ("cam-3b", "3b. FC layer per position: (hw x 365)"),
        ("cam-3c", "3c. CAMs of the top-5 classes, explained"), ("cam-3d", "3d. Every scene: is CAM effective?")]
 CONTRIBUTORS = 3   # units listed per class
-check = units_section.check   # the same scenes: no usable image stops the run before any work
+
+
+def check(ctx: RunContext) -> None:
+    """Decode the scenes first: when no image is usable the run stops before any section works."""
+    ctx.scenes()
 
 
 def run(ctx: RunContext) -> SectionResult:
@@ -36,9 +39,9 @@ def run(ctx: RunContext) -> SectionResult:
         t = time.perf_counter()
         fm, cached = ctx.feature_maps(scene)
         cached_all &= cached
-        entry, fig_id, scene_shapes = _scene(ctx, scene, fm, weight, bias, k, places)
+        entry, fig_id, fig_path, scene_shapes = _scene(ctx, scene, fm, weight, bias, k, places)
         shapes = shapes or scene_shapes
-        figs[fig_id] = ctx.relative(ctx.figure_path(fig_id))
+        figs[fig_id] = fig_path
         entry["seconds"] = time.perf_counter() - t
         scenes_json.append(entry)
     effective = [s["image"] for s in scenes_json if s["cam"]["verdict"]["effective"]]
@@ -88,14 +91,15 @@ def _scene(ctx, scene, fm, weight, bias, k, places):
     arrays = {str(cls): raw[i].astype(np.float32) for i, cls in enumerate(classes)}
     atomic.write_with(npz_path, lambda handle: np.savez(handle, **arrays))
 
-    rgb = display_image(scene)
+    rgb = display_image(scene.image)
     size = rgb.shape[:2]
     shown = [analysis.display_cam(r, size) for r in raw]
     masks = scene.masks(size)
     explanations = [_explain(t, fm.maps, weight, shown[i], raw[i], masks) for i, t in enumerate(top)]
     v = analysis.verdict(shown[0], raw)
     fig_id = f"cam_{scene.id}"
-    ctx.figure(fig_id, lambda: _draw(scene, rgb, shown, top), places.demo, ctx.places_inputs(with_scenes=True))
+    fig_path = ctx.figure(fig_id, lambda: _draw(scene, rgb, shown, top), places.demo,
+                          ctx.places_inputs(with_scenes=True))
     entry = {"image": scene.name, "id": scene.id, "top5": top_k(fm.probs, labels, 5),
              "cam": {"classes": classes, "file": ctx.relative(npz_path), "raw_shape": [h, w],
                      "explanations": explanations,
@@ -103,7 +107,7 @@ def _scene(ctx, scene, fm, weight, bias, k, places):
                                  "correlation": v.correlation, "reasons": v.reasons,
                                  "text": _verdict_text(v, explanations[0])},
                      "shapes": shapes, "figure": fig_id}}
-    return entry, fig_id, shapes
+    return entry, fig_id, fig_path, shapes
 
 
 def _explain(t, maps, weight, shown, raw, masks) -> dict:

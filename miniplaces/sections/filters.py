@@ -35,16 +35,23 @@ def run(ctx: RunContext) -> SectionResult:
         draw = _draw_rgb if grid.rgb is not None else _draw_slices
         figs[fig_id] = ctx.figure(fig_id, lambda: draw(grid), places.demo, ctx.places_inputs(with_scenes=False))
         layers.append(_layer_json(grid, fig_id))
-    data = {
-        "normalization": {
-            "method": "min-max per output filter",
-            "why": "filter norms within a layer differ by up to an order of magnitude, so one scale for the "
-                   "whole layer would leave weak filters a flat grey; each filter is stretched to [0, 1] on "
-                   "its own. A constant filter maps to 0.5 (no division by zero).",
-        },
-        "layers": layers,
-    }
+    data = {"normalization": {"method": "min-max per output filter", "why": _why_per_filter(grids)},
+            "layers": layers}
     return SectionResult("filters", TITLE, data, figs, cached=cached, seconds=time.perf_counter() - start)
+
+
+def _why_per_filter(grids: list[analysis.FilterGrid]) -> str:
+    """Why each filter gets its own scale, with this run's measured spread of filter norms."""
+    ratios = [(g.norm_ratio, g.layer) for g in grids if g.norm_ratio is not None]
+    measured = ""
+    if ratios:
+        ratio, layer = max(ratios)
+        measured = (f" In this run the largest filter L2 norm of a layer is {ratio:.1f} times its smallest "
+                    f"({layer}).")
+    return ("Each filter is stretched to [0, 1] on its own, so its pattern is visible whatever its norm; one "
+            "scale for the whole layer would draw every filter with contrast in proportion to its weights, "
+            "which compares magnitudes but can leave weak filters nearly flat." + measured +
+            " A constant filter maps to 0.5 (no division by zero).")
 
 
 def _layer_json(grid: analysis.FilterGrid, fig_id: str) -> dict:
@@ -53,10 +60,20 @@ def _layer_json(grid: analysis.FilterGrid, fig_id: str) -> dict:
            "display": "RGB image per filter" if grid.rgb is not None else
            "signed slices of the strongest input channels of the strongest filters",
            "filters_shown": int(len(grid.rgb) if grid.rgb is not None else len(grid.slice_filters)),
-           "norm_min": float(norms.min()), "norm_median": float(np.median(norms)), "norm_max": float(norms.max())}
-    if grid.colour_fraction is not None:
-        out["colour_filters"] = int((grid.colour_fraction > 0.5).sum())
-        out["colour_fraction_median"] = float(np.median(grid.colour_fraction))
+           "norm_min": float(norms.min()), "norm_median": float(np.median(norms)), "norm_max": float(norms.max()),
+           "norm_ratio": grid.norm_ratio}
+    if grid.colour is not None:
+        colour = grid.colour
+        out.update({
+            "filters": int(len(colour.fraction)),
+            "colour_fraction_median": float(np.median(colour.fraction)),
+            "colour_chance": {"method": colour.method, "median": colour.chance_median, "p05": colour.chance_p05,
+                              "p95": colour.chance_p95, "draws": colour.draws,
+                              "layer_median_p05": colour.layer_median_p05,
+                              "layer_median_p95": colour.layer_median_p95},
+            "colour_filters": colour.colour_filters,
+            "grey_filters": colour.grey_filters,
+        })
     else:
         out["slice_filters"] = [int(f) for f in grid.slice_filters]
     return out

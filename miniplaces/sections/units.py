@@ -9,11 +9,12 @@ import logging
 import time
 
 import numpy as np
-from PIL import Image
+from matplotlib.ticker import MaxNLocator
 
 from analyses import concept_units, unit_ablation
 from analyses.feature_maps import chop, fc_params, top_k
-from .. import figures
+from .. import atomic, figures
+from ..figures import colour_scale, display_image, overlay, plain, tint
 from ..context import RunContext, SectionResult
 from ..progress import progress
 
@@ -27,7 +28,7 @@ TOC = [("units-2a", "2a. The chopped ResNet"), ("units-2b", "2b. Concept units (
 PROBLEM_SET_UNIT = 300     # the problem set's mountain unit, always shown
 MASK_SIZE = (112, 112)     # dissection resolution of the masks, as Broden's 112 x 112 segmentations
 SHOWN_UNITS = 3            # units drawn per concept in the figure (the table lists ``top_units``)
-DISPLAY_SIDE = 256         # images in figures are drawn at most this many pixels a side
+DISSECTION_FILE = "units/dissection.npz"
 ZEROED = ("the whole h x w activation map of each ablated unit in layer4's output (after the last ReLU, before "
           "global average pooling) is set to 0; because average pooling is linear this equals zeroing the unit's "
           "entry of the pooled vector, so every ablation is computed as softmax(W @ pooled' + b) on the cached "
@@ -60,6 +61,7 @@ def run(ctx: RunContext) -> SectionResult:
     masks = {s.name: s.masks(MASK_SIZE) for s in scene_set.scenes if s.concepts}
     dissection = concept_units.dissect({name: fm.maps for name, fm in maps.items()}, masks)
     dissection_seconds = time.perf_counter() - t
+    _save_dissection(ctx.out / DISSECTION_FILE, scene_set.scenes, maps, masks, dissection.thresholds)
 
     figs, scenes_json, sweep_ms = {}, [], []
     for scene in scene_set.scenes:
@@ -88,11 +90,17 @@ def run(ctx: RunContext) -> SectionResult:
         "dissection": {
             "quantile": concept_units.QUANTILE,
             "cutoff": concept_units.DETECTOR_IOU,
+            "null": {"method": concept_units.NULL_METHOD, "draws": len(concept_units.shifts(MASK_SIZE)),
+                     "level": concept_units.NULL_LEVEL},
+            "cap_method": "largest IoU any unit's thresholded region could reach with its size fixed: "
+                          "sum over images of min(|active|, |mask|) / sum of max(|active|, |mask|), best unit",
+            "file": DISSECTION_FILE,
             "mask_size": list(MASK_SIZE),
             "images": len(maps),
             "annotated_images": len(masks),
             "positions_per_unit": int(len(maps) * np.prod(example.maps.shape[1:])),
-            "overall": {concept: _ranking_json(r, n_top) for concept, r in dissection.overall.items()},
+            "overall": {concept: {"images": r.images, **_concept_json(r, n_top)}
+                        for concept, r in dissection.overall.items()},
         },
         "unit300": PROBLEM_SET_UNIT if PROBLEM_SET_UNIT < c else None,
         "units": c,
@@ -117,10 +125,28 @@ def _describe(chopped) -> list[str]:
             for i, m in enumerate(chopped)]
 
 
-def _ranking_json(ranking: concept_units.ConceptRanking, n: int) -> dict:
-    return {"images": ranking.images, "mask_fraction": ranking.mask_fraction,
-            "top": [{"unit": s.unit, "iou": s.iou} for s in ranking.top(n)],
-            "detectors": len(ranking.detectors())}
+def _concept_json(ranking: concept_units.ConceptRanking, n: int) -> dict:
+    """What 2b says about one concept: the best units, the cap, the null level and both detector counts."""
+    calibrated = ranking.null_level is not None
+    return {"mask_fraction": ranking.mask_fraction,
+            "top": [{"unit": s.unit, "iou": s.iou, "above_null": ranking.above_null(s.unit)} for s in ranking.top(n)],
+            "cap": ranking.cap, "null_max_iou": ranking.null_level, "null_draws": ranking.null_draws,
+            "detector_count": len(ranking.detectors()) if calibrated else None,
+            "netdissect_count": len(ranking.netdissect())}
+
+
+def _save_dissection(path, scenes, maps, masks, thresholds) -> None:
+    """Everything needed to recompute every IoU of 2b: thresholds, layer4 maps and masks per scene."""
+    arrays = {"thresholds": thresholds, "quantile": np.float64(concept_units.QUANTILE),
+              "mask_size": np.array(MASK_SIZE), "scene_ids": np.array([s.id for s in scenes]),
+              "scene_images": np.array([s.name for s in scenes])}
+    for scene in scenes:
+        arrays[f"maps_{scene.id}"] = maps[scene.name].maps
+        concepts = masks.get(scene.name, {})
+        arrays[f"concepts_{scene.id}"] = np.array(list(concepts), dtype=str)
+        arrays[f"masks_{scene.id}"] = (np.stack(list(concepts.values())) if concepts
+                                       else np.zeros((0, *MASK_SIZE), dtype=bool))
+    atomic.write_with(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
 def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo):
@@ -137,20 +163,17 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
     entry["concept_units"] = {concept: [{"unit": s.unit, "iou": s.iou} for s in r.top(n_top)]
                               for concept, r in rankings.items()}
     entry["concepts"] = [{
-        "concept": concept, "mask_fraction": r.mask_fraction,
-        "top": [{"unit": s.unit, "iou": s.iou} for s in r.top(n_top)],
+        "concept": concept, **_concept_json(r, n_top),
         "detectors": [{"unit": s.unit, "iou": s.iou} for s in r.detectors()[:n_top]],
-        "detector_count": len(r.detectors()),
-        "unit300": ({"iou": float(r.iou[PROBLEM_SET_UNIT]), "rank": r.rank_of(PROBLEM_SET_UNIT)}
-                    if PROBLEM_SET_UNIT < c else None),
+        "unit300": ({"iou": float(r.iou[PROBLEM_SET_UNIT]), "rank": r.rank_of(PROBLEM_SET_UNIT),
+                     "above_null": r.above_null(PROBLEM_SET_UNIT)} if PROBLEM_SET_UNIT < c else None),
     } for concept, r in rankings.items()]
     entry["most_active"] = [{"unit": u, "mean": m} for u, m in concept_units.most_active(fm.maps, n_top)]
     if PROBLEM_SET_UNIT < c:
         m = fm.maps[PROBLEM_SET_UNIT]
-        order = np.argsort(-fm.maps.mean(axis=(1, 2)), kind="stable")
         entry["unit300"] = {"mean": float(m.mean()), "max": float(m.max()),
                             "threshold": float(dissection.thresholds[PROBLEM_SET_UNIT]),
-                            "activity_rank": int(np.nonzero(order == PROBLEM_SET_UNIT)[0][0]) + 1}
+                            "activity_rank": concept_units.activity_rank(fm.maps, PROBLEM_SET_UNIT)}
     fig_id = f"units_{scene.id}_concepts"
     figs[fig_id] = ctx.figure(fig_id, lambda: _draw_concepts(scene, fm.maps, dissection.thresholds, rankings, entry),
                               demo, inputs)
@@ -167,22 +190,23 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
         "top5_after": top_k(ab.probs_after, labels),
         "prob_before": float(ab.probs_before[ab.cls]),
         "prob_after": float(ab.probs_after[ab.cls]),
-        "rank_after": int((ab.probs_after > ab.probs_after[ab.cls]).sum()) + 1,
-        "top1_changed": int(np.argmax(ab.probs_after)) != ab.cls,
+        "rank_after": ab.rank_after,
+        "top1_changed": ab.top1_changed,
     }
     fig_id = f"units_{scene.id}_ablation"
     figs[fig_id] = ctx.figure(fig_id, lambda: _draw_ablation(scene, fm.maps, entry["ablation"]), demo, inputs)
     entry["figures"]["ablation"] = fig_id
 
-    # 2d: both sweeps (timed: this is the "milliseconds, not a forward per k" claim)
+    # 2d: the exact minimum and both greedy sweeps (timed: the "milliseconds, not a forward per k" claim)
     t = time.perf_counter()
-    sweeps = unit_ablation.both_sweeps(pooled, weight, bias, limit)
+    fewest = unit_ablation.fewest_units(pooled, weight, bias, limit)
     ms = 1000 * (time.perf_counter() - t)
-    entry["sweep"] = {name: _sweep_json(s, labels) for name, s in sweeps.items()}
-    entry["sweep"]["fewer"] = _fewer(sweeps)
+    entry["sweep"] = {name: _sweep_json(s, labels) for name, s in fewest.sweeps.items()}
+    entry["sweep"]["exact"] = _exact_json(fewest.exact, labels)
+    entry["sweep"]["greedy_excess"] = fewest.greedy_excess
     entry["sweep"]["milliseconds"] = ms
     fig_id = f"units_{scene.id}_sweep"
-    figs[fig_id] = ctx.figure(fig_id, lambda: _draw_sweep(scene, sweeps, labels), demo, inputs)
+    figs[fig_id] = ctx.figure(fig_id, lambda: _draw_sweep(scene, fewest, labels), demo, inputs)
     entry["figures"]["sweep"] = fig_id
     return entry, figs, ms
 
@@ -195,67 +219,35 @@ def _sweep_json(s: unit_ablation.Sweep, labels: list[str]) -> dict:
             "prob_at_min_k": float(s.prob[s.min_k]) if s.min_k is not None else None}
 
 
-def _fewer(sweeps: dict[str, unit_ablation.Sweep]) -> str:
-    """Which ranking flips the top-1 class with fewer units: by_weight, by_contribution, tie or neither."""
-    w, c = sweeps["by_weight"].min_k, sweeps["by_contribution"].min_k
-    if w is None and c is None:
-        return "neither"
-    if w is None or (c is not None and c < w):
-        return "by_contribution"
-    if c is None or w < c:
-        return "by_weight"
-    return "tie"
+def _exact_json(e: unit_ablation.ExactMinimum, labels: list[str]) -> dict:
+    return {"k": e.k, "units": [int(u) for u in e.units], "rival": {"index": e.rival, "label": labels[e.rival]},
+            "new_top1": {"index": e.new_top1, "label": labels[e.new_top1]} if e.new_top1 is not None else None,
+            "prob_before": e.prob_before, "prob_after": e.prob_after}
 
 
 # ------------------------------------------------------------------------------------------- figures
-
-def plain(text: str, n: int = 40) -> str:
-    """User text for a matplotlib title: '$' would start mathtext (and can fail); long names are cut."""
-    text = text if len(text) <= n else text[: n - 3] + "..."
-    return text.replace("$", r"\$")
-
-
-def display_image(scene) -> np.ndarray:
-    """The scene as a float RGB array at most DISPLAY_SIDE a side (figures need no more)."""
-    image = scene.image.copy()
-    image.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.LANCZOS)
-    return np.asarray(image, dtype=np.float32) / 255.0
-
-
-def overlay(ax, rgb: np.ndarray, heat: np.ndarray | None = None, vmin: float = 0.0, vmax: float = 1.0,
-            cmap: str = "jet", alpha: float = 0.5):
-    """Draw ``rgb`` with ``heat`` (same H x W) blended on top; matplotlib colour maps give RGB, never BGR."""
-    ax.imshow(rgb, interpolation="bilinear")
-    handle = None
-    if heat is not None:
-        handle = ax.imshow(heat, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    return handle
-
 
 def _unit_panel(ax, rgb, unit_map, threshold, mask, title):
     """A unit's upsampled map above its threshold (cyan) and, if given, the concept mask's outline (yellow)."""
     size = rgb.shape[:2]
     active = concept_units.upsample(unit_map, size) > threshold
     overlay(ax, rgb)
-    tint = np.zeros(size + (4,), dtype=np.float32)
-    tint[active] = (0.0, 1.0, 1.0, 0.55)
-    ax.imshow(tint, interpolation="nearest")
+    tint(ax, active, (0.0, 1.0, 1.0, 0.55))
     if mask is not None and mask.any() and not mask.all():
         ax.contour(mask.astype(float), levels=[0.5], colors=["yellow"], linewidths=1.2)
     ax.set_title(title, fontsize=7, pad=2)
 
 
 def _draw_concepts(scene, maps, thresholds, rankings, entry):
-    rgb = display_image(scene)
+    rgb = display_image(scene.image)
     size = rgb.shape[:2]
     masks = scene.masks(size) if rankings else {}
     rows = []   # (row label, mask, [(unit, mask or None, title)])
     for concept, r in rankings.items():
-        rows.append((f"{concept} (mask)", masks[concept],
-                     [(s.unit, masks[concept], f"unit {s.unit}\nIoU {s.iou:.3f}") for s in r.top(SHOWN_UNITS)
-                      if s.iou > 0]))
+        level = f"\nchance IoU {r.null_level:.3f}" if r.null_level is not None else ""
+        rows.append((f"{plain(concept, 24)} (mask){level}", masks[concept],
+                     [(s.unit, masks[concept], f"unit {s.unit}\nIoU {s.iou:.3f}"
+                       + (" > null" if r.above_null(s.unit) else "")) for s in r.top(SHOWN_UNITS) if s.iou > 0]))
     if not rankings:
         rows.append(("no masks: most active", None,
                      [(d["unit"], None, f"unit {d['unit']}\nmean {d['mean']:.2f}")
@@ -273,13 +265,11 @@ def _draw_concepts(scene, maps, thresholds, rankings, entry):
         ax = axes[r, 0]
         if mask is not None:
             overlay(ax, rgb)
-            tint = np.zeros(size + (4,), dtype=np.float32)
-            tint[mask] = (1.0, 0.85, 0.0, 0.5)
-            ax.imshow(tint, interpolation="nearest")
+            tint(ax, mask, (1.0, 0.85, 0.0, 0.5))
         else:   # the row's first unit as a heat map, so a unit that never passes its threshold still shows
             unit_map = concept_units.upsample(maps[units[0][0]], size)
             overlay(ax, rgb, unit_map / max(float(thresholds[units[0][0]]), 1e-6), vmin=0, vmax=1)
-        ax.set_title(plain(label), fontsize=8, pad=2, weight="bold")
+        ax.set_title(label, fontsize=8, pad=2, weight="bold")
         for i in range(SHOWN_UNITS):
             ax = axes[r, i + 1]
             if i < len(units):
@@ -301,15 +291,8 @@ def _draw_concepts(scene, maps, thresholds, rankings, entry):
     return fig
 
 
-def colour_scale(vmin: float, vmax: float, cmap: str = "jet"):
-    """An opaque colour scale for a colour bar (the overlays themselves are drawn half transparent)."""
-    from matplotlib.colors import Normalize
-
-    return figures.plt.cm.ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap)
-
-
 def _draw_ablation(scene, maps, ab):
-    rgb = display_image(scene)
+    rgb = display_image(scene.image)
     size = rgb.shape[:2]
     ups = [concept_units.upsample(maps[u], size) for u in ab["units"]]
     vmax = max(float(max(u.max() for u in ups)), 1e-6)
@@ -338,20 +321,33 @@ def _draw_ablation(scene, maps, ab):
     return fig
 
 
-def _draw_sweep(scene, sweeps, labels):
+def _draw_sweep(scene, fewest: unit_ablation.FewestUnits, labels):
+    """Both greedy curves, and the exact minimum as a vertical line with the probability it leaves."""
     fig, ax = figures.plt.subplots(figsize=(7.5, 3.4))
     styles = {"by_weight": ("#2457a6", "units ranked by FC weight"),
               "by_contribution": ("#d97a00", "units ranked by W x mean activation")}
-    for name, s in sweeps.items():
+    for name, s in fewest.sweeps.items():
         colour, label = styles[name]
         flip = f", top-1 changes at k={s.min_k}" if s.min_k is not None else ", top-1 never changes"
         ax.plot(s.k, s.prob, color=colour, label=label + flip, lw=1.6)
         if s.min_k is not None:
             ax.axvline(s.min_k, color=colour, ls="--", lw=0.9)
-    s0 = next(iter(sweeps.values()))
+    exact = fewest.exact
+    if exact.k is not None:
+        ax.axvline(exact.k, color="#b3261e", lw=1.4,
+                   label=f"exact minimum: k={exact.k} (any units; dot: P after), "
+                         f"new top-1 '{plain(labels[exact.new_top1], 28)}'")
+        ax.plot([exact.k], [exact.prob_after], "o", color="#b3261e", ms=5)
+    else:
+        ax.plot([], [], color="#b3261e", label="exact minimum: no set of units changes the top-1 class")
+    flips = [s.min_k for s in fewest.sweeps.values()]
+    if all(k is not None for k in flips):   # zoom on where the class changes; the rest of the curve is flat
+        ax.set_xlim(-0.5, min(len(s.k) - 1, max(10, 3 * max(flips))) + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("k = number of units zeroed")
-    ax.set_ylabel(f"P('{plain(labels[s0.cls])}')")
-    ax.set_title(f"{plain(scene.name)}: probability of the original top-1 class while zeroing the top-k units", fontsize=9)
+    ax.set_ylabel(f"P('{plain(labels[exact.cls])}')")
+    ax.set_title(f"{plain(scene.name)}: probability of the original top-1 class while zeroing the top-k units",
+                 fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig

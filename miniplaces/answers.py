@@ -1,0 +1,499 @@
+"""Every answer sentence of the report, built from the numbers in results.json.
+
+One function per sub-question returns an ``Answer``: at most three sentences that answer the
+question with its key numbers (the report's answer block), one sentence for the "Answers at a
+glance" table, and, where the problem set asks to explain, a short reading of what the numbers mean.
+Templates only display these strings; a sentence here must be true for the official Places365
+weights as well as for the untrained demo weights (the report marks the latter once per answer).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# sub-question -> (heading id in the report, points, what it asks, one word for the glance table)
+QUESTIONS: dict[str, tuple[str, str, str]] = {
+    "1a": ("filters-1a", "1 pt", "normalize_tensor"),
+    "1b": ("filters-1b", "1 pt", "filters of conv1 and a deeper layer"),
+    "2a": ("units-2a", "1 pt", "the chopped ResNet"),
+    "2b": ("units-2b", "1 pt", "units that detect sky and building"),
+    "2c": ("units-2c", "1.5 pts", "zeroing the top-5 units"),
+    "2d": ("units-2d", "1.5 pts", "fewest units that change the top-1 class"),
+    "3a": ("cam-3a", "1 pt", "(1 x c x h x w) to (hw x c)"),
+    "3b": ("cam-3b", "1 pt", "the FC layer at every position"),
+    "3c": ("cam-3c", "1 pt", "CAMs of the top-5 classes"),
+    "3d": ("cam-3d", "0.5 pt bonus", "is CAM effective on other scenes?"),
+    "4a": ("fm-4a", "1 pt", "train"),
+    "4b": ("fm-4b", "1 pt", "get_prediction and evaluate"),
+    "4c": ("fm-4c", "1 pt", "optimizer and 10 epochs"),
+    "4d": ("fm-4d", "2 pts", "design choices and hyperparameters"),
+    "final": ("fm-final", "credit at > 90 %", "the saved model"),
+}
+SECTION_OF = {"1": "filters", "2": "units", "3": "cam", "4": "fashion_mnist", "f": "fashion_mnist"}
+
+
+@dataclass
+class Answer:
+    key: str                        # "2d"
+    sentences: list[str]            # the answer block: at most three sentences
+    glance: str                     # one sentence for "Answers at a glance"
+    reading: list[str] = field(default_factory=list)   # what the numbers mean, where the question asks why
+    places: bool = False            # computed with the Places365 network (the report marks demo weights)
+
+    @property
+    def anchor(self) -> str:
+        return QUESTIONS[self.key][0]
+
+    @property
+    def points(self) -> str:
+        return QUESTIONS[self.key][1]
+
+    @property
+    def topic(self) -> str:
+        return QUESTIONS[self.key][2]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.sentences)
+
+
+# ----------------------------------------------------------------------------------------- wording
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{100 * x:.{digits}f} %"
+
+
+def points_of(x: float, digits: int = 1) -> str:
+    """A difference of probabilities in percentage points."""
+    return f"{100 * x:.{digits}f}"
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
+def series(items: list[Any], last: str = "and") -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} {last} {items[-1]}"
+
+
+def span(values: list[float], fmt: Callable[[float], str], unit: str = "") -> str:
+    """'from 3 to 7 units' style range, or the single value when all are equal."""
+    lo, hi = min(values), max(values)
+    return f"{fmt(lo)}{unit}" if fmt(lo) == fmt(hi) else f"{fmt(lo)} to {fmt(hi)}{unit}"
+
+
+def capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def name(cls: dict) -> str:
+    """A class by its name (the demo model has none: 'class 262')."""
+    return cls["label"]
+
+
+def scene_name(scene: dict) -> str:
+    return scene.get("id") or scene["image"]
+
+
+def count_of(n: int, total: int, what: str) -> str:
+    if n == total:
+        return f"every {what}" if total > 1 else f"the {what}"
+    return f"{n} of {total} {what}s"
+
+
+# ------------------------------------------------------------------------------------- Problem 1
+
+def answer_1a(results: dict) -> Answer:
+    layers = results["filters"]["layers"]
+    first = layers[0]
+    ratio = first["norm_ratio"]
+    return Answer("1a", [
+        "normalize_tensor rescales each output filter on its own to [0, 1] (min-max per filter); "
+        "a constant filter maps to 0.5 instead of dividing by zero.",
+        f"In {first['layer']} the largest filter norm is {ratio:.1f} times the smallest, so one scale "
+        "for the whole layer would show weak filters with less contrast than strong ones; per filter, "
+        "every pattern uses the full range.",
+    ], glance=f"Min-max per filter, so each of {first['layer']}'s filters (norms spanning a factor of "
+              f"{ratio:.1f}) shows its pattern at full contrast.", places=True)
+
+
+def answer_1b(results: dict) -> Answer:
+    layers = results["filters"]["layers"]
+    rgb = [layer for layer in layers if "colour_chance" in layer]
+    deeper = [layer for layer in layers if "colour_chance" not in layer]
+    sentences, reading = [], []
+    if rgb:
+        layer = rgb[0]
+        chance, n = layer["colour_chance"], layer["shape"][0]
+        sentences.append(
+            f"{layer['layer']}'s {n} filters, drawn as RGB images, include {layer['colour_filters']} colour "
+            f"filters and {layer['grey_filters']} grey (luminance) filters: their share of colour contrast lies "
+            f"above the 95th or below the 5th percentile of the same weights shuffled at random "
+            f"({chance['p95']:.2f} and {chance['p05']:.2f}).")
+        reading.append(
+            f"Shuffling keeps a filter's values but destroys their arrangement, so by chance about "
+            f"{0.05 * n:.0f} of {n} filters fall beyond each percentile; counts far above that are structure "
+            f"that training put there. The layer's median colour share is {layer['colour_fraction_median']:.2f}, "
+            f"against {chance['median']:.2f} for shuffled filters.")
+    if deeper:
+        names = series([f"{d['layer']} ({d['shape'][1]} input channels)" for d in deeper])
+        sentences.append(f"Deeper filters are not images: for {names} each row shows one of the strongest "
+                         "filters as signed slices of its strongest input channels.")
+    glance = (f"{rgb[0]['layer']}: {rgb[0]['colour_filters']} colour and {rgb[0]['grey_filters']} grey filters "
+              f"beyond chance of {rgb[0]['shape'][0]}; deeper layers as signed weight slices."
+              if rgb else f"{series([d['layer'] for d in deeper])} shown as signed weight slices.")
+    return Answer("1b", sentences, glance, reading, places=True)
+
+
+# ------------------------------------------------------------------------------------- Problem 2
+
+def answer_2a(results: dict) -> Answer:
+    model = results["units"]["model"]
+    out = model["output_shape"]
+    shape_in, shape_out = " x ".join(map(str, model["input_shape"])), " x ".join(map(str, out))
+    return Answer("2a", [
+        f"The chopped model keeps every child of the {model['arch']} except "
+        f"{series(model['children_dropped'])}, so a {shape_in} input gives a {shape_out} output: "
+        f"{out[1]} units, each an {out[2]} x {out[3]} map.",
+        "These maps are computed once per scene and reused by 2b to 2d and by Problem 3.",
+    ], glance=f"Dropping {series(model['children_dropped'])} leaves layer4's {shape_out} output: "
+              f"{out[1]} units of {out[2]} x {out[3]}.", places=True)
+
+
+PROBLEM_CONCEPTS = ("sky", "building")
+
+
+def _detectors(n: int | None, concept: str) -> str:
+    if n is None:
+        return f"no chance level for {concept}"
+    return f"no {concept} unit" if n == 0 else plural(n, f"{concept} unit")
+
+
+def answer_2b(results: dict) -> Answer:
+    units = results["units"]
+    overall = units["dissection"]["overall"]
+    if not overall:
+        return Answer("2b", [
+            "No scene has concept masks, so no unit can be scored against sky or building; the report lists "
+            "each scene's most active units instead."], "No concept masks given: nothing to score.", places=True)
+    asked = [c for c in PROBLEM_CONCEPTS if c in overall] or list(overall)[:2]
+    best = [f"{overall[c]['top'][0]['unit']} for {c} (IoU {overall[c]['top'][0]['iou']:.3f} "
+            f"on {plural(overall[c]['images'], 'image')})" for c in asked]
+    found = [overall[c]["detector_count"] for c in asked]
+    beats = "beats" if sum(n or 0 for n in found) <= 1 else "beat"
+    levels = [f"{overall[c]['null_max_iou']:.3f}" for c in asked if overall[c]["null_max_iou"] is not None]
+    sentences = [
+        f"The best units are {series(best)}.",
+        capital(f"{series([_detectors(n, c) for n, c in zip(found, asked)])} {beats} chance, the best IoU that "
+                f"the same masks reach when moved off the concept ({series(levels)})."),
+    ]
+    calibrated = [r["detector_count"] for r in overall.values() if r["detector_count"] is not None]
+    best_units = [f"{overall[c]['top'][0]['unit']} ({c})" for c in asked]
+    pairs = sum(calibrated)
+    glance = (f"Best units: {series(best_units)}; {plural(pairs, 'unit-concept pair')} "
+              f"{'beats' if pairs == 1 else 'beat'} chance "
+              f"over {plural(len(overall), 'concept')}.")
+    caps = {c: overall[c]["cap"] for c in asked}
+    reading = [
+        "IoU measures how well the region where a unit fires matches the concept's mask: near 0 it is no "
+        "detector, and a unit above the chance level overlaps the concept more than the best of "
+        f"{units['units']} units does by luck. With {plural(units['dissection']['images'], 'image')} and "
+        f"{' x '.join(map(str, units['model']['output_shape'][2:]))} maps the IoU cannot exceed "
+        f"{series([f'{v:.2f} for {c}' for c, v in caps.items()])}, so Network Dissection's cut-off of 0.04, which "
+        f"would count {series([str(overall[c]['netdissect_count']) for c in asked])}, is no fair bar here."]
+    unit300 = units.get("unit300")
+    shown = [s for s in results.get("scenes", []) if "unit300" in s]
+    if unit300 is not None and shown:
+        ranks = [s["unit300"]["activity_rank"] for s in shown]
+        reading.append(f"The problem set's mountain unit {unit300} ranks {span(ranks, str)} of {units['units']} "
+                       "by mean activation on these scenes.")
+    return Answer("2b", sentences, glance, reading, places=True)
+
+
+def answer_2c(results: dict, focus: dict) -> Answer:
+    scenes = results["scenes"]
+    ab = focus["ablation"]
+    drops = [s["ablation"]["prob_before"] - s["ablation"]["prob_after"] for s in scenes]
+    lowered = sum(d > 0 for d in drops)
+    changed = [s for s in scenes if s["ablation"]["top1_changed"]]
+    example = f"{scene_name(focus)}: {pct(ab['prob_before'])} → {pct(ab['prob_after'])}"
+    if lowered == len(scenes):
+        what = f"lowers its probability on {count_of(lowered, len(scenes), 'scene')}, by {span(drops, points_of, ' points')}"
+    else:
+        what = (f"lowers its probability on {lowered} of {plural(len(scenes), 'scene')} (changes from "
+                f"{span([-d for d in drops], lambda x: f'{100 * x:+.1f}', ' points')})")
+    sentences = [f"Zeroing the five units with the largest FC weights for the top-1 class {what} ({example})."]
+    if not changed:
+        sentences.append("The top-1 class never changes." if len(scenes) > 1 else "The top-1 class stays.")
+    else:
+        where = series([scene_name(s) for s in changed])
+        sentences.append(f"The top-1 class changes on {count_of(len(changed), len(scenes), 'scene')}"
+                         + (f" ({where})." if len(changed) < len(scenes) else "."))
+    moved = (f"P(top-1) falls by {span(drops, points_of, ' points')}" if lowered == len(scenes) else
+             f"P(top-1) changes by {span([-d for d in drops], lambda x: f'{100 * x:+.1f}', ' points')}")
+    glance = (f"{moved}; the top-1 class changes on {count_of(len(changed), len(scenes), 'scene')}." if changed
+              else f"{moved}; the top-1 class never changes.")
+    return Answer("2c", sentences, glance, places=True)
+
+
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def units_phrase(k: int) -> str:
+    """'one unit', 'two units', '12 units'."""
+    return f"{NUMBER_WORDS.get(k, k)} unit{'s' if k != 1 else ''}"
+
+
+def answer_2d(results: dict, focus: dict) -> Answer:
+    scenes = results["scenes"]
+    limit = results["units"]["sweep_limit"]
+    ex = focus["sweep"]["exact"]
+    ks = [s["sweep"]["exact"]["k"] for s in scenes]
+    found = [k for k in ks if k is not None]
+    if ex["k"] is not None:
+        first = (f"Zeroing {units_phrase(ex['k'])}, {series(ex['units'])}, changes the top-1 class of "
+                 f"{scene_name(focus)} from {name(focus['sweep']['by_weight']['class'])} to {name(ex['new_top1'])}")
+    else:
+        first = (f"No set of units changes the top-1 class of {scene_name(focus)}: zeroing every unit that "
+                 f"supports it still leaves it ahead of {name(ex['rival'])}")
+    if len(scenes) > 1 and found:
+        first += (f"; every scene needs exactly {units_phrase(found[0])}" if min(found) == max(found)
+                  else f"; the {len(scenes)} scenes need {min(found)} to {max(found)}")
+    never = len(ks) - len(found)
+    if len(scenes) > 1 and never:
+        first += f", and no set of units changes {plural(never, 'scene')}"
+    sentences = [first + ".",
+                 "This minimum is exact over all sets of units, because the logits are linear in the units."]
+    greedy = []
+    for key, label in (("by_weight", "ranking by FC weight"), ("by_contribution", "ranking by weight x activation")):
+        hits = [s["sweep"][key]["min_k"] for s in scenes if s["sweep"][key]["min_k"] is not None]
+        text = f"{label} needs {span(hits, str, ' units')}" if hits else f"{label} never succeeds"
+        if hits and len(hits) < len(scenes):
+            text += f" (none within {limit} on {plural(len(scenes) - len(hits), 'scene')})"
+        greedy.append(text.replace(" 1 units", " 1 unit"))
+    sentences.append(f"The problem set's {greedy[0]} and the {greedy[1]}: upper bounds.")
+    if ex["k"] is not None:
+        across = ("" if len(scenes) == 1 else f"; {NUMBER_WORDS.get(found[0], found[0])} for each of the "
+                  f"{len(scenes)} scenes" if min(found) == max(found)
+                  else f"; {min(found)} to {max(found)} across the {len(scenes)} scenes")
+        glance = (f"{capital(units_phrase(ex['k']))} ({series(ex['units'])}) for {scene_name(focus)}, the exact "
+                  f"minimum{across}.")
+    else:
+        glance = f"No set of units changes the top-1 class of {scene_name(focus)}."
+    return Answer("2d", sentences, glance, places=True)
+
+
+# ------------------------------------------------------------------------------------- Problem 3
+
+def answer_3a(results: dict) -> Answer:
+    shapes = results["cam"]["shapes"]
+    a, b = " x ".join(map(str, shapes["chopped"])), " x ".join(map(str, shapes["reshaped"]))
+    return Answer("3a", [
+        f"reshape_hw_c turns the chopped model's {a} output into {b}: it drops the batch axis, flattens the "
+        f"{shapes['chopped'][2]} x {shapes['chopped'][3]} positions row by row and transposes, so each row is "
+        "one position and each column one unit."], glance=f"{a} → {b} (one row per position).", places=True)
+
+
+def answer_3b(results: dict) -> Answer:
+    shapes = results["cam"]["shapes"]
+    out = " x ".join(map(str, shapes["fc_output"]))
+    return Answer("3b", [
+        f"fc_per_position applies the model's own FC layer to every row, giving {out}: the class scores of "
+        "each position.",
+        f"Averaged over the {shapes['fc_output'][0]} positions these equal the model's logits (largest difference "
+        f"{shapes['mean_over_positions_vs_logits']:.1e}), and each class column equals its CAM plus the class's "
+        f"bias (largest difference {shapes['columns_vs_cam_plus_bias']:.1e}).",
+    ], glance=f"{out} class scores; their mean over positions equals the logits to "
+              f"{shapes['mean_over_positions_vs_logits']:.0e}.", places=True)
+
+
+def _covered(explanation: dict) -> dict | None:
+    """The concept that holds more of the CAM's mass than its share of the image, most mass first."""
+    return next((c for c in explanation["concepts"] if c["lift"] is not None and c["lift"] > 1), None)
+
+
+def answer_3c(results: dict, focus: dict) -> Answer:
+    cam = focus["cam"]
+    top = cam["explanations"][0]
+    where = _covered(top)
+    located = (f"puts {pct(where['mass'], 0)} of its CAM's mass on {where['concept']}, which covers "
+               f"{pct(where['area'], 0)} of the image" if where else
+               "has a CAM that favours no annotated concept beyond that concept's share of the image")
+    rule = results["cam"]["verdict_rule"]
+    corr = cam["verdict"]["correlation"]
+    sentences = [
+        f"In the {scene_name(focus)} scene the top-1 class, {name(top)} (P = {pct(top['prob'])}), {located}.",
+        "A class's CAM is its FC weights applied to the unit maps at every position, so it is bright where "
+        "the units that class weighs most are active.",
+    ]
+    if corr is not None:
+        similar = ("are near copies of each other" if corr >= rule["max_correlation"]
+                   else "differ from each other")
+        sentences.append(f"The five classes' maps {similar} (mean correlation {corr:.2f}).")
+    glance = (f"{scene_name(focus)}: {name(top)}'s CAM puts {pct(where['mass'], 0)} of its mass on "
+              f"{where['concept']} ({pct(where['area'], 0)} of the image)." if where else
+              f"{scene_name(focus)}: {name(top)}'s CAM favours no annotated concept.")
+    share = sum(u["share"] for u in top["units"])
+    reading = [f"The {units_phrase(len(top['units']))} that drive {name(top)} most, "
+               f"{series([u['unit'] for u in top['units']])}, hold {pct(share, 0)} of its positive evidence: "
+               + ("the class rests on a few units, and its map follows where they fire." if share >= 0.5 else
+                  "the evidence is spread over many units, so the map is a sum of many units' regions.")]
+    return Answer("3c", sentences, glance, reading, places=True)
+
+
+def answer_3d(results: dict, focus: dict) -> Answer:
+    scenes = results["scenes"]
+    rule = results["cam"]["verdict_rule"]
+    effective = [s for s in scenes if s["cam"]["verdict"]["effective"]]
+    diffuse = [s for s in scenes if s["cam"]["verdict"]["concentration"] < rule["min_concentration"]]
+    copies = [s for s in scenes if (s["cam"]["verdict"]["correlation"] is not None
+                                    and s["cam"]["verdict"]["correlation"] >= rule["max_correlation"])]
+    on = ("none of the" if not effective else "all" if len(effective) == len(scenes) else f"{len(effective)} of")
+    sentences = [f"By the measure below, CAM is effective on {on} {plural(len(scenes), 'scene')}"
+                 + (f" ({series([scene_name(s) for s in effective])})." if 0 < len(effective) < len(scenes) else ".")]
+    failures = []
+    if diffuse:
+        failures.append(f"on {count_of(len(diffuse), len(scenes), 'scene')} the top-1 map is diffuse (its brightest 20 % holds "
+                        f"under {pct(rule['min_concentration'], 0)} of its mass)")
+    if copies:
+        failures.append(f"on {count_of(len(copies), len(scenes), 'scene')} the five maps are near copies (correlation "
+                        f"≥ {rule['max_correlation']})")
+    if failures:
+        sentences.append(capital(series(failures)) + ".")
+    glance = f"Effective on {len(effective)} of {plural(len(scenes), 'scene')} by a stated measure."
+
+    def shares(group: list[dict]) -> str:
+        return span([sum(u["share"] for u in s["cam"]["explanations"][0]["units"]) for s in group],
+                    lambda x: f"{100 * x:.0f}", " %")
+
+    rest = [s for s in scenes if s not in effective]
+    why = ["Why: a CAM is only as sharp as the units behind it."]
+    works = "so the map follows a few units' regions"
+    fails = "so the map is a sum of many units' regions, compact only if they all fire in the same place"
+    if effective and rest:
+        why.append(f"Where it works, the top-1 class's three strongest units hold {shares(effective)} of its "
+                   f"positive evidence, {works}; where it does not, they hold {shares(rest)}, {fails}.")
+    else:
+        why.append(f"Here the top-1 class's three strongest units hold {shares(scenes)} of its positive "
+                   f"evidence, {works if effective else fails}.")
+    why.append("Each cell of the 8 x 8 map covers 1/64 of the image, so even a good map localises only "
+               "to about an eighth of the image's side.")
+    return Answer("3d", sentences, glance, [" ".join(why)], places=True)
+
+
+# ------------------------------------------------------------------------------------- Problem 4
+
+def answer_4a(results: dict) -> Answer:
+    base = results["fashion_mnist"]["baseline"]
+    cfg = base["config"]
+    return Answer("4a", [
+        f"train shuffles the training images, augments each batch ({cfg['augment']}), computes the "
+        f"cross-entropy loss (label smoothing {cfg['label_smoothing']}), back-propagates, and steps the "
+        "optimizer and the per-batch learning-rate schedule; it stops a trial whose loss is not finite.",
+        f"On the baseline one epoch over {base['train_images']:,} images takes {base['median_epoch_s']:.1f} s "
+        f"({base['images_per_s']:,.0f} images/s).",
+    ], glance=f"One epoch: shuffle, augment, loss, backward, step; {base['images_per_s']:,.0f} images/s.")
+
+
+def answer_4b(results: dict) -> Answer:
+    base = results["fashion_mnist"]["baseline"]
+    return Answer("4b", [
+        "get_prediction returns the arg-max of the network's logits (an int for one image, a tensor of "
+        "indices for a batch); evaluate returns the fraction of predictions equal to the labels, in eval mode.",
+        f"The baseline scores {pct(base['first_val_acc'], 2)} on the validation split after epoch 1 and "
+        f"{pct(base['val_acc'], 2)} after epoch {base['epochs']}.",
+    ], glance=f"Arg-max of the logits; accuracy = share of correct predictions ({pct(base['val_acc'], 2)} "
+              "for the baseline).")
+
+
+def answer_4c(results: dict) -> Answer:
+    base = results["fashion_mnist"]["baseline"]
+    cfg = base["config"]
+    history = base["history"]
+    last_gain = (history[-1]["val_acc"] - history[-2]["val_acc"]) if len(history) > 1 else None
+    sentences = [
+        f"The final validation accuracy after {base['epochs']} epochs is {pct(base['val_acc'], 2)}.",
+        f"make_optimizer builds {cfg['optimizer']} with learning rate {cfg['lr']} on a {cfg['schedule']} schedule "
+        f"and weight decay {cfg['weight_decay']} (not on BatchNorm weights and biases).",
+    ]
+    glance = f"{pct(base['val_acc'], 2)} validation accuracy after {base['epochs']} epochs ({cfg['optimizer']})."
+    reading = []
+    if last_gain is not None:
+        trend = ("was still rising" if last_gain > 0.002 else "had levelled off" if last_gain >= -0.002
+                 else "fell")
+        reading.append(f"Validation accuracy {trend} in the last epoch ({100 * last_gain:+.2f} pp), up from "
+                       f"{pct(base['first_val_acc'], 2)} after epoch 1"
+                       + ("; more epochs would likely help." if last_gain > 0.002 else "."))
+    return Answer("4c", sentences, glance, reading)
+
+
+def _variant_rows(block: dict) -> list[dict]:
+    return [r for r in block["rows"] if r["name"] != "baseline" and r.get("test")]
+
+
+def answer_4d(results: dict) -> Answer:
+    fm = results["fashion_mnist"]
+    rows = [(axis, r) for axis in fm["axes"] for r in _variant_rows(axis)]
+    better = [(a, r) for a, r in rows if r["test"]["verdict"] == "better"]
+    worse = [(a, r) for a, r in rows if r["test"]["verdict"] == "worse"]
+    test = fm["axes"][0]["test"]
+    sentences = [
+        f"Of {plural(len(rows), 'variant')} tried one axis at a time, {len(better)} beat the baseline "
+        f"({pct(fm['baseline']['val_acc'], 2)}) and {len(worse)} did worse beyond chance; the rest are within "
+        f"noise ({test['name']} on the same {test['images']:,} validation images, {test['correction']})."]
+    if better:
+        axis, top = max(better, key=lambda ar: ar[1]["delta_pp"])
+        sentences.append(f"The largest measurable gain is {top['variant']} on the {axis['axis']} axis, "
+                         f"{top['delta_pp']:+.2f} pp.")
+    elif rows:
+        axis, top = max(rows, key=lambda ar: ar[1]["delta_pp"] if ar[1]["delta_pp"] is not None else -1e9)
+        sentences.append(f"The largest raw gain, {top['variant']} ({top['delta_pp']:+.2f} pp), is not beyond chance.")
+    glance = (f"{len(better)} of {plural(len(rows), 'variant')} beat the baseline beyond chance, "
+              f"{len(worse)} were worse (paired test).")
+    return Answer("4d", sentences, glance)
+
+
+def answer_final(results: dict) -> Answer:
+    final = results["fashion_mnist"]["final"]
+    test_images = results["fashion_mnist"]["data"]["test_images"]
+    verdict = "above" if final["test_acc"] > 0.9 else "below"
+    sentences = [
+        f"The saved model, {final['name']}, scores {pct(final['test_acc'], 2)} on the {test_images:,} test images, "
+        f"{verdict} the 90 % the problem set asks for.",
+        final["decision"]["text"],
+    ]
+    glance = f"{pct(final['test_acc'], 2)} test accuracy ({final['name']}), {verdict} the 90 % bar."
+    return Answer("final", sentences, glance)
+
+
+# -------------------------------------------------------------------------------------- assembly
+
+def focus_scene(results: dict, focus: str | None) -> dict | None:
+    """The representative scene: ``focus`` (its file name or id) or the first scene."""
+    scenes = results.get("scenes") or []
+    if not scenes:
+        return None
+    if focus:
+        for scene in scenes:
+            if focus in (scene["image"], scene.get("id")):
+                return scene
+    return scenes[0]
+
+
+def build(results: dict, focus: str | None = None) -> dict[str, Answer]:
+    """Every answer whose section ran, keyed by sub-question."""
+    scene = focus_scene(results, focus)
+    plan: list[tuple[str, str, Callable[[], Answer]]] = [
+        ("1a", "filters", lambda: answer_1a(results)), ("1b", "filters", lambda: answer_1b(results)),
+        ("2a", "units", lambda: answer_2a(results)), ("2b", "units", lambda: answer_2b(results)),
+        ("2c", "units", lambda: answer_2c(results, scene)), ("2d", "units", lambda: answer_2d(results, scene)),
+        ("3a", "cam", lambda: answer_3a(results)), ("3b", "cam", lambda: answer_3b(results)),
+        ("3c", "cam", lambda: answer_3c(results, scene)), ("3d", "cam", lambda: answer_3d(results, scene)),
+        ("4a", "fashion_mnist", lambda: answer_4a(results)), ("4b", "fashion_mnist", lambda: answer_4b(results)),
+        ("4c", "fashion_mnist", lambda: answer_4c(results)), ("4d", "fashion_mnist", lambda: answer_4d(results)),
+        ("final", "fashion_mnist", lambda: answer_final(results)),
+    ]
+    return {key: make() for key, section, make in plan if section in results}

@@ -1,0 +1,266 @@
+"""FashionMNIST trials as cached units of work, run here, in a pool of processes or on Ray Tune.
+
+The computation is ``analyses/fashion_mnist/trials.py``; this module adds the infrastructure: the
+cache key, the torch thread count, where a trial runs, and counting every trial in the run's cache
+statistics whichever executor ran it.
+
+Numbers depend on the torch thread count (a reduction split over more threads rounds differently),
+so every executor runs a trial with ``TrialEnv.threads`` threads and the cache key names that count:
+a trial trained on Ray is a cache hit for the local executor, with the same numbers, and the other
+way round. Each trial is its own atomic cache entry, so an interrupted grid resumes.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import torch
+
+from analyses.fashion_mnist import data as fdata
+from analyses.fashion_mnist import trials as ftrials
+from analyses.fashion_mnist.grid import TrialSpec
+
+from .cache import Cache, code_version, digest
+from .errors import UserError
+
+log = logging.getLogger("miniplaces")
+NAMESPACE = "fashion_mnist_trial"
+EXECUTORS = ("local", "ray")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+Outcome = tuple[dict, bool]  # (result, was_cached)
+
+
+@dataclass(frozen=True)
+class TrialEnv:
+    """What every worker needs besides the spec (plain values, so it pickles to a worker).
+
+    ``threads``: torch threads per trial (part of the cache key); ``workers``: trials at once on the
+    local executor (Ray runs as many as its CPUs hold ``threads`` each)."""
+
+    data_folder: str
+    data_sha256: str
+    cache_dir: str | None
+    use_cache: bool
+    val_size: int
+    train_subset: int
+    device: str
+    threads: int
+    workers: int = 1
+
+
+def cores() -> int:
+    """The cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+POOL_MIN_TMACS = 2.0   # work per worker that pays for starting it (importing torch, reading the data: ~7 s here)
+
+
+def layout(device: str, tmacs: Sequence[float], available: int | None = None) -> tuple[int, int]:
+    """(workers, threads per trial) for trials costing ``tmacs`` (10^12 multiply-accumulates each) on ``device``.
+
+    On a CPU, nets this small use one core better than two (measured: benchmarks/bench_trial_layout.py),
+    so several trials run side by side, one process per core with one thread each. A single trial
+    (the final model), or trials too small to pay for starting the processes (the quick preset, the
+    tests), run here with every core. The choice depends only on the trials, never on what is cached,
+    and the thread count is in the cache key, so layouts never mix numbers."""
+    if torch.device(device).type != "cpu":
+        return 1, 1
+    available = available or cores()
+    workers = min(available, len(tmacs))
+    if workers < 2 or sum(tmacs) / workers < POOL_MIN_TMACS:
+        return 1, available
+    return workers, 1
+
+
+@functools.lru_cache(maxsize=2)
+def load_data(folder: str) -> fdata.FashionData:
+    """Read the IDX files once per process (a worker reuses them across its trials)."""
+    return fdata.load(Path(folder))
+
+
+def cache_parts(spec: TrialSpec, env: TrialEnv) -> dict[str, Any]:
+    """Everything a trial's numbers depend on (docs/fashion_mnist.md, "Cache")."""
+    return {"config": spec.config.to_dict(), "seed": spec.seed, "data": env.data_sha256,
+            "split": {**ftrials.split_args(spec.stage, env.val_size, env.train_subset),
+                      "val_seed": fdata.VAL_SPLIT_SEED},
+            "device": torch.device(env.device).type, "threads": env.threads, "torch": torch.__version__,
+            "code": code_version(*ftrials.CODE)}
+
+
+def run_trial(spec: TrialSpec, env: TrialEnv, on_epoch: Callable[[dict], None] | None = None,
+              cache: Cache | None = None) -> Outcome:
+    """(result, was_cached) through ``cache`` (the run's) or one on ``env.cache_dir``."""
+    torch.set_num_threads(env.threads)
+    cache = cache or Cache(env.cache_dir, enabled=env.use_cache)
+
+    def compute() -> dict:
+        data = load_data(env.data_folder)
+        if data.sha256 != env.data_sha256:
+            raise RuntimeError(f"{env.data_folder} changed during the run (SHA-256 differs)")
+        result = ftrials.compute(spec, data, env.val_size, env.train_subset, torch.device(env.device), on_epoch)
+        return {**result, "threads": torch.get_num_threads()}
+
+    return cache.get_or_compute(NAMESPACE, cache_parts(spec, env), compute)
+
+
+def count(cache: Cache | None, spec: TrialSpec, env: TrialEnv, cached: bool) -> None:
+    """Add a trial run elsewhere (a worker process, Ray) to the run's hit/computed counts."""
+    if cache is not None:
+        label = f"{NAMESPACE}/{digest(cache_parts(spec, env))[:10]}"
+        (cache.stats.hits if cached else cache.stats.misses).append(label)
+
+
+class _Completed:
+    """Futures as they finish, with a length, so that a progress bar knows the total."""
+
+    def __init__(self, futures: Sequence[Future]):
+        self.futures = futures
+
+    def __len__(self) -> int:
+        return len(self.futures)
+
+    def __iter__(self) -> Iterator[Future]:
+        return as_completed(self.futures)
+
+
+def _worker_init() -> None:
+    """A pool worker leaves Ctrl-C to the parent, which stops it, and dies with it (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan trains on after a kill
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_in_worker(spec: TrialSpec, env: TrialEnv) -> Outcome:
+    return run_trial(spec, env)
+
+
+def run_pool(specs: Sequence[TrialSpec], env: TrialEnv,
+             iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter, cache: Cache | None = None) -> list[Outcome]:
+    """Run trials ``env.workers`` at a time in fresh processes. Ctrl-C stops them all at once: every
+    finished trial is already in the cache."""
+    pool = ProcessPoolExecutor(env.workers, mp_context=get_context("spawn"), initializer=_worker_init)
+    try:
+        futures = [pool.submit(_run_in_worker, spec, env) for spec in specs]
+        for future in iterate(_Completed(futures)):
+            future.result()  # a failed trial stops the run now
+        outcomes = [future.result() for future in futures]
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public way before 3.14
+            process.kill()
+        raise
+    pool.shutdown()
+    for spec, (_, cached) in zip(specs, outcomes):
+        count(cache, spec, env, cached)
+    return outcomes
+
+
+def run_local(specs: Sequence[TrialSpec], env: TrialEnv,
+              iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter, cache: Cache | None = None) -> list[Outcome]:
+    """Run trials here, one after another (``env.workers`` == 1) or in a pool of processes."""
+    if env.workers > 1 and len(specs) > 1:
+        return run_pool(specs, env, iterate, cache)
+    outcomes = []
+    for spec in iterate(specs):
+        def report(row: dict, name: str = spec.name) -> None:
+            log.debug("%s epoch %d: %s", name, row["epoch"], row)
+        outcomes.append(run_trial(spec, env, report, cache))
+    return outcomes
+
+
+def _tune_trial(config: dict, specs: Sequence[TrialSpec], env: TrialEnv) -> dict:
+    """The Ray Tune trainable: one trial, its result written to the shared cache."""
+    result, cached = run_trial(specs[config["index"]], env)
+    return {"val_acc": result["val_acc"] if result["val_acc"] is not None else -1.0, "cached": cached,
+            "status": result["status"]}
+
+
+def import_ray():
+    """Ray and Ray Tune, or a UserError (exit 2) with the install hint: Ray is an optional extra."""
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise UserError("--executor ray needs Ray: pip install '.[ray]' (or pip install 'ray[tune]')") from None
+    return ray, tune
+
+
+def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = None,
+            cache: Cache | None = None) -> list[Outcome]:
+    """Run trials as Ray Tune trials with ``env.threads`` CPUs (and torch threads) each.
+
+    Workers write results to the cache; the driver then reads them from there, so the content is
+    what the local executor would produce. Without a cache (--no-cache) a temporary one carries them.
+    """
+    ray, tune = import_ray()
+    scratch = None
+    if not env.use_cache or not env.cache_dir:
+        scratch = tempfile.mkdtemp(prefix="fm-ray-cache-")
+        env = replace(env, cache_dir=scratch, use_cache=True)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
+    storage = tempfile.mkdtemp(prefix="fm-tune-")
+    try:
+        trainable = tune.with_resources(tune.with_parameters(_tune_trial, specs=list(specs), env=env),
+                                        {"cpu": env.threads})
+        tuner = tune.Tuner(trainable, param_space={"index": tune.grid_search(list(range(len(specs))))},
+                           run_config=tune.RunConfig(storage_path=storage, name="fashion_mnist", verbose=0))
+        trained = {}
+        for result in tuner.fit():
+            if result.error:
+                raise RuntimeError(f"Ray trial failed: {result.error}")
+            trained[result.config["index"]] = not result.metrics["cached"]
+        outcomes = []
+        for i, spec in enumerate(specs):
+            value, _ = run_trial(spec, env)  # a cache hit: the worker saved it
+            outcomes.append((value, not trained[i]))
+            count(cache, spec, env, not trained[i])
+        return outcomes
+    finally:
+        if started:
+            ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run_specs(specs: Sequence[TrialSpec], env: TrialEnv, executor: str = "local", address: str | None = None,
+              iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter,
+              cache: Cache | None = None) -> list[Outcome]:
+    """[(result, was_cached)] in the order of ``specs``; every trial is counted in ``cache``'s stats.
+
+    Cached trials are read here; only the others go to a worker process or to Ray, so a warm rerun
+    starts neither."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r}: use one of {', '.join(EXECUTORS)}")
+    store = Cache(env.cache_dir, enabled=env.use_cache)
+    outcomes: dict[int, Outcome] = {}
+    for i, spec in enumerate(specs):
+        value = store.load(NAMESPACE, digest(cache_parts(spec, env)))
+        if value is not None:
+            outcomes[i] = (value, True)
+            count(cache, spec, env, True)
+    todo = [i for i in range(len(specs)) if i not in outcomes]
+    if todo:
+        missing = [specs[i] for i in todo]
+        ran = run_ray(missing, env, address, cache) if executor == "ray" else run_local(missing, env, iterate, cache)
+        outcomes.update(zip(todo, ran))
+    return [outcomes[i] for i in range(len(specs))]

@@ -1,0 +1,312 @@
+"""Problem 4d's selection: the paired tests, Holm's correction, the compute budget and the final choice
+(every branch), the one-sentence conclusions, and the MAC count the budget rests on."""
+import itertools
+import zlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from analyses.fashion_mnist import grid as fgrid
+from analyses.fashion_mnist import selection as fsel
+from analyses.fashion_mnist.model import ModelConfig, build_model, count_macs
+from miniplaces.sections import fashion_mnist as section
+
+scipy_stats = pytest.importorskip("scipy.stats")
+
+
+# --- the tests themselves -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("b, c", [(0, 6), (6, 0), (3, 3), (0, 0), (1, 12), (40, 5), (480, 540), (2500, 2610)])
+def test_exact_mcnemar_is_the_two_sided_binomial_test_on_the_discordant_pairs(b, c):
+    expected = 1.0 if b + c == 0 else scipy_stats.binomtest(b, b + c, 0.5).pvalue
+    assert fsel.exact_mcnemar(b, c) == pytest.approx(expected, rel=1e-9)
+
+
+def test_exact_mcnemar_by_hand():
+    assert fsel.exact_mcnemar(0, 6) == 2 / 64          # both tails of 6 coin flips all the same way
+    assert fsel.exact_mcnemar(1, 5) == pytest.approx(2 * 7 / 64)
+
+
+def _brute_force_sign_flip(d):
+    """Every sign pattern of the non-zero differences, equally likely: P(|sum| >= |observed|)."""
+    nonzero = [x for x in d if x]
+    observed = abs(sum(d))
+    hits = sum(abs(sum(s * x for s, x in zip(signs, nonzero))) >= observed
+               for signs in itertools.product((1, -1), repeat=len(nonzero)))
+    return hits / 2 ** len(nonzero)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sign_flip_test_is_exact_against_enumeration(seed):
+    rng = np.random.default_rng(seed)
+    d = rng.integers(-3, 4, size=int(rng.integers(1, 15)))
+    assert fsel.sign_flip_p(d) == pytest.approx(_brute_force_sign_flip(d.tolist()), rel=1e-9, abs=1e-15)
+
+
+def test_sign_flip_with_one_seed_is_mcnemar():
+    d = np.array([1] * 30 + [-1] * 12 + [0] * 900)
+    assert fsel.sign_flip_p(d) == fsel.exact_mcnemar(30, 12)
+    assert fsel.sign_flip_p(np.zeros(5, dtype=int)) == 1.0
+
+
+def test_holm_by_hand():
+    assert fsel.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert fsel.holm([0.5]) == [0.5]
+    assert fsel.holm([0.2, 0.6]) == pytest.approx([0.4, 0.6])   # adjusted values never decrease with p
+    assert fsel.holm([0.3, 0.9, 0.8]) == pytest.approx([0.9, 1.0, 1.0])   # 3 x 0.3; 2 x 0.8 capped at 1
+
+
+def _correct(n, wrong, flip_to_right=(), flip_to_wrong=()):
+    """A per-image correctness array: everything right except ``wrong``, then the given changes."""
+    ok = np.ones(n, dtype=bool)
+    ok[list(wrong)] = False
+    ok[list(flip_to_right)] = True
+    ok[list(flip_to_wrong)] = False
+    return ok
+
+
+def _result(seed, ok):
+    return {"seed": seed, "val_correct": ok, "val_acc": float(ok.mean()), "status": "ok"}
+
+
+def test_paired_test_counts_discordant_images_and_matches_seeds():
+    base0 = _correct(1000, range(100))
+    base1 = _correct(1000, range(50, 150))
+    baseline = [_result(0, base0), _result(1, base1)]
+    variant = [_result(1, _correct(1000, range(50, 150), flip_to_right=range(50, 80), flip_to_wrong=[900])),
+               _result(0, _correct(1000, range(100), flip_to_right=range(50, 70), flip_to_wrong=[990, 991]))]
+    test = fsel.paired_test(variant, baseline)
+    assert test["per_seed"][0]["seed"] == 1 and test["per_seed"][0]["discordant"] == [30, 1]
+    assert test["per_seed"][1]["discordant"] == [20, 2]
+    assert test["per_seed"][1]["p_value"] == fsel.exact_mcnemar(20, 2)
+    assert test["discordant"] == [50, 3] and test["seeds"] == 2 and test["images"] == 1000
+    assert test["delta_pp"] == pytest.approx((2.9 + 1.8) / 2)
+    assert test["seed_delta_std_pp"] == pytest.approx(np.std([2.9, 1.8], ddof=1))
+    # images 50-69 flip in both seeds: their per-image sums are 2, so this is the sign-flip test, which keeps
+    # an image one unit, not a binomial test on 53 pooled discordant pairs
+    assert test["p_value"] < 1e-6 and test["p_value"] != fsel.exact_mcnemar(50, 3)
+    assert fsel.paired_test([{"seed": 0, "val_correct": None, "val_acc": None}], baseline) is None
+    with pytest.raises(ValueError, match="paired"):
+        fsel.paired_test([_result(0, np.ones(999, dtype=bool))], baseline)
+
+
+def test_family_verdicts_follow_holm_adjusted_p():
+    base = _correct(2000, range(200))
+    results = {
+        "baseline": [_result(0, base)],
+        "a: better": [_result(0, _correct(2000, range(200), flip_to_right=range(40), flip_to_wrong=[1999, 1998]))],
+        "a: worse": [_result(0, _correct(2000, range(200), flip_to_wrong=range(1000, 1040)))],
+        "a: same": [_result(0, _correct(2000, range(200), flip_to_right=range(6), flip_to_wrong=[1500, 1501]))],
+        # 6 vs 0: p = 2 / 64 alone, too weak once corrected for four comparisons (Holm: 2 x 2 / 64)
+        "a: borderline": [_result(0, _correct(2000, range(200), flip_to_right=range(6)))],
+        "a: diverged": [{"seed": 0, "val_correct": None, "val_acc": None, "status": "diverged"}],
+    }
+    tests = fsel.test_family(results, "baseline", [n for n in results if n != "baseline"])
+    assert {n: t and t["verdict"] for n, t in tests.items()} == {
+        "a: better": "better", "a: worse": "worse", "a: same": "no measurable difference",
+        "a: borderline": "no measurable difference", "a: diverged": None}
+    assert tests["a: borderline"]["p_value"] < 0.05 <= tests["a: borderline"]["p_adjusted"]
+    assert tests["a: better"]["discordant"] == [40, 2]
+    info = fsel.family_info(tests, fsel.CORRECTION)
+    assert info == {"name": "exact McNemar (two-sided)", "correction": "Holm over the k variants of this axis",
+                    "alpha": 0.05, "k": 4, "images": 2000, "seeds": 1}
+
+
+# --- the MAC count ------------------------------------------------------------------------------
+
+def test_count_macs_by_hand():
+    # 28x28: conv 1->4 (28*28*4*9); pool to 14; conv 4->8 twice (14*14*8*4*9 + 14*14*8*8*9); pool to 7;
+    # hidden 8*7*7 -> 16, classifier 16 -> 10
+    config = ModelConfig(channels=(4, 8), depth=(1, 2), hidden=16)
+    assert count_macs(config) == 28 * 28 * 4 * 9 + 14 * 14 * 8 * 4 * 9 + 14 * 14 * 8 * 8 * 9 + 392 * 16 + 16 * 10
+    # the standard baseline: 32-64-128 channels, depth 1-1-2 (the 7 x 7 stage pools to 3 x 3)
+    assert count_macs(ModelConfig(channels=(32, 64, 128), depth=(1, 1, 2))) == (
+        28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 7 * 7 * 128 * 64 * 9 + 7 * 7 * 128 * 128 * 9 + 128 * 9 * 10)
+
+
+@pytest.mark.parametrize("config", [ModelConfig(), ModelConfig(channels=(16, 32), depth=2, hidden=64),
+                                    ModelConfig(channels=(8, 16, 32, 64), depth=(2, 1, 1, 3), flip_tta=True)])
+def test_count_macs_matches_torch_flop_counter(config):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = build_model(config).train()   # one pass: flip TTA is an evaluation-time cost
+    with FlopCounterMode(display=False) as counter:
+        net(torch.rand(2, 1, 28, 28))        # two images: BatchNorm needs more than one value in training
+    assert counter.get_total_flops() == 2 * 2 * count_macs(config)   # torch counts a multiply-add as two FLOPs
+
+
+# --- budget and final choice --------------------------------------------------------------------
+
+def _budget_grid(budget=0.0, finalists=1):
+    return fgrid.parse_grid({"base": {"epochs": 1, "channels": [8, 16]}, "final": {"epochs": 2},
+                             "finalists": finalists, "final_budget_tmacs": budget,
+                             "axes": {"width": [{"channels": [32, 64]}, {"channels": [4, 8]}],
+                                      "lr": [{"lr": 0.01}]}}, "b.toml")
+
+
+def _grid_results(grid, accs):
+    specs = fgrid.one_at_a_time(grid, 0)
+    return specs, {s.name: [{"seed": 0, "val_acc": accs[s.name], "train_s": 1.0}] for s in specs}
+
+
+WIDE, NARROW, LR = "width: channels=32x64", "width: channels=4x8", "lr: lr=0.01"
+
+
+def test_final_training_cost_is_macs_times_images_times_epochs():
+    grid = _budget_grid()
+    cost = fsel.final_tmacs(grid, grid.base, 60_000)
+    assert cost == pytest.approx(count_macs(ModelConfig(channels=(8, 16))) * 3 * 60_000 * 2 / 1e12)
+
+
+def test_decision_by_accuracy_without_and_within_budget():
+    grid = _budget_grid(finalists=0)
+    specs, results = _grid_results(grid, {"baseline": 0.80, WIDE: 0.90, NARROW: 0.70, LR: 0.85})
+    budget = fsel.budget_split(grid, results, specs, 60_000)
+    decision = fsel.decide(results, budget)
+    assert (decision.chosen, decision.rule, decision.excluded) == (WIDE, "accuracy", [])
+    text = section.decision_json(decision, results, results, 60_000)["text"]
+    assert text == (f"The final model retrains {WIDE}, which has the best validation accuracy of the grid "
+                    f"configurations (90.00 %); no compute budget was set.")
+    # a budget every configuration fits: the choice is by accuracy, and the sentence says it fits
+    limited = replace(grid, final_budget_tmacs=budget.cost[WIDE] + 1)
+    budget = fsel.budget_split(limited, results, specs, 60_000)
+    decision = fsel.decide(results, budget)
+    assert (decision.chosen, decision.rule) == (WIDE, "accuracy")
+    shown = section.decision_json(decision, results, results, 60_000)
+    assert shown["rule"] == "accuracy" and shown["budget"]["limit_tmacs"] == limited.final_budget_tmacs
+    assert "within the budget of" in shown["text"] and f"{budget.cost[WIDE]:.0f} TMAC" in shown["text"]
+
+
+def test_decision_when_the_budget_excludes_the_better_configuration():
+    grid = _budget_grid(finalists=0)
+    specs, results = _grid_results(grid, {"baseline": 0.80, WIDE: 0.90, NARROW: 0.70, LR: 0.85})
+    cost = fsel.budget_split(grid, results, specs, 60_000).cost
+    grid = replace(grid, final_budget_tmacs=cost["baseline"])          # the wide net is over, the rest fit
+    budget = fsel.budget_split(grid, results, specs, 60_000)
+    assert budget.over == [WIDE] and budget.within == [LR, "baseline", NARROW]
+    decision = fsel.decide(results, budget)
+    assert (decision.chosen, decision.rule, decision.excluded) == (LR, "budget", [WIDE])
+    shown = section.decision_json(decision, results, results, 60_000)
+    assert shown["excluded"] == [WIDE] and shown["budget"]["over"] == [WIDE]
+    assert shown["text"] == (f"The final model retrains {LR} (85.00 % validation accuracy), because {WIDE} ranked "
+                             f"higher in the grid (90.00 %) but needs {cost[WIDE]:.0f} TMAC to train, over the "
+                             f"budget of {grid.final_budget_tmacs:g} TMAC.")
+
+
+def test_decision_when_nothing_fits_the_budget():
+    grid = _budget_grid(finalists=0)
+    specs, results = _grid_results(grid, {"baseline": 0.80, WIDE: 0.90, NARROW: 0.70, LR: 0.85})
+    grid = replace(grid, final_budget_tmacs=1e-9)
+    budget = fsel.budget_split(grid, results, specs, 60_000)
+    decision = fsel.decide(results, budget)
+    assert (decision.chosen, decision.rule, budget.within) == (WIDE, "none_within_budget", [])
+    text = section.decision_json(decision, results, results, 60_000)["text"]
+    assert text.startswith("No candidate's final training fits the budget of 1e-09 TMAC (the cheapest, "
+                           f"{NARROW}, needs") and text.endswith(f"grid configurations, {WIDE} (90.00 %).")
+
+
+def test_over_budget_configurations_are_not_finalists_and_the_baseline_always_is():
+    grid = _budget_grid(finalists=1)
+    specs, results = _grid_results(grid, {"baseline": 0.80, WIDE: 0.90, NARROW: 0.70, LR: 0.85})
+    free = fsel.finalist_specs(grid, results, specs, 0, fsel.budget_split(grid, results, specs, 60_000))
+    assert [s.name for s in free] == [f"finalist: {WIDE}", "finalist: baseline"]
+    assert all(s.stage == "finalist" and s.config.epochs == 2 for s in free)
+    cost = fsel.budget_split(grid, results, specs, 60_000).cost
+    grid = replace(grid, final_budget_tmacs=cost["baseline"])
+    limited = fsel.finalist_specs(grid, results, specs, 0, fsel.budget_split(grid, results, specs, 60_000))
+    assert [s.name for s in limited] == [f"finalist: {LR}", "finalist: baseline"]
+
+
+def _fake_execute(accuracy, n=4000):
+    """Trials without training: each config's per-image correctness is drawn with a seed of its own, at
+    the accuracy ``accuracy(config)`` gives; ``train_s`` varies as on a busy machine."""
+    calls = []
+
+    def execute(specs, stage):
+        calls.append((stage, [s.name for s in specs]))
+        out = []
+        for spec in specs:
+            key = zlib.crc32(repr((spec.config, spec.seed, spec.stage)).encode())
+            rng = np.random.default_rng(key)
+            ok = rng.random(n) < accuracy(spec.config)
+            out.append(({"seed": spec.seed, "val_correct": ok, "val_acc": float(ok.mean()), "status": "ok",
+                         "train_s": float(rng.random() * 100)}, False))
+        return out
+    return execute, calls
+
+
+def _accuracy(config):
+    return 0.80 + 0.06 * (config.channels[0] >= 32) + 0.02 * (config.lr == 0.01) + 0.04 * (config.epochs > 1)
+
+
+def test_select_runs_the_search_and_tests_each_stage():
+    grid = replace(_budget_grid(finalists=1), repeats=2)
+    execute, calls = _fake_execute(_accuracy)
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, execute, 60_000)
+    combined = "combined: channels=32x64, lr=0.01"
+    assert [stage for stage, _ in calls] == ["grid", "combination", "finalists"]
+    assert sel.best == {"width": WIDE, "lr": LR} and combined in sel.grid.results
+    assert sel.axis_tests["width"][WIDE]["verdict"] == "better"
+    assert sel.axis_tests["width"][NARROW]["verdict"] == "no measurable difference"
+    assert sel.combined_test["verdict"] == "better"
+    assert list(sel.finalists.results) == [f"finalist: {combined}", "finalist: baseline"]
+    assert sel.finalist_tests[f"finalist: {combined}"]["seeds"] == 2
+    assert sel.decision.chosen == f"finalist: {combined}" and sel.decision.rule == "accuracy"
+    assert sel.final_spec.name == f"final ({combined})" and sel.final_spec.stage == "final"
+    # a budget the combination is over: it is not retrained at full scale, and the budget decided
+    cost = sel.decision.budget.cost
+    limited = replace(grid, final_budget_tmacs=cost[LR])
+    sel = fsel.select(limited, fgrid.one_at_a_time(limited, 0), 0, execute, 60_000)
+    assert list(sel.finalists.results) == [f"finalist: {LR}", "finalist: baseline"]
+    assert sel.decision.rule == "budget" and sel.decision.excluded == [combined, WIDE]
+
+
+def test_same_inputs_give_the_same_final_model_whatever_the_speed():
+    grid = replace(_budget_grid(finalists=1), final_budget_tmacs=0.5)   # the 32-64 nets (1.4 TMAC) are over
+    chosen = set()
+    for slowdown in (1, 7):
+        execute, _ = _fake_execute(_accuracy)
+
+        def slow(specs, stage, execute=execute, slowdown=slowdown):
+            return [({**r, "train_s": r["train_s"] * slowdown}, c) for r, c in execute(specs, stage)]
+        sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, slow, 60_000)
+        chosen.add((sel.final_spec.config, sel.decision.rule))
+    assert len(chosen) == 1
+
+
+# --- the sentences ------------------------------------------------------------------------------
+
+def _row(variant, mean, verdict=None, discordant=(0, 0), base=0.911, seeds=1, status="ok"):
+    test = None if verdict is None else {"discordant": list(discordant), "p_value": 0.001, "p_adjusted": 0.003,
+                                         "verdict": verdict, "delta_pp": 100 * (mean - base), "seeds": seeds,
+                                         "seed_delta_std_pp": None,
+                                         "per_seed": [{"delta_pp": 100 * (mean - base)}] * seeds}
+    return {"variant": variant, "mean": mean, "status": status,
+            "delta_pp": None if mean is None else 100 * (mean - base), "test": test}
+
+
+INFO = {"name": "exact McNemar (two-sided)", "k": 3, "images": 10000, "seeds": 1}
+
+
+def test_conclusion_names_the_significant_gain_with_its_evidence():
+    rows = [_row("baseline", 0.911), _row("augment=flip", 0.920, "better", (610, 520)),
+            _row("augment=flip+crop+erase", 0.909, "no measurable difference", (300, 320)),
+            _row("augment=none", 0.880, "worse", (100, 410))]
+    text = section.conclusion(rows, INFO)
+    assert text == ("Augment=flip raises validation accuracy from 91.10 % to 92.00 % (+0.90 pp; the two models "
+                    "disagree on 1 130 of the same 10 000 images, and a paired test puts the gain beyond chance "
+                    "even after Holm's correction for 3 comparisons), while augment=flip+crop+erase changes "
+                    "nothing measurable (90.90 %) and augment=none lowers it to 88.00 %.")
+    assert text.count(".") == 1 + text.count(" %") + text.count("pp")   # one sentence: decimals and its end
+
+
+def test_conclusion_without_a_measurable_gain_says_so_and_lists_divergence():
+    rows = [_row("baseline", 0.911), _row("init=kaiming", 0.914, "no measurable difference", (200, 170)),
+            _row("lr=1e30", None, status="diverged")]
+    text = section.conclusion(rows, {**INFO, "k": 1})
+    assert text == ("No variant beats the baseline's 91.10 % beyond chance (a paired test on the same 10 000 "
+                    "images): init=kaiming changes nothing measurable (91.40 %) and lr=1e30 diverged.")
+    assert section.conclusion([_row("baseline", None, status="diverged"), rows[1]], INFO).startswith(
+        "The baseline diverged")
