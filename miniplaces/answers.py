@@ -452,7 +452,7 @@ def answer_4d(results: dict) -> Answer:
         axis, top = max(rows, key=lambda ar: ar[1]["delta_pp"] if ar[1]["delta_pp"] is not None else -1e9)
         sentences.append(f"The largest raw gain, {top['variant']} ({top['delta_pp']:+.2f} pp), is not beyond chance.")
     glance = (f"{len(better)} of {plural(len(rows), 'variant')} beat the baseline beyond chance, "
-              f"{len(worse)} were worse (paired test).")
+              f"{len(worse)} {'was' if len(worse) == 1 else 'were'} worse (paired test).")
     return Answer("4d", sentences, glance)
 
 
@@ -461,11 +461,12 @@ def answer_final(results: dict) -> Answer:
     test_images = results["fashion_mnist"]["data"]["test_images"]
     verdict = "above" if final["test_acc"] > 0.9 else "below"
     sentences = [
-        f"The saved model, {final['name']}, scores {pct(final['test_acc'], 2)} on the {test_images:,} test images, "
+        f"The saved model scores {pct(final['test_acc'], 2)} on the {test_images:,} test images, "
         f"{verdict} the 90 % the problem set asks for.",
         final["decision"]["text"],
     ]
-    glance = f"{pct(final['test_acc'], 2)} test accuracy ({final['name']}), {verdict} the 90 % bar."
+    chosen = final["decision"]["chosen"].removeprefix("finalist: ")
+    glance = f"{pct(final['test_acc'], 2)} test accuracy, {verdict} the 90 % bar ({chosen}, retrained on all images)."
     return Answer("final", sentences, glance)
 
 

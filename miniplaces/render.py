@@ -27,6 +27,11 @@ def num(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def p_value(p: float | None) -> str:
+    """'p = 0.042', or 'p < 0.001' where three decimals would print a misleading 0.000."""
+    return "p n/a" if p is None else "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
 def signed(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:+.{digits}f}"
 
@@ -46,6 +51,7 @@ def environment(out: Path, for_pdf: bool) -> jinja2.Environment:
     env.filters["pct"] = pct
     env.filters["num"] = num
     env.filters["signed"] = signed
+    env.filters["p_value"] = p_value
     env.globals["for_pdf"] = for_pdf
     env.globals["css"] = (TEMPLATES / "report.css").read_text(encoding="utf-8") + listings.stylesheet()
     env.globals["script"] = (TEMPLATES / "report.js").read_text(encoding="utf-8")

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from miniplaces import answers, listings
+from miniplaces import answers, listings, render
 from report_dom import parse, row_cells
 
 MAX_ANSWER_WORDS = 75          # "at most three sentences and about 70 words"
@@ -101,7 +101,7 @@ def test_numbers_shown_for_2b_to_4d_match_results(quick_report):
         for row in axis["rows"][1:]:
             cells = row_cells(dom.by_id("table-4d").find("tr", data_name=row["name"]))
             assert cells[2] == pct(row["mean"], 2) and cells[3] == f"{row['delta_pp']:+.2f}"
-            assert cells[4].startswith(row["test"]["verdict"]) and f"p = {row['test']['p_adjusted']:.3f}" in cells[4]
+            assert cells[4].startswith(row["test"]["verdict"]) and render.p_value(row["test"]["p_adjusted"]) in cells[4]
         conclusion = dom.by_id("conclusions-4d").find("li", data_axis=axis["axis"]).words
         assert conclusion.endswith(" ".join(axis["conclusion"].split()))
 
