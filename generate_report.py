@@ -9,14 +9,14 @@ Exit codes: 0 success; 1 failure while running; 2 bad input or missing requireme
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import time
 from pathlib import Path
 
-from miniplaces.config import ARCHS, PRESETS, SECTIONS, RunConfig, default_cache_dir
-from miniplaces.errors import RunFailure, UserError
+from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
+from miniplaces.errors import UserError
+from miniplaces.sections import BY_NAME, NAMES as SECTIONS
 
 VERSION = "0.1.0"
 log = logging.getLogger("miniplaces")
@@ -113,7 +113,7 @@ def run(config: RunConfig) -> dict:
     out = Path(config.out)
     with lock_out_dir(out):
         ctx = RunContext(config, Cache(config.cache_dir, enabled=config.use_cache))
-        modules = {name: importlib.import_module(f"miniplaces.sections.{name}") for name in config.sections}
+        modules = {name: BY_NAME[name].load() for name in config.sections}
         for module in modules.values():  # bad inputs (e.g. a grid file) are rejected before any work
             if hasattr(module, "check"):
                 module.check(ctx)
@@ -133,7 +133,7 @@ def run(config: RunConfig) -> dict:
             log.info("== %s", module.TITLE)
             section = module.run(ctx)
             steps.append({"name": name, "seconds": section.seconds, "cached": section.cached})
-            sections.append({"name": name, "number": module.NUMBER, "title": module.TITLE,
+            sections.append({"name": name, "number": BY_NAME[name].problem, "title": module.TITLE,
                              "toc": [{"id": i, "label": label} for i, label in module.TOC],
                              "data": section.data, "figures": section.figures, "notes": section.notes})
             results[name] = {k: v for k, v in section.data.items() if k != "scenes"}
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         log.error("interrupted: finished steps are kept in the cache; rerun to resume")
         return 130
-    except (RunFailure, Exception) as exc:  # noqa: BLE001 - one line for the user, traceback with -v
+    except Exception as exc:  # noqa: BLE001 - one line for the user, traceback with -v
         if config.verbosity >= 1:
             log.exception("failed")
         log.error("failed: %s: %s (rerun with -v for the traceback)", type(exc).__name__, exc)

@@ -29,7 +29,6 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
     "4d": ("fm-4d", "2 pts", "design choices and hyperparameters"),
     "final": ("fm-final", "credit at > 90 %", "the saved model"),
 }
-SECTION_OF = {"1": "filters", "2": "units", "3": "cam", "4": "fashion_mnist", "f": "fashion_mnist"}
 
 
 @dataclass
@@ -120,6 +119,15 @@ def answer_1a(results: dict) -> Answer:
               f"{ratio:.1f}) shows its pattern at full contrast.", places=True)
 
 
+def _median_vs_chance(median: float, low: float, high: float) -> str:
+    """Where a layer's median colour share stands against the 5-95 % range of shuffled layers' medians."""
+    where = (f"it lies within the {low:.2f} to {high:.2f} that 90 % of shuffled layers give, so the layer as a whole "
+             "is no more and no less colourful than chance" if low <= median <= high else
+             f"it lies {'above' if median > high else 'below'} the {low:.2f} to {high:.2f} that 90 % of shuffled layers "
+             f"give, so the layer as a whole leans to {'colour' if median > high else 'luminance'}")
+    return where + "."
+
+
 def answer_1b(results: dict) -> Answer:
     layers = results["filters"]["layers"]
     rgb = [layer for layer in layers if "colour_chance" in layer]
@@ -137,7 +145,9 @@ def answer_1b(results: dict) -> Answer:
             f"Shuffling keeps a filter's values but destroys their arrangement, so by chance about "
             f"{0.05 * n:.0f} of {n} filters fall beyond each percentile; counts far above that are structure "
             f"that training put there. The layer's median colour share is {layer['colour_fraction_median']:.2f}, "
-            f"against {chance['median']:.2f} for shuffled filters.")
+            f"against {chance['median']:.2f} for shuffled filters; "
+            + _median_vs_chance(layer['colour_fraction_median'], chance['layer_median_p05'],
+                                chance['layer_median_p95']))
     if deeper:
         names = series([f"{d['layer']} ({d['shape'][1]} input channels)" for d in deeper])
         sentences.append(f"Deeper filters are not images: for {names} each row shows one of the strongest "

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-SECTIONS = ("filters", "units", "cam", "fashion_mnist")
+from .sections import NAMES
+
 ARCHS = ("resnet50", "resnet18")
 
 # Per-preset knobs of every section. quick: CI smoke run; standard: the full answer on a laptop CPU;
@@ -50,7 +51,7 @@ def default_cache_dir() -> Path:
 class RunConfig:
     out: Path = Path("reports")
     preset: str = "standard"
-    sections: tuple[str, ...] = SECTIONS
+    sections: tuple[str, ...] = NAMES
     weights: Path | None = None
     categories: Path | None = None
     arch: str = "resnet50"

@@ -27,8 +27,6 @@ class SectionResult:
     skips that the report must show (a figure that could not be made says so and why).
     """
 
-    name: str
-    title: str
     data: dict[str, Any]
     figures: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -5,9 +5,3 @@ class UserError(Exception):
     """Bad input or a missing requirement: the run stops with exit code 2 and this one-line message."""
 
     exit_code = 2
-
-
-class RunFailure(Exception):
-    """A failure while running that is not the user's input: exit code 1."""
-
-    exit_code = 1

@@ -9,6 +9,7 @@ import pytest
 from pypdf import PdfReader
 
 from miniplaces import listings
+from miniplaces.sections import BY_NAME
 
 pytestmark = pytest.mark.slow
 MAIN_BODY_PAGES = 15        # everything before Appendix A, for the five default scenes
@@ -33,7 +34,7 @@ def test_pdf_pages_headings_and_bookmarks(quick_report):
     text = " ".join(page.extract_text() for page in reader.pages)
     titles = [t for t, _ in outline(reader)]
     for section in quick_report["results"]["run"]["sections"]:
-        number = {"filters": 1, "units": 2, "cam": 3, "fashion_mnist": 4}[section]
+        number = BY_NAME[section].problem
         assert f"Problem {number}:" in text
         assert any(t.startswith(f"Problem {number}:") for t in titles), titles
     for heading in ("Run summary", "Answers at a glance", "Contents", "Provenance", "Appendix A: every scene"):

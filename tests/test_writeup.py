@@ -197,3 +197,10 @@ def test_focus_scene_is_chosen_by_file_name_or_id():
     changed = copy.deepcopy(results)
     changed["scenes"] = []
     assert answers.focus_scene(changed, "coffee") is None
+
+
+def test_1b_places_the_layers_median_colour_share_against_shuffled_layers():
+    assert "no more and no less colourful than chance" in answers._median_vs_chance(0.67, 0.66, 0.68)
+    assert "above" in answers._median_vs_chance(0.80, 0.66, 0.68) and "leans to colour" in \
+        answers._median_vs_chance(0.80, 0.66, 0.68)
+    assert "leans to luminance" in answers._median_vs_chance(0.40, 0.66, 0.68)

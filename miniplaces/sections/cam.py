@@ -17,7 +17,6 @@ from ..context import RunContext, SectionResult
 from ..figures import colour_scale, display_image, overlay, plain
 
 TITLE = "Class activation maps (CAM)"
-NUMBER = 3
 TOC = [("cam-3a", "3a. (1 x c x h x w) to (hw x c)"), ("cam-3b", "3b. FC layer per position: (hw x 365)"),
        ("cam-3c", "3c. CAMs of the top-5 classes, explained"), ("cam-3d", "3d. Every scene: is CAM effective?")]
 CONTRIBUTORS = 3   # units listed per class
@@ -68,7 +67,7 @@ def run(ctx: RunContext) -> SectionResult:
         "skipped": scene_set.skipped,
         "scenes": scenes_json,
     }
-    return SectionResult("cam", TITLE, data, figs, cached=cached_all, seconds=time.perf_counter() - start)
+    return SectionResult(data, figs, cached=cached_all, seconds=time.perf_counter() - start)
 
 
 def _scene(ctx, scene, fm, weight, bias, k, places):

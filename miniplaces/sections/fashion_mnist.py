@@ -29,7 +29,6 @@ from ..progress import progress
 from ..trial_runner import TrialEnv, layout, run_specs
 
 TITLE = "FashionMNIST training"
-NUMBER = 4
 TOC = [("fm-4a", "4a. train"), ("fm-4b", "4b. get_prediction and evaluate"),
        ("fm-4c", "4c. optimizer and 10-epoch baseline"), ("fm-4d", "4d. hyperparameter grid"),
        ("fm-final", "Final model")]
@@ -162,8 +161,7 @@ def run(ctx: RunContext) -> SectionResult:
                   "command": f"python -m analyses.fashion_mnist.evaluate_model {_shown_path(model_path)}"},
     }
     cached = final_cached and all(c for _, c in stage.outcomes + finals.outcomes)
-    return SectionResult("fashion_mnist", TITLE, data_json, figs, cached=cached,
-                         seconds=time.perf_counter() - start)
+    return SectionResult(data_json, figs, cached=cached, seconds=time.perf_counter() - start)
 
 
 def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:

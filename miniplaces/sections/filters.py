@@ -12,7 +12,6 @@ from ..context import RunContext, SectionResult
 from ..errors import UserError
 
 TITLE = "Filter visualisation"
-NUMBER = 1
 TOC = [("filters-1a", "1a. normalize_tensor"), ("filters-1b", "1b. conv1 and a deeper layer")]
 
 
@@ -37,7 +36,7 @@ def run(ctx: RunContext) -> SectionResult:
         layers.append(_layer_json(grid, fig_id))
     data = {"normalization": {"method": "min-max per output filter", "why": _why_per_filter(grids)},
             "layers": layers}
-    return SectionResult("filters", TITLE, data, figs, cached=cached, seconds=time.perf_counter() - start)
+    return SectionResult(data, figs, cached=cached, seconds=time.perf_counter() - start)
 
 
 def _why_per_filter(grids: list[analysis.FilterGrid]) -> str:

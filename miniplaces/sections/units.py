@@ -21,7 +21,6 @@ from ..progress import progress
 log = logging.getLogger("miniplaces")
 
 TITLE = "Internal units of the last conv layer"
-NUMBER = 2
 TOC = [("units-2a", "2a. The chopped ResNet"), ("units-2b", "2b. Concept units (sky, building, ...)"),
        ("units-2c", "2c. Top-5 unit ablation"), ("units-2d", "2d. Fewest units that change the top-1 class")]
 
@@ -117,7 +116,7 @@ def run(ctx: RunContext) -> SectionResult:
         },
         "scenes": scenes_json,
     }
-    return SectionResult("units", TITLE, data, figs, cached=cached_all, seconds=time.perf_counter() - start)
+    return SectionResult(data, figs, cached=cached_all, seconds=time.perf_counter() - start)
 
 
 def _describe(chopped) -> list[str]:
