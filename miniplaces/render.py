@@ -13,10 +13,10 @@ from typing import Any
 
 import jinja2
 
-from . import atomic, listings
+from . import atomic, listings, resources
 
 log = logging.getLogger(__name__)
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = resources.folder("templates")
 
 
 def pct(x: float | None, digits: int = 1) -> str:

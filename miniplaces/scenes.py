@@ -24,9 +24,10 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import resources
 from .errors import UserError
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "scenes"
+DATA_DIR = resources.folder("scenes")
 # name in results.json -> scikit-image loader. Grayscale photos are converted to RGB.
 DEFAULT_SCENES: dict[str, Callable[[], np.ndarray]] = {
     "rocket.jpg": lambda: _skimage("rocket"),

@@ -21,7 +21,7 @@ from analyses.fashion_mnist import selection as fsel
 from analyses.fashion_mnist.model import model_file_bytes
 from analyses.fashion_mnist.trials import rebuild_model
 
-from .. import atomic, figures
+from .. import atomic, figures, resources
 from ..context import RunContext, SectionResult
 from ..device import pick_device
 from ..errors import UserError
@@ -32,8 +32,7 @@ TITLE = "FashionMNIST training"
 TOC = [("fm-4a", "4a. train"), ("fm-4b", "4b. get_prediction and evaluate"),
        ("fm-4c", "4c. optimizer and 10-epoch baseline"), ("fm-4d", "4d. hyperparameter grid"),
        ("fm-final", "Final model")]
-REPO = Path(__file__).resolve().parents[2]
-GRIDS = REPO / "grids"
+GRIDS = resources.folder("grids")
 MODEL_FILE = "fashion_mnist_model.pt"
 PROTOCOL = ("Model selection uses a fixed validation split of the 60 000 training images (the same images "
             "for every trial and seed); within a run, the official 10 000-image test set is scored once, on "
@@ -45,7 +44,7 @@ UNIT = "TMAC (10^12 multiply-accumulates)"
 
 
 def grid_path(ctx: RunContext) -> Path:
-    """--grid PATH, else the preset's grid file in grids/ (found beside the code, not installed data)."""
+    """--grid PATH, else the preset's grid file from grids/ (package data when installed)."""
     if ctx.config.grid:
         return Path(ctx.config.grid)
     return GRIDS / f"{ctx.config.params('fashion_mnist')['grid']}.toml"
