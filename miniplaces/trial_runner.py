@@ -92,13 +92,19 @@ def load_data(folder: str) -> fdata.FashionData:
     return fdata.load(Path(folder))
 
 
+@functools.lru_cache(maxsize=1)
+def trial_code() -> str:
+    """The trainer code's version, once per process: the code that runs is the code imported at start."""
+    return code_version(*ftrials.CODE)
+
+
 def cache_parts(spec: TrialSpec, env: TrialEnv) -> dict[str, Any]:
     """Everything a trial's numbers depend on (docs/fashion_mnist.md, "Cache")."""
     return {"config": spec.config.to_dict(), "seed": spec.seed, "data": env.data_sha256,
             "split": {**ftrials.split_args(spec.stage, env.val_size, env.train_subset),
                       "val_seed": fdata.VAL_SPLIT_SEED},
             "device": torch.device(env.device).type, "threads": env.threads, "torch": torch.__version__,
-            "code": code_version(*ftrials.CODE)}
+            "code": trial_code()}
 
 
 def run_trial(spec: TrialSpec, env: TrialEnv, on_epoch: Callable[[dict], None] | None = None,

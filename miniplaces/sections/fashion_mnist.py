@@ -163,10 +163,6 @@ def run(ctx: RunContext) -> SectionResult:
     return SectionResult(data_json, figs, cached=cached, seconds=time.perf_counter() - start)
 
 
-def _jsonable(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
-
-
 def _shown_path(path: str | Path) -> str:
     """A path relative to the working directory when it is inside it (shorter, and no home dirs in reports)."""
     path = Path(path)
@@ -379,15 +375,15 @@ def decision_json(decision: fsel.Decision, grid_results: dict[str, list[dict]], 
 
 def _figure(ctx: RunContext, fig_id: str, draw, *data) -> str:
     """Draw through the run's figure cache, keyed by exactly the data the drawing is given."""
-    return ctx.figure(fig_id, lambda: draw(*data), False, {"fashion_mnist": _jsonable_tree(data)})
+    return ctx.figure(fig_id, lambda: draw(*data), False, {"fashion_mnist": _jsonable(data)})
 
 
-def _jsonable_tree(value: Any) -> Any:
-    """Figure data as the cache key sees it (NumPy arrays, e.g. per-image results, as lists)."""
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON data: tuples and NumPy arrays as lists (results.json, figure cache keys)."""
     if isinstance(value, dict):
-        return {k: _jsonable_tree(v) for k, v in value.items()}
+        return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable_tree(v) for v in value]
+        return [_jsonable(v) for v in value]
     return value.tolist() if isinstance(value, np.ndarray) else value
 
 
