@@ -10,6 +10,7 @@ import torch
 
 from analyses.fashion_mnist import grid as fgrid
 from analyses.fashion_mnist import selection as fsel
+from analyses.fashion_mnist import summary as fsum
 from analyses.fashion_mnist.model import ModelConfig, build_model, count_macs
 from miniplaces.sections import fashion_mnist as section
 
@@ -166,7 +167,7 @@ def test_decision_by_accuracy_without_and_within_budget():
     budget = fsel.budget_split(grid, results, specs, 60_000)
     decision = fsel.decide(results, budget)
     assert (decision.chosen, decision.rule, decision.excluded) == (WIDE, "accuracy", [])
-    text = section.decision_json(decision, results, results, 60_000)["text"]
+    text = section.decision_json(decision, fsum.decision_accuracies(decision, results, results), 60_000)["text"]
     assert text == (f"The final model retrains {WIDE}, which has the best validation accuracy of the grid "
                     f"configurations (90.00 %); no compute budget was set.")
     # a budget every configuration fits: the choice is by accuracy, and the sentence says it fits
@@ -174,7 +175,7 @@ def test_decision_by_accuracy_without_and_within_budget():
     budget = fsel.budget_split(limited, results, specs, 60_000)
     decision = fsel.decide(results, budget)
     assert (decision.chosen, decision.rule) == (WIDE, "accuracy")
-    shown = section.decision_json(decision, results, results, 60_000)
+    shown = section.decision_json(decision, fsum.decision_accuracies(decision, results, results), 60_000)
     assert shown["rule"] == "accuracy" and shown["budget"]["limit_tmacs"] == limited.final_budget_tmacs
     assert "within the budget of" in shown["text"] and f"{budget.cost[WIDE]:.0f} TMAC" in shown["text"]
 
@@ -188,7 +189,7 @@ def test_decision_when_the_budget_excludes_the_better_configuration():
     assert budget.over == [WIDE] and budget.within == [LR, "baseline", NARROW]
     decision = fsel.decide(results, budget)
     assert (decision.chosen, decision.rule, decision.excluded) == (LR, "budget", [WIDE])
-    shown = section.decision_json(decision, results, results, 60_000)
+    shown = section.decision_json(decision, fsum.decision_accuracies(decision, results, results), 60_000)
     assert shown["excluded"] == [WIDE] and shown["budget"]["over"] == [WIDE]
     assert shown["text"] == (f"The final model retrains {LR} (85.00 % validation accuracy), because {WIDE} ranked "
                              f"higher in the grid (90.00 %) but needs {cost[WIDE]:.0f} TMAC to train, over the "
@@ -202,7 +203,7 @@ def test_decision_when_nothing_fits_the_budget():
     budget = fsel.budget_split(grid, results, specs, 60_000)
     decision = fsel.decide(results, budget)
     assert (decision.chosen, decision.rule, budget.within) == (WIDE, "none_within_budget", [])
-    text = section.decision_json(decision, results, results, 60_000)["text"]
+    text = section.decision_json(decision, fsum.decision_accuracies(decision, results, results), 60_000)["text"]
     assert text.startswith("No candidate's final training fits the budget of 1e-09 TMAC (the cheapest, "
                            f"{NARROW}, needs") and text.endswith(f"grid configurations, {WIDE} (90.00 %).")
 

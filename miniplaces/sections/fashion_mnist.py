@@ -7,7 +7,6 @@ score it once on the test set and save it. This module only runs trials, shapes 
 """
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist import grid as fgrid
 from analyses.fashion_mnist import selection as fsel
+from analyses.fashion_mnist import summary as fsum
 from analyses.fashion_mnist.model import model_file_bytes
 from analyses.fashion_mnist.trials import rebuild_model
 
@@ -41,6 +41,7 @@ PROTOCOL = ("Model selection uses a fixed validation split of the 60 000 trainin
             "led to the finalist stage and to a new baseline, so the reported test accuracy is not an "
             "untouched estimate.")
 UNIT = "TMAC (10^12 multiply-accumulates)"
+FINAL_IMAGES = fdata.COUNTS["train"]   # the final model trains on every training image
 
 
 def grid_path(ctx: RunContext) -> Path:
@@ -59,84 +60,41 @@ def check(ctx: RunContext) -> fgrid.Grid:
 
 
 def run(ctx: RunContext) -> SectionResult:
+    """Provision (grid, data, device), search and train (analyses), then only shape JSON and draw."""
     start = time.perf_counter()
-    grid = check(ctx)
-    cfg = ctx.config
-    try:
-        folder = fdata.locate(cfg.data_dir, Path(cfg.cache_dir), cfg.offline)
-        data = fdata.load(folder)
-    except fdata.DataError as exc:
-        raise UserError(f"FashionMNIST: {exc}") from None
-    device = str(pick_device(cfg.device))
-    envs: list[TrialEnv] = []
+    device = str(pick_device(ctx.config.device))
+    grid, folder, data = check(ctx), *_data(ctx)
+    execute, envs = _executor(ctx, grid, folder, data.sha256, device)
+    sel, (final, final_cached), final_wall_s = _train(ctx, grid, execute)
+    summary = fsum.summarise(grid, sel)
+    model_file = model_file_bytes(rebuild_model(final), {
+        "test_acc": final["test_acc"], "trained_on": final["train_images"], "classes": list(fdata.CLASSES),
+        "seed": sel.final_spec.seed})
 
-    def execute(specs: list[fgrid.TrialSpec], stage: str) -> list[tuple[dict, bool]]:
-        workers, threads = layout(device, [fsel.trial_tmacs(s, grid.val_size, grid.train_subset) for s in specs])
-        envs.append(TrialEnv(str(folder), data.sha256, str(cfg.cache_dir), cfg.use_cache, grid.val_size,
-                             grid.train_subset, device, threads, workers))
-
-        def iterate(items):
-            return progress(items, f"FashionMNIST {stage}", quiet=not ctx.show_progress)
-        return run_specs(specs, envs[-1], cfg.executor, cfg.ray_address, iterate=iterate, cache=ctx.cache)
-
-    final_images = fdata.COUNTS["train"]
-    try:
-        sel = fsel.select(grid, fgrid.one_at_a_time(grid, cfg.seed), cfg.seed, execute, final_images)
-    except fgrid.GridError as exc:
-        raise UserError(f"FashionMNIST ({grid.source}): {exc}") from None
-    if sel.decision.rule == "none_within_budget":
-        ctx.warn(f"FashionMNIST: no candidate's final training fits final_budget_tmacs = "
-                 f"{grid.final_budget_tmacs:g}; choosing by validation accuracy alone")
-    final_start = time.perf_counter()
-    (final, final_cached), = execute([sel.final_spec], "final model")
-    final_wall_s = time.perf_counter() - final_start
-    if final["status"] != "ok":
-        raise UserError(f"FashionMNIST: the final model diverged ({final['error']}); lower the learning rate "
-                        f"in {grid.source}")
-    stage, finals = sel.grid, sel.finalists
-    trials = [_trial_json(s, r, c) for s, (r, c) in zip(stage.specs, stage.outcomes)]
-    finalists = [_trial_json(s, r, c) for s, (r, c) in zip(finals.specs, finals.outcomes)]
-    for row in trials + finalists:
+    for row in summary.trials + summary.finalist_trials:
         if row["status"] == "diverged":
             ctx.warn(f"FashionMNIST trial {row['name']!r} (seed {row['seed']}) diverged: {row['error']}")
-
     model_path = ctx.out / MODEL_FILE
-    atomic.write_bytes(model_path, model_file_bytes(rebuild_model(final), {
-        "test_acc": final["test_acc"], "trained_on": final["train_images"], "classes": list(fdata.CLASSES),
-        "seed": sel.final_spec.seed}))
-    grouped, finalist_results = stage.results, finals.results
-    pool = finalist_results if finals.specs else grouped
-    figs = {}
-    axes = _axes_json(grid, sel)
-    baseline = grouped["baseline"][0]
-    baseline_title = f"Baseline ({baseline['config']['epochs']} epochs): loss and accuracy per epoch"
-    figs["fm_baseline_curves"] = _figure(ctx, "fm_baseline_curves", _draw_history, baseline["history"],
-                                         baseline_title)
-    for axis in axes:
-        figs[axis["figure"]] = _figure(ctx, axis["figure"], _draw_axis, axis, _histories(axis, grouped))
-    finalists_json = _finalists_json(grid, sel)
-    if finalists_json:
-        figs[finalists_json["figure"]] = _figure(ctx, finalists_json["figure"], _draw_axis, finalists_json,
-                                                 _histories(finalists_json, finalist_results))
-    final_title = (f"Final model on {final['train_images']} images; test accuracy "
-                   f"{100 * final['test_acc']:.2f} % (scored once)")
-    figs["fm_final_curves"] = _figure(ctx, "fm_final_curves", _draw_history, final["history"], final_title,
-                                      final["test_acc"])
+    atomic.write_bytes(model_path, model_file)
+    axes = _axes_json(summary.axes)
+    finalists_json = _finalists_json(grid, summary.finalists)
+    figs = _figures(ctx, sel, summary.baseline, axes, finalists_json, final)
+    trials, finalists = summary.trials, summary.finalist_trials
     combined = next((t for t in trials if t["axis"] == "combined"), None)
     if combined:
-        combined["test"] = _row_test(sel.combined_test)
-
+        combined["test"] = summary.combined_test
+    stage, finals = sel.grid, sel.finalists
+    cfg = ctx.config
     data_json = {
         "protocol": PROTOCOL,
         "data": {"source": data.source, "sha256": data.sha256, "train_images": len(data.train_y),
                  "test_images": len(data.test_y), "val_images": grid.val_size,
-                 "grid_train_images": baseline["train_images"], "val_split_seed": fdata.VAL_SPLIT_SEED},
+                 "grid_train_images": summary.baseline["train_images"], "val_split_seed": fdata.VAL_SPLIT_SEED},
         "grid": {"source": _shown_path(grid.source), "description": grid.description, "repeats": grid.repeats,
-                 "base": grid.base.to_dict(), "final_overrides": _jsonable(grid.final),
-                 "axes": {a: [fgrid.describe(v) for v in vs] for a, vs in grid.axes.items()},
+                 **summary.grid,
                  "executor": cfg.executor, "threads": envs[0].threads, "workers": envs[0].workers,
                  "final_threads": envs[-1].threads, "device": device},
-        "baseline": _baseline_json(grouped["baseline"]),
+        "baseline": summary.baseline,
         "trials": trials,
         "axes": axes,
         "combined": combined,
@@ -152,15 +110,77 @@ def run(ctx: RunContext) -> SectionResult:
                   "train_s": final["train_s"], "wall_s": final_wall_s, "train_images": final["train_images"],
                   "seed": sel.final_spec.seed,
                   "history": final["history"], "cached": final_cached,
-                  "chosen": sel.decision.chosen, "chosen_val_acc": fsel.mean_val_acc(pool[sel.decision.chosen]),
+                  "chosen": sel.decision.chosen, "chosen_val_acc": summary.accuracies["chosen"],
                   "chosen_by": "finalists" if finals.specs else "grid",
-                  "decision": decision_json(sel.decision, grouped, pool, final_images),
+                  "decision": decision_json(sel.decision, summary.accuracies, FINAL_IMAGES),
                   "load_snippet": f'from analyses.fashion_mnist.model import load_model; '
                                   f'net = load_model("{_shown_path(model_path)}")',
                   "command": f"python -m analyses.fashion_mnist.evaluate_model {_shown_path(model_path)}"},
     }
     cached = final_cached and all(c for _, c in stage.outcomes + finals.outcomes)
     return SectionResult(data_json, figs, cached=cached, seconds=time.perf_counter() - start)
+
+
+def _data(ctx: RunContext) -> tuple[Path, fdata.FashionData]:
+    """The IDX files' folder and their content; missing or broken data stops the run with exit code 2."""
+    cfg = ctx.config
+    try:
+        folder = fdata.locate(cfg.data_dir, Path(cfg.cache_dir), cfg.offline)
+        return folder, fdata.load(folder)
+    except fdata.DataError as exc:
+        raise UserError(f"FashionMNIST: {exc}") from None
+
+
+def _executor(ctx: RunContext, grid: fgrid.Grid, folder: Path, data_sha256: str, device: str):
+    """``execute(specs, stage)`` for the search: runs trials (cached, laid out by cost) with a progress bar;
+    ``envs`` records each stage's trial environment (threads and workers used)."""
+    cfg = ctx.config
+    envs: list[TrialEnv] = []
+
+    def execute(specs: list[fgrid.TrialSpec], stage: str) -> list[tuple[dict, bool]]:
+        workers, threads = layout(device, [fsel.trial_tmacs(s, grid.val_size, grid.train_subset) for s in specs])
+        envs.append(TrialEnv(str(folder), data_sha256, str(cfg.cache_dir), cfg.use_cache, grid.val_size,
+                             grid.train_subset, device, threads, workers))
+
+        def iterate(items):
+            return progress(items, f"FashionMNIST {stage}", quiet=not ctx.show_progress)
+        return run_specs(specs, envs[-1], cfg.executor, cfg.ray_address, iterate=iterate, cache=ctx.cache)
+    return execute, envs
+
+
+def _train(ctx: RunContext, grid: fgrid.Grid, execute):
+    """The search (grid, combination, finalists, choice), then the final model on all training images."""
+    try:
+        sel = fsel.select(grid, fgrid.one_at_a_time(grid, ctx.config.seed), ctx.config.seed, execute, FINAL_IMAGES)
+    except fgrid.GridError as exc:
+        raise UserError(f"FashionMNIST ({grid.source}): {exc}") from None
+    if sel.decision.rule == "none_within_budget":
+        ctx.warn(f"FashionMNIST: no candidate's final training fits final_budget_tmacs = "
+                 f"{grid.final_budget_tmacs:g}; choosing by validation accuracy alone")
+    final_start = time.perf_counter()
+    (final, final_cached), = execute([sel.final_spec], "final model")
+    if final["status"] != "ok":
+        raise UserError(f"FashionMNIST: the final model diverged ({final['error']}); lower the learning rate "
+                        f"in {grid.source}")
+    return sel, (final, final_cached), time.perf_counter() - final_start
+
+
+def _figures(ctx: RunContext, sel: fsel.Selection, baseline: dict, axes: list[dict], finalists: dict | None,
+             final: dict) -> dict[str, str]:
+    """Every Problem 4 figure, through the run's figure cache."""
+    grouped = sel.grid.results
+    title = f"Baseline ({baseline['config']['epochs']} epochs): loss and accuracy per epoch"
+    figs = {"fm_baseline_curves": _figure(ctx, "fm_baseline_curves", _draw_history, baseline["history"], title)}
+    for axis in axes:
+        figs[axis["figure"]] = _figure(ctx, axis["figure"], _draw_axis, axis, _histories(axis, grouped))
+    if finalists:
+        figs[finalists["figure"]] = _figure(ctx, finalists["figure"], _draw_axis, finalists,
+                                            _histories(finalists, sel.finalists.results))
+    title = (f"Final model on {final['train_images']} images; test accuracy "
+             f"{100 * final['test_acc']:.2f} % (scored once)")
+    figs["fm_final_curves"] = _figure(ctx, "fm_final_curves", _draw_history, final["history"], title,
+                                      final["test_acc"])
+    return figs
 
 
 def _shown_path(path: str | Path) -> str:
@@ -172,95 +192,23 @@ def _shown_path(path: str | Path) -> str:
         return str(path)
 
 
-def _trial_json(spec: fgrid.TrialSpec, result: dict, cached: bool) -> dict:
-    return {"name": spec.name, "axis": spec.axis, "variant": fgrid.describe(spec.overrides),
-            "overrides": _jsonable(spec.overrides), "coupled": spec.coupled or None, "seed": spec.seed,
-            "config": result["config"],
-            "status": result["status"], "error": result["error"], "val_acc": result["val_acc"],
-            "precision": result.get("precision", "fp32"),
-            "params": result["params"], "train_s": result["train_s"], "train_images": result["train_images"],
-            "epochs_run": len(result["history"]), "history": result["history"], "cached": cached}
-
-
-def _spread(accs: list[float | None]) -> dict[str, Any]:
-    ok = [a for a in accs if a is not None]
-    return {"mean": statistics.fmean(ok) if ok else None,
-            "std": statistics.stdev(ok) if len(ok) > 1 else None, "n": len(ok), "diverged": len(accs) - len(ok)}
-
-
-def _baseline_json(results: list[dict]) -> dict:
-    first = results[0]
-    epoch_s = [r["train_s"] for r in first["history"]]
-    return {"config": first["config"], "history": first["history"], "val_acc": first["val_acc"],
-            "epochs": len(first["history"]), "spread": _spread([r["val_acc"] for r in results]),
-            "final_train_loss": first["history"][-1]["train_loss"] if first["history"] else None,
-            "first_val_acc": first["history"][0]["val_acc"] if first["history"] else None,
-            "median_epoch_s": float(np.median(epoch_s)) if epoch_s else None,
-            "images_per_s": first["train_images"] / float(np.median(epoch_s)) if epoch_s else None,
-            "train_images": first["train_images"]}
-
-
-def _row_test(test: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A row's paired test as results.json holds it (None for the reference row and untestable rows)."""
-    if test is None:
-        return None
-    keys = ("discordant", "p_value", "p_adjusted", "verdict", "delta_pp", "seeds", "seed_delta_std_pp", "per_seed")
-    return {k: test[k] for k in keys}
-
-
-def _rows(names: list[str], results: dict[str, list[dict]], tests: dict[str, dict | None],
-          specs: list[fgrid.TrialSpec]) -> list[dict]:
-    """One row per configuration, the reference (baseline) first: accuracy spread, difference, test."""
-    base = _spread([r["val_acc"] for r in results[names[0]]])
-    spec_of = {s.name: s for s in specs}
-    rows = []
-    for name in names:
-        s = _spread([r["val_acc"] for r in results[name]])
-        variant = fsel.grid_name(name)
-        rows.append({"name": name, "variant": "baseline" if variant == "baseline" else variant.split(": ", 1)[-1],
-                     **s, "status": "diverged" if s["diverged"] else "ok",
-                     "delta_pp": None if s["mean"] is None or base["mean"] is None
-                     else 100 * (s["mean"] - base["mean"]),
-                     "train_s": statistics.fmean(r["train_s"] for r in results[name]),
-                     "coupled": spec_of[name].coupled or None,
-                     "test": _row_test(tests.get(name))})
-    return rows
-
-
-def _axes_json(grid: fgrid.Grid, sel: fsel.Selection) -> list[dict]:
+def _axes_json(tables: list[dict]) -> list[dict]:
     """Per axis: every value's validation accuracy, its paired test against the baseline, one conclusion."""
-    results, specs = sel.grid.results, sel.grid.specs
-    out = []
-    for axis in grid.axes:
-        tests = sel.axis_tests[axis]
-        rows = _rows(["baseline", *tests], results, tests, specs)
-        info = fsel.family_info(tests, fsel.CORRECTION)
-        out.append({"axis": axis, "figure": "fm_axis_" + "".join(c if c.isalnum() else "_" for c in axis),
-                    "rows": rows, "best": sel.best[axis], "test": info, "conclusion": conclusion(rows, info)})
-    return out
+    return [{"axis": t["axis"], "figure": "fm_axis_" + "".join(c if c.isalnum() else "_" for c in t["axis"]),
+             "rows": t["rows"], "best": t["best"], "test": t["test"], "conclusion": conclusion(t["rows"], t["test"])}
+            for t in tables]
 
 
-def _finalists_json(grid: fgrid.Grid, sel: fsel.Selection) -> dict | None:
+def _finalists_json(grid: fgrid.Grid, table: dict | None) -> dict | None:
     """The finalists side by side, shaped like an axis (rows, test, figure) so that one drawing serves both."""
-    if not sel.finalists.specs:
+    if table is None:
         return None
-    results, budget = sel.finalists.results, sel.decision.budget
-    names = list(results)
-    if "finalist: baseline" in names:  # the reference first, as on an axis
-        names.insert(0, names.pop(names.index("finalist: baseline")))
-    rows = _rows(names, results, sel.finalist_tests, sel.finalists.specs)
-    for row in rows:
-        row["variant"] = fsel.grid_name(row["name"])
-        row["grid_val_acc"] = fsel.mean_val_acc(sel.grid.results[row["variant"]])
-        row["final_tmacs"] = budget.cost.get(row["variant"])
-        row["over_budget"] = row["variant"] in budget.over
-    info = fsel.family_info(sel.finalist_tests, fsel.FINALIST_CORRECTION)
     picked = ("the finalists were picked as the best of the grid on these same validation images, "
               "which this test does not correct for, so a gain here is if anything overstated")
-    return {"axis": "finalists", "figure": "fm_finalists", "rows": rows, "chosen": sel.decision.chosen,
-            "title": f"Finalists on the whole training split ({results[names[0]][0]['train_images']} images)",
-            "count": grid.finalists, "final_overrides": _jsonable(grid.final), "test": info,
-            "conclusion": conclusion(rows, info, picked)}
+    return {"axis": "finalists", "figure": "fm_finalists", "rows": table["rows"], "chosen": table["chosen"],
+            "title": f"Finalists on the whole training split ({table['train_images']} images)",
+            "count": grid.finalists, "final_overrides": _jsonable(grid.final), "test": table["test"],
+            "conclusion": conclusion(table["rows"], table["test"], picked)}
 
 
 def _pct(x: float) -> str:
@@ -340,13 +288,12 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
     return text + ("; " + note if note else "") + "."
 
 
-def decision_json(decision: fsel.Decision, grid_results: dict[str, list[dict]], pool: dict[str, list[dict]],
-                  images: int) -> dict:
+def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: int) -> dict:
     """Why the final model was chosen: the rule that decided, what the budget excluded, one true sentence."""
     budget = decision.budget
     chosen = fsel.grid_name(decision.chosen)
     where = "finalists" if decision.chosen.startswith("finalist: ") else "grid configurations"
-    acc = _pct(fsel.mean_val_acc(pool[decision.chosen]))
+    acc = _pct(accuracies["chosen"])
     limit = f"{budget.limit:g} TMAC"
     if decision.rule == "none_within_budget":
         cheapest = min(budget.cost, key=budget.cost.get)
@@ -356,7 +303,7 @@ def decision_json(decision: fsel.Decision, grid_results: dict[str, list[dict]], 
     elif decision.rule == "budget":
         over = decision.excluded
         need = _names([f"{budget.cost[n]:.0f}" for n in over])
-        ranked_at = _names([_pct(fsel.mean_val_acc(grid_results[n])) for n in over])
+        ranked_at = _names([_pct(accuracies["excluded"][n]) for n in over])
         text = (f"The final model retrains {chosen} ({acc} validation accuracy), because {_names(over)} ranked "
                 f"higher in the grid ({ranked_at}) but need{'s' if len(over) == 1 else ''} {need} TMAC to train, "
                 f"over the budget of {limit}.")

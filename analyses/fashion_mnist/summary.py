@@ -1,0 +1,139 @@
+"""The selection's tables as plain data (analyses/fashion_mnist/selection.py runs the search).
+
+Per axis and for the finalists: each configuration's validation accuracy over seeds, its difference from
+the reference (the baseline) and its paired test; the baseline's own summary; the accuracies behind the
+final choice. The FashionMNIST section turns these into results.json and sentences without computing.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import selection as fsel
+from .grid import Grid, TrialSpec, describe
+
+TEST_KEYS = ("discordant", "p_value", "p_adjusted", "verdict", "delta_pp", "seeds", "seed_delta_std_pp", "per_seed")
+
+
+def spread(accs: list[float | None]) -> dict[str, Any]:
+    """Mean and standard deviation over the seeds that finished; the diverged ones counted apart."""
+    ok = [a for a in accs if a is not None]
+    return {"mean": statistics.fmean(ok) if ok else None,
+            "std": statistics.stdev(ok) if len(ok) > 1 else None, "n": len(ok), "diverged": len(accs) - len(ok)}
+
+
+def row_test(test: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A row's paired test as results.json holds it (None for the reference row and untestable rows)."""
+    return None if test is None else {k: test[k] for k in TEST_KEYS}
+
+
+def rows(names: list[str], results: fsel.Results, tests: dict[str, dict | None],
+         specs: list[TrialSpec]) -> list[dict]:
+    """One row per configuration, the reference (names[0]) first: accuracy spread, difference, test."""
+    base = spread([r["val_acc"] for r in results[names[0]]])
+    spec_of = {s.name: s for s in specs}
+    out = []
+    for name in names:
+        s = spread([r["val_acc"] for r in results[name]])
+        variant = fsel.grid_name(name)
+        out.append({"name": name, "variant": "baseline" if variant == "baseline" else variant.split(": ", 1)[-1],
+                    **s, "status": "diverged" if s["diverged"] else "ok",
+                    "delta_pp": None if s["mean"] is None or base["mean"] is None
+                    else 100 * (s["mean"] - base["mean"]),
+                    "train_s": statistics.fmean(r["train_s"] for r in results[name]),
+                    "coupled": spec_of[name].coupled or None,
+                    "test": row_test(tests.get(name))})
+    return out
+
+
+def baseline_summary(results: list[dict]) -> dict:
+    """The baseline's first seed (curve, speed) and its spread over every seed."""
+    first = results[0]
+    epoch_s = [r["train_s"] for r in first["history"]]
+    return {"config": first["config"], "history": first["history"], "val_acc": first["val_acc"],
+            "epochs": len(first["history"]), "spread": spread([r["val_acc"] for r in results]),
+            "final_train_loss": first["history"][-1]["train_loss"] if first["history"] else None,
+            "first_val_acc": first["history"][0]["val_acc"] if first["history"] else None,
+            "median_epoch_s": float(np.median(epoch_s)) if epoch_s else None,
+            "images_per_s": first["train_images"] / float(np.median(epoch_s)) if epoch_s else None,
+            "train_images": first["train_images"]}
+
+
+def axis_tables(grid: Grid, sel: fsel.Selection) -> list[dict]:
+    """Per axis: every value's row against the baseline, the axis's best value, the test family."""
+    out = []
+    for axis in grid.axes:
+        tests = sel.axis_tests[axis]
+        out.append({"axis": axis, "rows": rows(["baseline", *tests], sel.grid.results, tests, sel.grid.specs),
+                    "best": sel.best[axis], "test": fsel.family_info(tests, fsel.CORRECTION)})
+    return out
+
+
+def finalist_table(sel: fsel.Selection) -> dict | None:
+    """The finalists shaped like an axis (reference first), each with its grid accuracy and final cost."""
+    if not sel.finalists.specs:
+        return None
+    results, budget = sel.finalists.results, sel.decision.budget
+    names = list(results)
+    if "finalist: baseline" in names:
+        names.insert(0, names.pop(names.index("finalist: baseline")))
+    table = rows(names, results, sel.finalist_tests, sel.finalists.specs)
+    for row in table:
+        row["variant"] = fsel.grid_name(row["name"])
+        row["grid_val_acc"] = fsel.mean_val_acc(sel.grid.results[row["variant"]])
+        row["final_tmacs"] = budget.cost.get(row["variant"])
+        row["over_budget"] = row["variant"] in budget.over
+    return {"rows": table, "chosen": sel.decision.chosen, "train_images": results[names[0]][0]["train_images"],
+            "test": fsel.family_info(sel.finalist_tests, fsel.FINALIST_CORRECTION)}
+
+
+def decision_accuracies(decision: fsel.Decision, grid_results: fsel.Results,
+                        pool: fsel.Results) -> dict[str, Any]:
+    """The validation accuracies the final choice rests on: the chosen one's in the pool it was chosen from
+    (finalists, else the grid) and the grid accuracies of the configurations the budget excluded."""
+    return {"chosen": fsel.mean_val_acc(pool[decision.chosen]),
+            "excluded": {n: fsel.mean_val_acc(grid_results[n]) for n in decision.excluded}}
+
+
+def _lists(mapping: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
+
+
+def trial_row(spec: TrialSpec, result: dict, cached: bool) -> dict:
+    """One training run (one seed) as results.json lists it."""
+    return {"name": spec.name, "axis": spec.axis, "variant": describe(spec.overrides),
+            "overrides": _lists(spec.overrides), "coupled": spec.coupled or None, "seed": spec.seed,
+            "config": result["config"],
+            "status": result["status"], "error": result["error"], "val_acc": result["val_acc"],
+            "precision": result.get("precision", "fp32"),
+            "params": result["params"], "train_s": result["train_s"], "train_images": result["train_images"],
+            "epochs_run": len(result["history"]), "history": result["history"], "cached": cached}
+
+
+@dataclass
+class Summary:
+    """Everything the section reports about the search, as plain data."""
+    trials: list[dict]                 # every grid run (one row per seed), the combination included
+    finalist_trials: list[dict]
+    baseline: dict
+    axes: list[dict]                   # axis_tables
+    finalists: dict | None             # finalist_table
+    combined_test: dict | None
+    accuracies: dict[str, Any]         # decision_accuracies
+    grid: dict[str, Any]               # the grid's base config and its axes' values, described
+
+
+def summarise(grid: Grid, sel: fsel.Selection) -> Summary:
+    stage, finals = sel.grid, sel.finalists
+    pool = finals.results if finals.specs else stage.results
+    return Summary(
+        trials=[trial_row(s, r, c) for s, (r, c) in zip(stage.specs, stage.outcomes)],
+        finalist_trials=[trial_row(s, r, c) for s, (r, c) in zip(finals.specs, finals.outcomes)],
+        baseline=baseline_summary(stage.results["baseline"]), axes=axis_tables(grid, sel),
+        finalists=finalist_table(sel), combined_test=row_test(sel.combined_test),
+        accuracies=decision_accuracies(sel.decision, stage.results, pool),
+        grid={"base": grid.base.to_dict(), "final_overrides": _lists(grid.final),
+              "axes": {a: [describe(v) for v in vs] for a, vs in grid.axes.items()}})
