@@ -63,10 +63,12 @@ def parse_args(argv: list[str]) -> Options:
                                                                       "(default: grades/)")
     p.add_argument("--data-dir", type=Path, help="folder with the FashionMNIST IDX files (default: the "
                                                  "Debian package's)")
-    p.add_argument("--workers", type=int, default=1, help="submissions graded at once (same results for any N)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per submission before it is stopped "
-                                                                 "(default 120)")
-    p.add_argument("--memory-mb", type=int, default=4096, help="memory a submission's model may use (default 4096)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="submissions graded at once (same results for any N)")
+    p.add_argument("--timeout", type=float, default=120.0,
+                   help="seconds (wall and CPU) per submission before it is stopped (default 120)")
+    p.add_argument("--memory-mb", type=int, default=4096,
+                   help="memory a submission's model may use (default 4096)")
     p.add_argument("--max-unzipped-mb", type=int, default=500, help="largest total unpacked size of a zip "
                                                                      "(default 500)")
     p.add_argument("--max-entries", type=int, default=1000, help="most files in a zip (default 1000)")
@@ -157,7 +159,8 @@ def grade_one(path: Path, folder: Path, opts: Options, context) -> dict[str, Any
         take_answer(row, answer)
     if failure:
         row["problems"].insert(0, failure)
-    claims = [(row.get("claimed_model_file"), "model file"), (row.get("claimed_results_json"), "results.json")]
+    claims = [(row.get("claimed_model_file"), "model file"),
+              (row.get("claimed_results_json"), "results.json")]
     row["claimed"], row["claimed_from"] = next(((c, f) for c, f in claims if c is not None), (None, ""))
     return finish(row, opts)
 

@@ -45,8 +45,11 @@ def run(folder: str, data_dir: str, memory_mb: int, cpu_s: int, conn) -> None:
 def limit_resources(memory_mb: int, cpu_s: int) -> None:
     """At most ``memory_mb`` more address space than the forked process already maps, and
     ``cpu_s`` seconds of CPU time (then SIGXCPU ends it)."""
-    with open("/proc/self/statm") as handle:
-        mapped = int(handle.read().split()[0]) * resource.getpagesize()
+    try:
+        with open("/proc/self/statm") as handle:
+            mapped = int(handle.read().split()[0]) * resource.getpagesize()
+    except OSError:  # no /proc (macOS, which does not enforce RLIMIT_AS anyway)
+        mapped = 0
     limit = mapped + memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
@@ -180,7 +183,8 @@ def load_test_set(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = (fdata.read_idx(next(p for p in (data_dir / (stem + ".gz"), data_dir / stem) if p.is_file()))
             for stem in (fdata.FILES["test_images"], fdata.FILES["test_labels"]))
     if tuple(x.shape) != (fdata.COUNTS["test"], 28, 28) or tuple(y.shape) != (fdata.COUNTS["test"],):
-        raise fdata.DataError(f"{data_dir}: the test files do not hold 10 000 images of 28 x 28 and their labels")
+        raise fdata.DataError(f"{data_dir}: the test files do not hold 10 000 images of 28 x 28 "
+                              "and their labels")
     return x.float().div_(255).unsqueeze(1), y.long()
 
 

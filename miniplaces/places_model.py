@@ -1,7 +1,8 @@
 """Provisioning of the Places365 ResNet: find, download, verify and load the official checkpoint.
 
 Order: ``--weights PATH``; the cache (torch.hub's checkpoint dir, then our XDG cache dir); a
-download of the official file (or of a mirror's: ``MINIPLACES_WEIGHTS_URL``, ``MINIPLACES_CATEGORIES_URL``). When none can be had the caller decides between a demo model
+download of the official file (or of a mirror's: ``MINIPLACES_WEIGHTS_URL``,
+``MINIPLACES_CATEGORIES_URL``). When none can be had the caller decides between a demo model
 (untrained, marked everywhere) and exit code 2 (``--strict``). A file the user named is never
 replaced by the demo: if it cannot be loaded that is always a UserError.
 """
@@ -93,7 +94,8 @@ class DownloadError(Exception):
     """A download that did not deliver a complete, usable file (the message says why, in one line)."""
 
 
-def download(url: str, dst: Path, progress: bool = True, check: Callable[[Path], object] | None = None) -> None:
+def download(url: str, dst: Path, progress: bool = True,
+             check: Callable[[Path], object] | None = None) -> None:
     """Stream ``url`` into ``dst`` with a progress bar; ``dst`` appears only complete and checked.
 
     Refused, with nothing left in ``dst``'s folder: an HTTP error, an HTML page (a portal's or proxy's

@@ -107,7 +107,7 @@ def test_download_fills_the_cache_and_a_second_run_needs_no_network(places, serv
     assert model.labels[:2] == ["class000", "class001"]
     assert Path(model.weights).read_bytes() == server.checkpoint
     assert "100%" in capsys.readouterr().err  # the progress bar ran to the end
-    assert places.cache_files() == [Path(f"cache/weights/categories_places365.txt"),
+    assert places.cache_files() == [Path("cache/weights/categories_places365.txt"),
                                     Path(f"torch/hub/checkpoints/{ARCH}_places365.pth.tar")]
     before = len(server.requests)
     again = places("missing")  # the server would now fail: the cache must answer

@@ -124,7 +124,8 @@ def graded(submissions, tmp_path_factory):
 def test_every_submission_is_judged_and_the_run_exits_0(graded, submissions):
     code, rows, _ = graded
     assert code == 0
-    assert sorted(rows) == sorted(("'" if p.name[0] == "=" else "") + p.name for p in submissions[0].glob("*.zip"))
+    files = sorted(("'" if p.name[0] == "=" else "") + p.name for p in submissions[0].glob("*.zip"))
+    assert sorted(rows) == files  # =1+1.zip as '=1+1.zip: the CSV escapes formulas
 
 
 def test_good_submission_is_rescored_to_the_same_accuracy(graded, measured):
@@ -237,3 +238,15 @@ def test_refused_zip_writes_nothing(submissions, tmp_path):
         assert list((tmp_path / name).rglob("*")) == [dest]
     with pytest.raises(safe_zip.UnsafeZip, match="3 entries, more than the limit of 2"):
         safe_zip.extract(folder / "good.zip", tmp_path, safe_zip.Limits(max_entries=2))
+
+
+@pytest.mark.parametrize("html, found", [
+    ('<link rel="stylesheet" href="https://fonts.example.com/a.css">', ["https://fonts.example.com/a.css"]),
+    ('<img srcset="data:image/png;base64,AA 1x, //cdn.example.com/b.png 2x">', ["//cdn.example.com/b.png"]),
+    ("<style>@import 'http://x.example.com/c.css'; p { background: url(data:,) }</style>",
+     ["http://x.example.com/c.css"]),
+    ('<div style="background: url(https://x.example.com/d.png)"></div>', ["https://x.example.com/d.png"]),
+    ('<a href="https://example.com">a link loads nothing</a><img src="data:image/png;base64,AA">', []),
+])
+def test_external_requests_are_found_and_links_are_not(html, found):
+    assert external_requests(html) == found
