@@ -153,6 +153,9 @@ def grade_one(path: Path, folder: Path, opts: Options, context) -> dict[str, Any
         answers, failure = run_child(folder, opts, context)
     except safe_zip.UnsafeZip as exc:
         answers, failure = [], f"zip refused: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one submission never stops the others
+        log.warning("%s: %s: %s", path.name, type(exc).__name__, exc)
+        answers, failure = [], f"could not be checked ({type(exc).__name__}: {str(exc)[:160]})"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     for answer in answers:

@@ -99,7 +99,8 @@ def report_checks(folder: Path) -> dict[str, Any]:
     if html.is_file():
         urls = external_requests(html.read_text(encoding="utf-8", errors="replace"))
         out["html_external"] = urls[:5]
-        out["report_html"] = "self-contained" if not urls else f"{len(urls)} external requests"
+        out["report_html"] = ("self-contained" if not urls else
+                              f"{len(urls)} external request{'s' if len(urls) > 1 else ''}")
         if urls:
             out["problems"].append(f"report.html is not self-contained: it loads {urls[0]}"
                                    + (f" and {len(urls) - 1} more" if len(urls) > 1 else ""))

@@ -65,10 +65,12 @@ def extract(zip_path: Path, dest: Path, limits: Limits = Limits()) -> list[str]:
         written, files = 0, []
         for info, rel in members:
             target = root.joinpath(*rel.parts)
+            try:
+                (target if info.is_dir() else target.parent).mkdir(parents=True, exist_ok=True)
+            except OSError:  # "a" is a file and "a/b" follows
+                raise UnsafeZip(f"entry {info.filename!r} collides with another entry") from None
             if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
             if target.exists() or not target.parent.resolve().is_relative_to(root):
                 raise UnsafeZip(f"entry {info.filename!r} repeats or collides with another entry")
             try:

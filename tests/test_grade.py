@@ -140,7 +140,7 @@ def test_false_claim_external_requests_and_bad_pdf_are_problems(graded, measured
     row = graded[1]["boaster.zip"]
     assert float(row["accuracy"]) == pytest.approx(measured[1], abs=5e-5)
     assert row["claim_check"].startswith("differs by +") and "claims 95.00 %" in row["problems"]
-    assert row["report_html"] == "1 external requests" and "https://cdn.example.com/plot.js" in row["problems"]
+    assert row["report_html"] == "1 external request" and "https://cdn.example.com/plot.js" in row["problems"]
     assert row["report_pdf"] == "unreadable"
 
 
@@ -236,6 +236,9 @@ def test_refused_zip_writes_nothing(submissions, tmp_path):
         with pytest.raises(safe_zip.UnsafeZip):
             safe_zip.extract(folder / name, dest, safe_zip.Limits(max_bytes=4 * 2**20))
         assert list((tmp_path / name).rglob("*")) == [dest]
+    write_zip(tmp_path / "collide.zip", {"a": b"file", "a/b": b"under a file"})
+    with pytest.raises(safe_zip.UnsafeZip, match="'a/b' collides with another entry"):
+        safe_zip.extract(tmp_path / "collide.zip", tmp_path / "collide", safe_zip.Limits())
     with pytest.raises(safe_zip.UnsafeZip, match="3 entries, more than the limit of 2"):
         safe_zip.extract(folder / "good.zip", tmp_path, safe_zip.Limits(max_entries=2))
 
