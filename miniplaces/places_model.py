@@ -266,7 +266,7 @@ def load_labels(categories: Path | None, weights: Path | None, cache_dir: Path, 
             return parse_categories(cached), str(cached)
         except Exception as exc:  # noqa: BLE001 - no network, HTTP error, timeout, a bad file
             log.warning("could not download %s (%s); classes are labelled by index", url,
-                        exc if isinstance(exc, DownloadError) else type(exc).__name__)
+                        exc if isinstance(exc, DownloadError) else _first_line(exc))
     return [f"class {i}" for i in range(NUM_CLASSES)], "none: classes labelled by index"
 
 

@@ -41,8 +41,9 @@ class Server:
                 if mode == "missing":
                     self.send_error(404, "File not found")
                     return
-                if mode.startswith("html"):  # a proxy's error page, with or without an honest type
-                    kind = "text/html" if mode == "html" else "application/octet-stream"
+                if mode.startswith("html") or (mode == "nolabels" and name.endswith(".txt")):
+                    # a proxy's error page, with or without an honest type
+                    kind = "application/octet-stream" if mode == "html-as-binary" else "text/html"
                     self.send_response(200)
                     self.send_header("Content-Type", kind)
                     self.send_header("Content-Length", str(len(HTML_PAGE)))
@@ -53,7 +54,7 @@ class Server:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                if mode == "ok":
+                if mode in ("ok", "nolabels"):
                     self.wfile.write(body)
                 elif mode == "cut":
                     self.wfile.write(body[:len(body) // 2])
@@ -131,6 +132,12 @@ def test_failed_download_gives_demo_with_the_reason_and_leaves_no_file(places, m
         places(mode, strict=True)
     assert reason in str(err.value) and "--strict" in str(err.value)
     assert places.cache_files() == []
+
+
+def test_bad_categories_download_keeps_the_weights_and_labels_by_index(places):
+    model = places("nolabels")
+    assert not model.demo and model.labels[0] == "class 0"
+    assert places.cache_files() == [Path(f"torch/hub/checkpoints/{ARCH}_places365.pth.tar")]
 
 
 def test_strict_cli_exits_2_on_a_cut_download(tmp_path, monkeypatch, server):
