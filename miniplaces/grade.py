@@ -203,9 +203,10 @@ def run_child(folder: Path, opts: Options, context) -> tuple[list[dict[str, Any]
                 timed_out = True
                 break
             try:
-                answers.append(json.loads(reader.recv_bytes(MAX_MESSAGE)))
+                answer = json.loads(reader.recv_bytes(MAX_MESSAGE))
             except (EOFError, OSError, ValueError):
                 break
+            answers.append(answer if isinstance(answer, dict) else {})
     child.join(max(0.1, deadline - time.monotonic()) if not timed_out else 0.1)
     if child.is_alive():
         child.kill()
