@@ -54,7 +54,9 @@ class Options:
 
 def parse_args(argv: list[str]) -> Options:
     p = argparse.ArgumentParser(
-        prog="generate_report.py grade", description=__doc__.split("\n\n")[0],
+        prog="generate_report.py grade",
+        description="Check a folder of student submissions (<kerberos>.zip): re-score each model on the "
+                    "FashionMNIST test set, check each report, write grades.csv and grades.html.",
         epilog="Exit codes: 0 every submission was judged (see grades.csv for each verdict), "
                "2 bad arguments or no FashionMNIST test data.")
     p.add_argument("zips", nargs="+", type=Path, metavar="ZIP_OR_FOLDER",
