@@ -25,7 +25,8 @@ log = logging.getLogger("miniplaces")
 def parse_args(argv: list[str] | None = None) -> RunConfig:
     p = argparse.ArgumentParser(
         prog="generate_report.py", description=__doc__.split("\n\n")[0],
-        epilog="Exit codes: 0 success, 1 failure while running, 2 bad input or missing requirement.")
+        epilog="Exit codes: 0 success, 1 failure while running, 2 bad input or missing requirement. "
+               "Graders: 'generate_report.py grade --help' checks a folder of submission zips.")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
     p.add_argument("--preset", choices=list(PRESETS), default="standard",
                    help="how much compute: quick (CI smoke run), standard (full answers), full (larger grids, repeated seeds)")
@@ -209,6 +210,12 @@ def print_summary(results: dict, out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grade"]:  # the grader's command: generate_report.py grade submissions/ --out grades/
+        from miniplaces.grade import main as grade
+
+        setup_logging(0)
+        return grade(argv[1:])
     config = parse_args(argv)
     setup_logging(config.verbosity)
     try:

@@ -1,22 +1,24 @@
 """Provisioning of the Places365 ResNet: find, download, verify and load the official checkpoint.
 
 Order: ``--weights PATH``; the cache (torch.hub's checkpoint dir, then our XDG cache dir); a
-download of the official file. When none can be had the caller decides between a demo model
+download of the official file (or of a mirror's: ``MINIPLACES_WEIGHTS_URL``,
+``MINIPLACES_CATEGORIES_URL``). When none can be had the caller decides between a demo model
 (untrained, marked everywhere) and exit code 2 (``--strict``). A file the user named is never
 replaced by the demo: if it cannot be loaded that is always a UserError.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
+import os
 import pickle
-import socket
+import tempfile
+import urllib.request
 import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 import torchvision
@@ -32,6 +34,11 @@ WEIGHTS_URL = "http://places2.csail.mit.edu/models_places365/{arch}_places365.pt
 CATEGORIES_URL = "https://raw.githubusercontent.com/CSAILVision/places365/master/categories_places365.txt"
 CATEGORIES_FILE = "categories_places365.txt"
 DOWNLOAD_TIMEOUT_S = 60
+# Environment variables that point the downloads elsewhere (a campus mirror, a test server) and set
+# the timeout: the seconds a download may go without receiving a byte.
+WEIGHTS_URL_ENV = "MINIPLACES_WEIGHTS_URL"        # may contain {arch}
+CATEGORIES_URL_ENV = "MINIPLACES_CATEGORIES_URL"
+TIMEOUT_ENV = "MINIPLACES_DOWNLOAD_TIMEOUT"
 # The input normalisation (MEAN, STD) lives with the model input code: analyses/feature_maps.py.
 
 
@@ -64,22 +71,70 @@ def cached_weight_locations(arch: str, cache_dir: Path) -> list[Path]:
             cache_dir / "weights" / weights_filename(arch)]
 
 
-@contextlib.contextmanager
-def _socket_timeout(seconds: float):
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
+def weights_url(arch: str) -> str:
+    return os.environ.get(WEIGHTS_URL_ENV, WEIGHTS_URL).replace("{arch}", arch)
+
+
+def categories_url() -> str:
+    return os.environ.get(CATEGORIES_URL_ENV, CATEGORIES_URL)
+
+
+def download_timeout() -> float:
+    value = os.environ.get(TIMEOUT_ENV, str(DOWNLOAD_TIMEOUT_S))
     try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
+        seconds = float(value)
+    except ValueError:
+        seconds = 0
+    if not seconds > 0:
+        raise UserError(f"{TIMEOUT_ENV}={value!r}: give the timeout in seconds, e.g. 60")
+    return seconds
 
 
-def download(url: str, dst: Path, progress: bool = True) -> None:
-    """Download with a progress bar and a timeout; torch.hub writes a temp file and renames it (atomic)."""
+class DownloadError(Exception):
+    """A download that did not deliver a complete, usable file (the message says why, in one line)."""
+
+
+def download(url: str, dst: Path, progress: bool = True,
+             check: Callable[[Path], object] | None = None) -> None:
+    """Stream ``url`` into ``dst`` with a progress bar; ``dst`` appears only complete and checked.
+
+    Refused, with nothing left in ``dst``'s folder: an HTTP error, an HTML page (a portal's or proxy's
+    error page), fewer bytes than Content-Length (a cut connection; urllib reads that as a normal
+    end), no byte for the timeout, and a file that ``check`` rejects (it raises).
+    """
+    from tqdm import tqdm
+
+    timeout = download_timeout()
     dst.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s -> %s", url, dst)
-    with _socket_timeout(DOWNLOAD_TIMEOUT_S):
-        torch.hub.download_url_to_file(url, str(dst), progress=progress)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "miniplaces-report"})
+        with os.fdopen(fd, "wb") as handle, urllib.request.urlopen(request, timeout=timeout) as response:
+            if response.headers.get_content_type() == "text/html":
+                raise DownloadError("the server sent an HTML page, not the file")
+            length = response.headers.get("Content-Length")
+            expected = int(length) if length and length.isdigit() else None
+            received = 0
+            with tqdm(total=expected, disable=not progress, unit="B", unit_scale=True, unit_divisor=1024,
+                      desc=dst.name) as bar:
+                while chunk := response.read(1 << 16):
+                    handle.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            if expected is not None and received != expected:
+                raise DownloadError(f"the connection closed after {received} of {expected} bytes")
+        if check is not None:
+            try:
+                check(Path(tmp))
+            except UserError as exc:
+                raise DownloadError(str(exc).replace(tmp, "the downloaded file")) from None
+        os.replace(tmp, dst)
+    except TimeoutError:
+        raise DownloadError(f"no data for {timeout:g} s (timeout; {TIMEOUT_ENV} sets it)") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def resolve_weights(weights: Path | None, arch: str, cache_dir: Path, offline: bool,
@@ -95,9 +150,13 @@ def resolve_weights(weights: Path | None, arch: str, cache_dir: Path, offline: b
     if offline:
         return None, "no --weights given, none in the cache, and --offline forbids downloading"
     dst = cached_weight_locations(arch, cache_dir)[0]
-    url = WEIGHTS_URL.format(arch=arch)
+    url = weights_url(arch)
     try:
-        download(url, dst, progress)
+        download(url, dst, progress, check=read_state_dict)
+    except UserError:  # a bad MINIPLACES_DOWNLOAD_TIMEOUT
+        raise
+    except DownloadError as exc:
+        return None, f"could not download {url} ({exc})"
     except Exception as exc:  # no network, HTTP error, timeout
         return None, f"could not download {url} ({type(exc).__name__}: {exc})"
     return dst, ""
@@ -201,14 +260,13 @@ def load_labels(categories: Path | None, weights: Path | None, cache_dir: Path, 
         if path and Path(path).is_file():
             return parse_categories(Path(path)), str(path)
     if not offline:
+        url = categories_url()
         try:
-            download(CATEGORIES_URL, cached, progress)
+            download(url, cached, progress, check=parse_categories)
             return parse_categories(cached), str(cached)
-        except UserError:
-            raise
-        except Exception as exc:
-            log.warning("could not download %s (%s); classes are labelled by index", CATEGORIES_URL,
-                        type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - no network, HTTP error, timeout, a bad file
+            log.warning("could not download %s (%s); classes are labelled by index", url,
+                        exc if isinstance(exc, DownloadError) else _first_line(exc))
     return [f"class {i}" for i in range(NUM_CLASSES)], "none: classes labelled by index"
 
 
@@ -238,7 +296,7 @@ def provision(weights: Path | None, categories: Path | None, arch: str, cache_di
     dev = pick_device(device)
     path, reason = resolve_weights(weights, arch, cache_dir, offline, progress)
     if path is None:
-        message = (f"no Places365 weights: {reason}. Download {WEIGHTS_URL.format(arch=arch)} and pass "
+        message = (f"no Places365 weights: {reason}. Download {weights_url(arch)} and pass "
                    f"--weights PATH, or put it in {cached_weight_locations(arch, cache_dir)[0].parent}/")
         if strict:
             raise UserError(message + " (--strict forbids the untrained demo model)")
