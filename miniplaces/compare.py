@@ -145,6 +145,8 @@ def input_differences(old: dict, new: dict) -> list[dict]:
 def question_of(path: tuple[str, ...]) -> str:
     """The sub-question (1a .. 4d, final) a results.json path answers; "other" when none does."""
     keys = tuple(p for p in path if not p.startswith("["))
+    if len(keys) == 1:
+        return "sections"     # a whole section run in only one of the two reports
     if keys[:2] == ("scenes", "cam"):
         keys = keys[1:]
     for prefix, question in QUESTION_OF:
