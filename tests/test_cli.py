@@ -56,6 +56,9 @@ def test_named_unloadable_weights_exit_2(tmp_path):
     (["--preset", "huge"], "invalid choice: 'huge'"),
     (["--only", "filters", "--skip", "filters"], "no section"),
     (["--submission", "../escape"], "--submission"),
+    (["--gate", "speed"], "unknown gate 'speed'"),
+    (["--only", "filters", "--gate", "min-accuracy"], "needs the fashion_mnist section"),
+    (["--gate", "unchanged"], "needs --compare PATH"),
 ])
 def test_bad_options_are_rejected_with_the_bad_value(tmp_path, args, words):
     assert_clean_error(cli(*args, tmp_path=tmp_path), 2, words)
