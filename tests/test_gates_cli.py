@@ -1,22 +1,28 @@
 """--gate and --compare from the command line: exit codes 0 and 3, every output written, changes.json.
 
-Both runs are filters-only and read the session's quick-preset cache, so they only re-render.
+Both runs are filters-only and read the session's quick-preset cache, so they only re-render. The
+passing run calls main() in this process (it returns the exit code; torch is already imported); the
+failing one is a real command line, for its exit status and its one-line messages.
 """
 from __future__ import annotations
 
 import json
 
+import generate_report
 from conftest import run_cli
 
 
-def test_gates_and_compare_from_the_command_line(quick_report, tmp_path):
+def test_gates_and_compare_from_the_command_line(quick_report, tmp_path, monkeypatch, capsys):
     env = {"cache": quick_report["cache"], "torch_home": quick_report["torch_home"]}
     foreign = tmp_path / "foreign.json"
     foreign.write_text('{"accuracy": 0.93}')
-    first = run_cli("--only", "filters", "--no-pdf", "--gate", "no-skips", "--compare", str(foreign),
-                    out=tmp_path / "a", **env)
-    assert first.returncode == 0, first.stderr[-2000:]
-    assert "Traceback" not in first.stderr and "gate no-skips: passed" in first.stderr
+    monkeypatch.setenv("TORCH_HOME", str(env["torch_home"]))
+    code = generate_report.main(["--offline", "--cache-dir", str(env["cache"]), "--out", str(tmp_path / "a"),
+                                 "--only", "filters", "--no-pdf", "--gate", "no-skips",
+                                 "--compare", str(foreign)])
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr[-2000:]
+    assert "gate no-skips: passed" in stderr and "not a miniplaces-report results.json" in stderr
     results = json.loads((tmp_path / "a" / "results.json").read_text())
     assert results["gates"] == [{"gate": "no-skips", "passed": True, "measured": 0, "text": "0 skipped"}]
     html = (tmp_path / "a" / "report.html").read_text()
