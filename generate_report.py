@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from miniplaces import gates
+from miniplaces import compare, gates
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
 from miniplaces.errors import UserError
 from miniplaces.sections import BY_NAME, NAMES as SECTIONS
@@ -119,7 +119,7 @@ def setup_logging(verbosity: int) -> None:
 
 def run(config: RunConfig) -> dict:
     """Run the selected sections, write results.json, report.html, report.pdf; return results."""
-    from miniplaces import atomic, compare, render
+    from miniplaces import atomic, render
     from miniplaces.cache import Cache
     from miniplaces.context import RunContext
     from miniplaces.outdir import lock_out_dir
@@ -234,8 +234,7 @@ def print_summary(results: dict, out: Path) -> None:
                  + (f", {out / 'report.pdf'}" if (out / "report.pdf").exists() else "")
                  + (f", {out / 'changes.json'}" if "changes" in results else ""))
     if "changes" in results:
-        from miniplaces.compare import summary
-        lines.append(f"  {summary(results['changes'])}")
+        lines.append(f"  {compare.summary(results['changes'])}")
     lines += [f"  gate {v['gate']}: {'passed' if v['passed'] else 'FAILED'} ({v['text']})"
               for v in results.get("gates", [])]
     print("\n".join(lines), file=sys.stderr)

@@ -34,14 +34,14 @@ NOT_RESULTS = {"schema_version", "run", "model", "gates", "changes"}   # provena
 
 # Timings and bookkeeping differ on every run and answer nothing.
 NOT_COMPARED = re.compile(r"(^|_)(s|seconds|ms|milliseconds|per_s)$|^(cached|feature_maps_cached|timing"
-                          r"|per_image_seconds|threads|final_threads|workers)$")
+                          r"|per_image_seconds|threads|final_threads|workers|grid_trials_trained)$")
 # List entries are paired by the first of these keys whose values are unique on both sides.
 ID_KEYS = ("image", "layer", "name", "concept", "axis", "index", "unit", "epoch", "seed")
 ACCURACIES = {"val_acc", "test_acc", "train_acc", "mean", "first_val_acc", "chosen_val_acc", "grid_val_acc"}
 # FashionMNIST integers fixed by the grid and the data, not by training: they must not move.
 FIXED_COUNTS = {"params", "train_images", "test_images", "val_images", "grid_train_images", "n", "k",
                 "seeds", "images", "epochs", "repeats", "count", "seed", "val_split_seed", "depth",
-                "batch_size", "hidden", "grid_trials_trained"}
+                "batch_size", "hidden"}
 # Options that change where and how results are written, not what they are.
 OUTPUT_OPTIONS = {"out", "cache_dir", "use_cache", "pdf", "verbosity", "submission", "allow_demo_submission",
                   "gates", "compare", "strict", "executor", "ray_address", "focus_image", "data_dir",
