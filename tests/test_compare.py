@@ -30,7 +30,8 @@ def results() -> dict:
                     "sweep": {"exact": {"k": 1, "units": [4]}}}],
         "fashion_mnist": {"data": {"sha256": "ff", "test_images": 10000, "val_images": 2000},
                           "final": {"test_acc": 0.9100, "params": 20538, "train_s": 50.0},
-                          "baseline": {"val_acc": 0.8800, "final_train_loss": 0.31}, "grid_trials_trained": 8},
+                          "baseline": {"val_acc": 0.8800, "final_train_loss": 0.31},
+                          "grid_trials_trained": 8},
     }
 
 
