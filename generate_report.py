@@ -160,7 +160,7 @@ def run(config: RunConfig) -> dict:
         info = run_info(config, ctx, model_json, steps, start, VERSION)
         results = {"schema_version": 1, "run": info, "model": model_json, **{k: v for k, v in results.items()
                                                                               if k != "schema_version"}}
-        changes = compare.compare(previous[0], results, *previous[1:]) if previous else None
+        changes = compare.compare(results, *previous) if previous else None
         if changes:
             results["changes"] = {"file": "changes.json", **{k: changes[k] for k in compare.SUMMARY_KEYS}}
         if config.gates:

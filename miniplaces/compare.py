@@ -255,8 +255,9 @@ def _status(a: Any, b: Any, allowed: float | None) -> str:
     return "beyond tolerance"
 
 
-def compare(old: dict | None, new: dict, source: str, note: str | None = None) -> dict:
-    """changes.json: inputs that differ and every number that differs, old -> new, by sub-question."""
+def compare(new: dict, old: dict | None, source: str, note: str | None = None) -> dict:
+    """changes.json: inputs that differ and every number that differs, old -> new, by sub-question.
+    ``old``, ``source`` and ``note`` are what ``load_previous`` returns."""
     notes = [note] if note else []
     report: dict[str, Any] = {"against": source, "previous": None, "notes": notes, "inputs": [],
                               "changes": [], "not_comparable": [], "tolerances": TOLERANCES}

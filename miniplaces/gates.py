@@ -18,7 +18,8 @@ GATES: dict[str, str] = {
                     "(default 0.90, the problem set's bar)",
     "no-demo": "Problems 1-3 used real Places365 weights, not the untrained demo model",
     "no-skips": "no scene image and no figure of the sections that ran was skipped",
-    "unchanged": "no number moved beyond its tolerance since the --compare report, unless an input changed",
+    "unchanged": "no number moved beyond its tolerance since the --compare report, unless an input changed "
+                 "(fails when that file could not be compared)",
 }
 NEEDS = {"min-accuracy": "the fashion_mnist section", "no-demo": "a Places section (filters, units or cam)",
          "unchanged": "--compare PATH"}

@@ -47,7 +47,7 @@ def test_identical_and_reordered_results_have_no_change():
     new["units"]["timing"]["dissection_seconds"] = 1.0
     new["fashion_mnist"]["grid_trials_trained"] = 0   # every trial read from the cache this time
     new["run"]["config"]["out"] = "elsewhere"     # where outputs go is not an input
-    report = compare.compare(old, new, "old.json")
+    report = compare.compare(new, old, "old.json")
     assert report["changes"] == [] and report["inputs"] == []
     assert report["counts"]["compared"] >= 15
 
@@ -56,7 +56,7 @@ def test_one_changed_number_and_one_changed_input_are_exactly_what_is_listed():
     old, new = results(), results()
     new["scenes"][0]["sweep"]["exact"]["k"] = 2
     new["run"]["versions"]["numpy"] = "2.1.0"
-    report = compare.compare(old, new, "old.json")
+    report = compare.compare(new, old, "old.json")
     assert [(c["question"], c["path"], c["old"], c["new"], c["status"]) for c in report["changes"]] == [
         ("2d", "scenes[rocket.jpg].sweep.exact.k", 3, 2, "beyond tolerance")]
     assert [(i["input"], i["kind"], i["old"], i["new"]) for i in report["inputs"]] == [
@@ -69,7 +69,7 @@ def test_places_numbers_allow_float_rounding_only():
     old, new = results(), results()
     new["filters"]["layers"][0]["norm_ratio"] = 12.5 * (1 + 1e-7)      # float32 noise
     new["filters"]["layers"][1]["norm_ratio"] = 3.25 * (1 + 1e-3)      # a real move
-    assert statuses(compare.compare(old, new, "x")) == {
+    assert statuses(compare.compare(new, old, "x")) == {
         "filters.layers[conv1].norm_ratio": "within tolerance",
         "filters.layers[layer1.0.conv2].norm_ratio": "beyond tolerance"}
 
@@ -80,7 +80,7 @@ def test_retrained_accuracy_moves_within_binomial_noise():
     new["fashion_mnist"]["final"]["test_acc"] = 0.9030           # -0.7 pp: noise
     new["fashion_mnist"]["baseline"]["val_acc"] = 0.8200         # -6 pp on 2 000 images (3 SE = 2.2 pp)
     new["fashion_mnist"]["baseline"]["final_train_loss"] = 0.40  # no noise model: listed only
-    report = compare.compare(old, new, "x")
+    report = compare.compare(new, old, "x")
     assert statuses(report) == {"fashion_mnist.final.test_acc": "within tolerance",
                                 "fashion_mnist.baseline.val_acc": "beyond tolerance",
                                 "fashion_mnist.baseline.final_train_loss": "listed (no noise model)"}
@@ -95,7 +95,7 @@ def test_changed_weights_explain_places_changes_but_not_fashion_ones():
     new["filters"]["layers"][0]["norm_ratio"] = 20.0
     new["scenes"][1]["top5"] = [{"index": 2, "label": "d", "prob": 0.6}]   # another class: added and removed
     new["fashion_mnist"]["final"]["params"] = 999
-    report = compare.compare(old, new, "x")
+    report = compare.compare(new, old, "x")
     assert [i["input"] for i in report["inputs"]] == ["Places365 weights (SHA-256)"]
     found = statuses(report)
     assert found["filters.layers[conv1].norm_ratio"] == "explained by inputs"
@@ -111,7 +111,7 @@ def test_changed_scene_and_data_inputs_are_named():
     new["fashion_mnist"]["data"]["sha256"] = "ee"
     new["run"]["config"]["image_size"] = 224
     new["run"]["git_commit"] = "def456"
-    kinds = {i["input"]: i["kind"] for i in compare.compare(old, new, "x")["inputs"]}
+    kinds = {i["input"]: i["kind"] for i in compare.compare(new, old, "x")["inputs"]}
     assert kinds == {"scene rocket.jpg (SHA-256)": "data", "FashionMNIST data (SHA-256)": "data",
                      "option image_size": "config", "git commit": "code"}
 
@@ -122,7 +122,7 @@ def test_older_schema_compares_matching_paths_and_lists_the_rest():
     del old["units"]
     old["filters"]["layers"][0]["norm_ratio"] = {"value": 12.5}     # an old layout of the same key
     new["scenes"][0]["sweep"]["exact"]["k"] = 4
-    report = compare.compare(old, new, "old.json")
+    report = compare.compare(new, old, "old.json")
     assert "schema_version 0" in report["notes"][0]
     assert {n["path"] for n in report["not_comparable"]} == {"units", "filters.layers[conv1].norm_ratio"}
     assert statuses(report) == {"scenes[rocket.jpg].sweep.exact.k": "beyond tolerance"}
@@ -137,7 +137,7 @@ def test_foreign_or_broken_file_gives_a_note_not_a_crash(tmp_path, content, word
     (tmp_path / "results.json").write_text(content)
     old, source, note = compare.load_previous(tmp_path)            # a folder holding results.json
     assert old is None and source == str(tmp_path / "results.json") and words in note
-    report = compare.compare(old, results(), source, note)
+    report = compare.compare(results(), old, source, note)
     assert report["previous"] is None and report["changes"] == [] and report["notes"] == [note]
     json.dumps(report)
     verdict, = gates.evaluate([gates.parse("unchanged")], results(), [], report)
@@ -166,7 +166,7 @@ def test_gate_specs_and_verdicts():
     data["units"]["skipped"] = [{"file": "bad.jpg", "why": "not an image"}]
     old = copy.deepcopy(data)
     data["fashion_mnist"]["final"]["test_acc"] = 0.8817
-    changes = compare.compare(old, data, "old.json")
+    changes = compare.compare(data, old, "old.json")
     specs = ("min-accuracy", "min-accuracy=0.88", "no-demo", "no-skips", "unchanged")
     sections = [{"name": "filters", "notes": []}]
     verdicts = gates.evaluate([gates.parse(s) for s in specs], data, sections, changes)
