@@ -4,7 +4,8 @@
 Outputs in --out: report.html (self-contained), report.pdf, results.json, figures/*.png and the
 FashionMNIST model file.
 
-Exit codes: 0 success; 1 failure while running; 2 bad input or missing requirement.
+Exit codes: 0 success; 1 failure while running; 2 bad input or missing requirement; 3 a --gate failed
+(every output written).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from miniplaces import compare, gates
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
 from miniplaces.errors import UserError
 from miniplaces.sections import BY_NAME, NAMES as SECTIONS
@@ -25,7 +27,8 @@ log = logging.getLogger("miniplaces")
 def parse_args(argv: list[str] | None = None) -> RunConfig:
     p = argparse.ArgumentParser(
         prog="generate_report.py", description=__doc__.split("\n\n")[0],
-        epilog="Exit codes: 0 success, 1 failure while running, 2 bad input or missing requirement. "
+        epilog="Exit codes: 0 success, 1 failure while running, 2 bad input or missing requirement, "
+               "3 a --gate failed (every output is still written). "
                "Graders: 'generate_report.py grade --help' checks a folder of submission zips.")
     p.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
     p.add_argument("--preset", choices=list(PRESETS), default="standard",
@@ -61,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     p.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     p.add_argument("--submission", metavar="NAME", help="also write OUT/NAME.zip with report.html, report.pdf and the model file")
     p.add_argument("--allow-demo-submission", action="store_true", help="let --submission pack a report made with demo weights")
+    p.add_argument("--gate", action="append", default=[], metavar="NAME[=VALUE]",
+                   help="fail the finished run with exit code 3 unless it holds (repeatable): "
+                        + "; ".join(f"{name}: {what}" for name, what in gates.GATES.items()))
+    p.add_argument("--compare", type=Path, metavar="PATH",
+                   help="an earlier results.json (or its folder): add 'Changes since' and write changes.json")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     p.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors")
     a = p.parse_args(argv)
@@ -73,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         p.error(f"--sweep-limit {a.sweep_limit}: must be at least 1")
     if a.focus_image and not {"units", "cam"} & set(sections):
         p.error("--focus-image picks a scene of Problems 2 and 3: run the units or cam section")
+    for spec in a.gate:
+        try:
+            why = gates.missing_requirement(gates.parse(spec), sections, a.compare is not None)
+        except ValueError as exc:
+            why = str(exc)
+        if why:
+            p.error(why)
     if a.submission:
         from miniplaces.submission import check_name
         try:
@@ -90,7 +105,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                      offline=a.offline, cache_dir=a.cache_dir, use_cache=a.use_cache,
                      filter_layers=tuple(a.filter_layers), sweep_limit=a.sweep_limit, grid=a.grid,
                      executor=a.executor, ray_address=a.ray_address, submission=a.submission,
-                     allow_demo_submission=a.allow_demo_submission, verbosity=a.verbose - a.quiet)
+                     allow_demo_submission=a.allow_demo_submission, verbosity=a.verbose - a.quiet,
+                     gates=tuple(a.gate), compare=a.compare)
 
 
 def setup_logging(verbosity: int) -> None:
@@ -113,6 +129,8 @@ def run(config: RunConfig) -> dict:
     start = time.perf_counter()
     out = Path(config.out)
     with lock_out_dir(out):
+        # read before anything is written: --compare may name this --out's results.json
+        previous = compare.load_previous(config.compare) if config.compare else None
         ctx = RunContext(config, Cache(config.cache_dir, enabled=config.use_cache))
         modules = {name: BY_NAME[name].load() for name in config.sections}
         for module in modules.values():  # bad inputs (e.g. a grid file) are rejected before any work
@@ -143,7 +161,13 @@ def run(config: RunConfig) -> dict:
         info = run_info(config, ctx, model_json, steps, start, VERSION)
         results = {"schema_version": 1, "run": info, "model": model_json, **{k: v for k, v in results.items()
                                                                               if k != "schema_version"}}
-        context = render_context(results, sections, skipped, ctx.warnings, config.focus_image)
+        changes = compare.compare(results, *previous) if previous else None
+        if changes:
+            results["changes"] = {"file": "changes.json", **{k: changes[k] for k in compare.SUMMARY_KEYS}}
+        if config.gates:
+            results["gates"] = gates.evaluate([gates.parse(g) for g in config.gates], results, sections,
+                                              changes)
+        context = render_context(results, sections, skipped, ctx.warnings, config.focus_image, changes)
         t = time.perf_counter()
         render.write_html(context, out)
         info["steps"].append({"name": "render HTML", "seconds": time.perf_counter() - t, "cached": False})
@@ -152,6 +176,8 @@ def run(config: RunConfig) -> dict:
             render.write_pdf(context, out)
             info["steps"].append({"name": "render PDF", "seconds": time.perf_counter() - t, "cached": False})
         info["total_seconds"] = time.perf_counter() - start
+        if changes:
+            atomic.write_json(out / "changes.json", changes)
         atomic.write_json(out / "results.json", results)
         if config.submission:
             from miniplaces.submission import write_submission
@@ -167,7 +193,7 @@ def check_focus(name: str, scenes) -> None:
 
 
 def render_context(results: dict, sections: list[dict], skipped: list[dict], warnings: list[str],
-                   focus_image: str | None) -> dict:
+                   focus_image: str | None, changes: dict | None = None) -> dict:
     """What the templates display: results.json, the sections, every answer sentence and source listing."""
     from miniplaces import answers, listings
 
@@ -180,7 +206,8 @@ def render_context(results: dict, sections: list[dict], skipped: list[dict], war
             "answers": answers.build(results, focus_image), "listings": listings.build(results["run"]["sections"]),
             "scenes": results.get("scenes", []), "focus": focus,
             "section_data": {s["name"]: s["data"] for s in sections},
-            "all_figures": {k: v for s in sections for k, v in s["figures"].items()}}
+            "all_figures": {k: v for s in sections for k, v in s["figures"].items()},
+            "gates": results.get("gates", []), "changes": changes}
 
 
 def merge_scenes(results: dict, scenes: list[dict]) -> None:
@@ -205,7 +232,12 @@ def print_summary(results: dict, out: Path) -> None:
     if results.get("model") and results["model"]["demo"]:
         lines.append("  WARNING: Places sections used an untrained DEMO model (no weights); see the report banner")
     lines.append(f"  outputs: {out / 'report.html'}, {out / 'results.json'}"
-                 + (f", {out / 'report.pdf'}" if (out / "report.pdf").exists() else ""))
+                 + (f", {out / 'report.pdf'}" if (out / "report.pdf").exists() else "")
+                 + (f", {out / 'changes.json'}" if "changes" in results else ""))
+    if "changes" in results:
+        lines.append(f"  {compare.summary(results['changes'])}")
+    lines += [f"  gate {v['gate']}: {'passed' if v['passed'] else 'FAILED'} ({v['text']})"
+              for v in results.get("gates", [])]
     print("\n".join(lines), file=sys.stderr)
 
 
@@ -233,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if config.verbosity >= 0:
         print_summary(results, Path(config.out))
-    return 0
+    failures = gates.failed(results.get("gates", []))
+    for verdict in failures:   # one line each, last in the log: what a CI reader looks for
+        log.error("gate failed: %s: %s", verdict["gate"], verdict["text"])
+    return gates.EXIT_CODE if failures else 0
 
 
 if __name__ == "__main__":

@@ -75,6 +75,8 @@ class RunConfig:
     submission: str | None = None
     allow_demo_submission: bool = False
     verbosity: int = 0
+    gates: tuple[str, ...] = ()         # --gate specs, e.g. "min-accuracy=0.9" (miniplaces/gates.py)
+    compare: Path | None = None         # --compare: an earlier results.json or its folder
 
     def params(self, section: str) -> dict[str, Any]:
         """The preset's knobs for one section, with command-line overrides applied."""

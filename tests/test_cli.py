@@ -31,9 +31,10 @@ def test_help_documents_every_option_and_exit_codes(tmp_path):
     assert result.returncode == 0
     for option in ["--out", "--preset", "--only", "--skip", "--weights", "--categories", "--arch", "--images",
                    "--image-size", "--data-dir", "--device", "--seed", "--strict", "--no-pdf", "--verbose",
-                   "--quiet", "--submission", "--executor"]:
+                   "--quiet", "--submission", "--executor", "--gate", "--compare"]:
         assert option in result.stdout
     assert "Exit codes: 0 success, 1 failure while running, 2 bad input" in result.stdout
+    assert "3 a --gate failed" in result.stdout
 
 
 def test_strict_without_weights_stops_before_work(tmp_path):
@@ -56,6 +57,9 @@ def test_named_unloadable_weights_exit_2(tmp_path):
     (["--preset", "huge"], "invalid choice: 'huge'"),
     (["--only", "filters", "--skip", "filters"], "no section"),
     (["--submission", "../escape"], "--submission"),
+    (["--gate", "speed"], "unknown gate 'speed'"),
+    (["--only", "filters", "--gate", "min-accuracy"], "needs the fashion_mnist section"),
+    (["--gate", "unchanged"], "needs --compare PATH"),
 ])
 def test_bad_options_are_rejected_with_the_bad_value(tmp_path, args, words):
     assert_clean_error(cli(*args, tmp_path=tmp_path), 2, words)
