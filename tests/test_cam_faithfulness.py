@@ -57,11 +57,11 @@ def setup():
     maps[ff.CENTRE] = ff.centre_prior(size)
     maps.update(ff.random_maps((GRID, GRID), size, seeds=range(5)))
     curves = ff.deletion_insertion(model, x, 0, maps, steps=16, batch_size=64)
-    return curves, ff.random_baseline(curves)
+    return curves, ff.random_baseline(curves), (model, x, maps)
 
 
 def test_curves_run_from_the_image_to_its_blurred_copy(setup):
-    curves, _ = setup
+    curves, _, _ = setup
     c = curves["CAM"]
     assert c.fractions[0] == 0 and c.fractions[-1] == 1 and len(c.fractions) == 17
     assert c.deletion[0] == pytest.approx(c.insertion[-1]) and c.deletion[0] > 0.9
@@ -69,7 +69,7 @@ def test_curves_run_from_the_image_to_its_blurred_copy(setup):
 
 
 def test_maps_on_the_evidence_beat_random_on_deletion_and_insertion(setup):
-    curves, baseline = setup
+    curves, baseline, _ = setup
     assert baseline["seeds"] == 5 and baseline["deletion_sd"] > 0 and baseline["insertion_sd"] > 0
     for name in ["CAM", "Grad-CAM", "Grad-CAM++"]:
         verdict = ff.judge(curves[name], baseline, curves[ff.CENTRE])
@@ -79,10 +79,21 @@ def test_maps_on_the_evidence_beat_random_on_deletion_and_insertion(setup):
 
 
 def test_a_map_on_the_wrong_quadrant_is_not_effective(setup):
-    curves, baseline = setup
+    curves, baseline, _ = setup
     wrong = curves["wrong quadrant"]
     assert not ff.judge(wrong, baseline, curves[ff.CENTRE]).effective
     assert wrong.deletion_auc > baseline["deletion_mean"] and wrong.insertion_auc < baseline["insertion_mean"]
+
+
+def test_grad_cam_plus_plus_from_the_shared_backward_pass_is_the_packages(setup):
+    from pytorch_grad_cam import GradCAMPlusPlus
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    _, _, (model, x, maps) = setup
+    with GradCAMPlusPlus(model=model, target_layers=[model.features]) as plus:
+        expected = plus(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
+    assert np.allclose(maps["Grad-CAM++"], expected, atol=1e-6)
+    assert not np.allclose(maps["Grad-CAM++"], maps["Grad-CAM"], atol=1e-3)
 
 
 def test_areas_and_rankings():
