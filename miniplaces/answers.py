@@ -368,7 +368,8 @@ def answer_3d(results: dict, focus: dict) -> Answer:
                                  else f"{len(effective)} of") + f" {plural(len(scenes), 'scene')}"
               + (f" ({series([scene_name(s) for s in effective])})" if 0 < len(effective) < len(scenes) else ""))
         beats = f", and beats the centre prior on {len(centre)} of them."
-    sentences = [f"Measured by deletion and insertion against random maps, CAM is {on}" + (beats if effective else ".")]
+    sentences = [f"Measured by deletion and insertion against random maps, CAM is {on}"
+                 + (beats if effective else ".")]
     shown = focus if "faithfulness" in focus["cam"] else scenes[0]
     f = shown["cam"]["faithfulness"]
     m, r = f["methods"], f["random"]

@@ -39,24 +39,29 @@ def measured(scenes: list, s: dict, focus: str | None) -> list:
 
 
 def rule(s: dict) -> dict:
+    """3d's settings, verdict rule and procedure as the report states them once."""
     methods = series(list(METHODS) + ([ff.SCORE_CAM] if s["score_cam"] else []))
+    seeds = ", ".join(map(str, s["seeds"]))
+    score_cam = ("" if s["score_cam"] else " Score-CAM needs one forward pass per layer4 unit (2 048 for "
+                 "ResNet-50) and runs only in the full preset.")
     return {
         "steps": s["steps"], "random_seeds": s["seeds"], "blur_sigma_fraction": s["blur_sigma"],
-        "centre_sigma_fraction": s["centre_sigma"], "score_cam": s["score_cam"], "max_scenes": s["max_scenes"],
-        "methods": methods,
-        "text": ("a map is effective on a scene when its deletion area is below, and its insertion area above, "
-                 "the mean of the random maps by more than their standard deviation over the seeds; it beats the "
-                 "centre prior when it clears the centre prior's two areas by the same margins"),
-        "procedure": (f"pixels ranked by the map are replaced by a blurred copy (Gaussian, sigma "
-                      f"{s['blur_sigma']:.3f} of the side) in {s['steps']} equal steps (deletion), or revealed in that "
-                      "order on the blurred image (insertion); the curve is the top-1 class's softmax probability "
-                      "and its area is taken by the trapezoid rule over the fraction of pixels (Petsiuk et al. 2018). "
-                      f"Random maps: uniform values on the 8 x 8 CAM grid, upsampled like CAM, seeds "
-                      f"{', '.join(map(str, s['seeds']))}; centre prior: a Gaussian of sigma {s['centre_sigma']} of "
-                      "each side. Ties in a map's ranking are taken in a seeded random order. "
-                      f"{methods} of the top-1 logit on layer4, computed by pytorch-grad-cam."
-                      + ("" if s["score_cam"] else " Score-CAM needs one forward pass per layer4 unit (2 048) and runs "
-                                                    "only in the full preset.")),
+        "centre_sigma_fraction": s["centre_sigma"], "score_cam": s["score_cam"],
+        "max_scenes": s["max_scenes"], "methods": methods,
+        "text": ("a map is effective on a scene when its deletion area is below, and its insertion area "
+                 "above, the mean of the random maps by more than their standard deviation over the seeds; "
+                 "it beats the centre prior when it clears the centre prior's two areas by the same margins"),
+        "procedure": (
+            "the pixels a map ranks first are replaced by a blurred copy (Gaussian, sigma "
+            f"{s['blur_sigma']:.3f} of the side) in {s['steps']} equal steps (deletion), or revealed in that "
+            "order on the blurred image (insertion); each curve is the top-1 class's softmax probability, "
+            "its area taken by the trapezoid rule over the fraction of pixels (Petsiuk et al. 2018). Random "
+            "maps: uniform values "
+            f"on the CAM's grid, upsampled like CAM, seeds {seeds}; centre prior: a Gaussian of sigma "
+            f"{s['centre_sigma']} of each side. Ties in a ranking are broken in a seeded random order. "
+            f"{methods} of the top-1 logit on layer4; the gradient maps by pytorch-grad-cam. Behind global "
+            "average pooling and one linear layer, Grad-CAM is CAM with its negative part set to zero "
+            "(Selvaraju et al. 2017), so their curves differ only where CAM is negative." + score_cam),
     }
 
 
@@ -72,7 +77,8 @@ def measure(ctx: RunContext, scene, raw_top1: np.ndarray, top1: dict, s: dict) -
     entry = _entry(value, top1)
     entry["cached"] = cached
     fig_id = f"cam_faithfulness_{scene.id}"
-    path = ctx.figure(fig_id, lambda: _draw(scene.name, entry), places.demo, {**parts, "labels": top1["label"]})
+    path = ctx.figure(fig_id, lambda: _draw(scene.name, entry), places.demo,
+                      {**parts, "labels": top1["label"]})
     entry["figure"] = fig_id
     return entry, path
 
@@ -82,11 +88,11 @@ def _code() -> str:
     from . import scenes
     from .cache import code_version
 
-    return code_version(ff, cam, concept_units, feature_maps, scenes)
+    return code_version(ff, cam, concept_units, feature_maps, scenes, __file__)
 
 
 def _compute(places, scene, raw_top1, cls, size, s) -> dict:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     x = preprocess(scene.image, size)
     hw = (size, size)
     maps = {"CAM": cam.display_cam(raw_top1, hw),
@@ -97,7 +103,7 @@ def _compute(places, scene, raw_top1, cls, size, s) -> dict:
                                    seed=s["seeds"][0])
     return {"curves": {name: {"fractions": c.fractions, "deletion": c.deletion, "insertion": c.insertion}
                        for name, c in curves.items()},
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
 
 
 def _entry(value: dict, top1: dict) -> dict:
@@ -114,7 +120,8 @@ def _entry(value: dict, top1: dict) -> dict:
         methods[name] = row
     return {"class": top1, "fractions": next(iter(curves.values())).fractions, "methods": methods,
             "random": baseline, "effective": methods["CAM"]["effective"],
-            "beats_centre": methods["CAM"]["beats_centre"], "seconds": value["seconds"]}
+            "beats_centre": methods["CAM"]["beats_centre"], "seconds": value["seconds"],
+            "cpu_seconds": value["cpu_seconds"]}
 
 
 def _draw(name: str, entry: dict):
@@ -134,7 +141,8 @@ def _draw(name: str, entry: dict):
                 first = False
             else:
                 colour, dash = styles.get(method, ("tab:orange", "-"))
-                ax.plot(x, row[curve], color=colour, ls=dash, lw=1.6, label=f"{method} ({row[curve + '_auc']:.3f})")
+                ax.plot(x, row[curve], color=colour, ls=dash, lw=1.6,
+                        label=f"{method} ({row[curve + '_auc']:.3f})")
         ax.set_title(f"{curve} (area in legend)", fontsize=9)
         ax.set_xlabel("fraction of pixels " + ("removed" if curve == "deletion" else "revealed"))
         ax.legend(fontsize=6.5, loc="upper right" if curve == "deletion" else "lower right")

@@ -98,7 +98,8 @@ def test_numbers_shown_for_2b_to_4d_match_results(quick_report):
     for scene in measured:
         f = scene["cam"]["faithfulness"]
         cam = row_cells(dom.by_id("table-3d").find("tr", data_scene=scene["image"], data_method="CAM"))
-        assert cam[-4:-1] == ["CAM", f"{f['methods']['CAM']['deletion_auc']:.3f}", f"{f['methods']['CAM']['insertion_auc']:.3f}"]
+        areas = f["methods"]["CAM"]
+        assert cam[-4:-1] == ["CAM", f"{areas['deletion_auc']:.3f}", f"{areas['insertion_auc']:.3f}"]
         assert cam[-1].startswith("effective" if f["effective"] else "not effective")
         random = row_cells(dom.by_id("table-3d").find("tr", data_scene=scene["image"], data_method="random"))
         assert random[1] == f"{f['random']['deletion_mean']:.3f} ± {f['random']['deletion_sd']:.3f}"
@@ -172,8 +173,10 @@ def faithfulness(cls: dict, effective: bool) -> dict:
     cam = {"deletion_auc": 0.2 if effective else 0.41, "insertion_auc": 0.6 if effective else 0.39,
            "effective": effective, "beats_centre": effective}
     return {"class": cls, "effective": effective, "beats_centre": effective,
-            "methods": {"CAM": cam, "Grad-CAM": {**cam, "effective": True}, "Grad-CAM++": {**cam, "effective": False}},
-            "random": {"seeds": 3, "deletion_mean": 0.4, "deletion_sd": 0.02, "insertion_mean": 0.4, "insertion_sd": 0.02}}
+            "methods": {"CAM": cam, "Grad-CAM": {**cam, "effective": True},
+                        "Grad-CAM++": {**cam, "effective": False}},
+            "random": {"seeds": 3, "deletion_mean": 0.4, "deletion_sd": 0.02,
+                       "insertion_mean": 0.4, "insertion_sd": 0.02}}
 
 
 def test_2d_answer_states_the_exact_minimum_and_the_bounds():
@@ -197,10 +200,10 @@ def test_2c_and_3d_count_what_they_claim():
     a = answers.answer_2c(results, results["scenes"][0])
     assert "by 30.0 to 40.0 points" in a.sentences[0] and a.sentences[1] == "The top-1 class never changes."
     d = answers.answer_3d(results, results["scenes"][0])
-    assert d.sentences[0] == ("Measured by deletion and insertion against random maps, CAM is effective on all "
-                              "2 scenes, and beats the centre prior on 2 of them.")
-    assert d.sentences[1] == ("On rocket, deleting by CAM leaves an area of 0.200 under P(class 10) (random maps: "
-                              "0.400 ± 0.020); inserting gives 0.600 (0.400 ± 0.020).")
+    assert d.sentences[0] == ("Measured by deletion and insertion against random maps, CAM is effective on "
+                              "all 2 scenes, and beats the centre prior on 2 of them.")
+    assert d.sentences[1] == ("On rocket, deleting by CAM leaves an area of 0.200 under P(class 10) (random "
+                              "maps: 0.400 ± 0.020); inserting gives 0.600 (0.400 ± 0.020).")
     assert len(d.sentences) == 2
     mixed = places_results()
     m = answers.answer_3d(mixed, mixed["scenes"][1])
@@ -210,7 +213,8 @@ def test_2c_and_3d_count_what_they_claim():
     one = copy.deepcopy(mixed)
     del one["scenes"][0]["cam"]["faithfulness"]
     single = answers.answer_3d(one, one["scenes"][0])
-    assert single.sentences[0] == "Measured by deletion and insertion against random maps, CAM is not effective on coffee."
+    assert single.sentences[0] == ("Measured by deletion and insertion against random maps, CAM is not "
+                                   "effective on coffee.")
     assert "measures 1 of 2 scenes" in single.reading[-1]
     one["model"] = {"demo": True}
     assert "untrained network" in answers.answer_3d(one, one["scenes"][0]).reading[0]

@@ -45,8 +45,8 @@ def run(ctx: RunContext) -> SectionResult:
         figs.update(scene_figs)
         if scene.id in measured:
             top1 = entry["top5"][0]
-            faith, path = cam_faithfulness.measure(ctx, scene, analysis.raw_cams(fm.maps, weight, [top1["index"]])[0],
-                                                   top1, faithful)
+            raw_top1 = analysis.raw_cams(fm.maps, weight, [top1["index"]])[0]
+            faith, path = cam_faithfulness.measure(ctx, scene, raw_top1, top1, faithful)
             cached_all &= faith["cached"]
             entry["cam"]["faithfulness"], figs[faith["figure"]] = faith, path
         entry["seconds"] = time.perf_counter() - t
