@@ -10,7 +10,6 @@ normalised to [0, 1]; a constant map becomes all zeros instead of dividing by ze
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -92,34 +91,3 @@ def top_contributors(maps: np.ndarray, weight: np.ndarray, cls: int, n: int = 5)
     positive = contribution[contribution > 0].sum()
     return [(int(u), float(contribution[u]), float(contribution[u] / positive) if positive > 0 else 0.0)
             for u in order]
-
-
-# Verdict thresholds (stated in the report): a CAM is called effective when its brightest 20 % of
-# pixels hold at least 40 % of its mass (it points somewhere, not everywhere: a flat map gives 20 %)
-# and the top-5 classes' maps are not near copies of each other (mean pairwise correlation < 0.9).
-EFFECTIVE_CONCENTRATION = 0.4
-EFFECTIVE_MAX_CORRELATION = 0.9
-
-
-@dataclass
-class Verdict:
-    concentration: float
-    correlation: float | None
-    effective: bool
-    reasons: list[str]
-
-
-def verdict(top1_cam: np.ndarray, raw: np.ndarray) -> Verdict:
-    """Whether the visualisation is effective for this image, by the two stated measures."""
-    conc = concentration(top1_cam)
-    corr = mean_pairwise_correlation(raw)
-    reasons = []
-    if conc < EFFECTIVE_CONCENTRATION:
-        reasons.append(f"the top-1 CAM is diffuse: its brightest 20 % of pixels hold {conc:.0%} of its mass "
-                       f"(< {EFFECTIVE_CONCENTRATION:.0%})")
-    if corr is None:
-        reasons.append("fewer than two classes have a non-constant CAM")
-    elif corr >= EFFECTIVE_MAX_CORRELATION:
-        reasons.append(f"the top-5 classes' CAMs are near copies (mean correlation {corr:.2f} "
-                       f">= {EFFECTIVE_MAX_CORRELATION})")
-    return Verdict(conc, corr, not reasons, reasons)

@@ -325,6 +325,9 @@ def _covered(explanation: dict) -> dict | None:
     return next((c for c in explanation["concepts"] if c["lift"] is not None and c["lift"] > 1), None)
 
 
+GRADIENT_LABELS = ("Grad-CAM", "Grad-CAM++", "Score-CAM")
+
+
 def answer_3c(results: dict, focus: dict) -> Answer:
     cam = focus["cam"]
     top = cam["explanations"][0]
@@ -332,17 +335,14 @@ def answer_3c(results: dict, focus: dict) -> Answer:
     located = (f"puts {pct(where['mass'], 0)} of its CAM's mass on {where['concept']}, which covers "
                f"{pct(where['area'], 0)} of the image" if where else
                "has a CAM that favours no annotated concept beyond that concept's share of the image")
-    rule = results["cam"]["verdict_rule"]
-    corr = cam["verdict"]["correlation"]
+    corr = cam["shape"]["correlation"]
     sentences = [
         f"In the {scene_name(focus)} scene the top-1 class, {name(top)} (P = {pct(top['prob'])}), {located}.",
         "A class's CAM is its FC weights applied to the unit maps at every position, so it is bright where "
         "the units that class weighs most are active.",
     ]
     if corr is not None:
-        similar = ("are near copies of each other" if corr >= rule["max_correlation"]
-                   else "differ from each other")
-        sentences.append(f"The five classes' maps {similar} (mean correlation {corr:.2f}).")
+        sentences.append(f"The five classes' maps correlate at {corr:.2f} on average (1: the same map).")
     glance = (f"{scene_name(focus)}: {name(top)}'s CAM puts {pct(where['mass'], 0)} of its mass on "
               f"{where['concept']} ({pct(where['area'], 0)} of the image)." if where else
               f"{scene_name(focus)}: {name(top)}'s CAM favours no annotated concept.")
@@ -355,43 +355,54 @@ def answer_3c(results: dict, focus: dict) -> Answer:
 
 
 def answer_3d(results: dict, focus: dict) -> Answer:
-    scenes = results["scenes"]
-    rule = results["cam"]["verdict_rule"]
-    effective = [s for s in scenes if s["cam"]["verdict"]["effective"]]
-    diffuse = [s for s in scenes if s["cam"]["verdict"]["concentration"] < rule["min_concentration"]]
-    copies = [s for s in scenes if (s["cam"]["verdict"]["correlation"] is not None
-                                    and s["cam"]["verdict"]["correlation"] >= rule["max_correlation"])]
-    on = ("none of the" if not effective else "all" if len(effective) == len(scenes) else f"{len(effective)} of")
-    sentences = [f"By the measure below, CAM is effective on {on} {plural(len(scenes), 'scene')}"
-                 + (f" ({series([scene_name(s) for s in effective])})." if 0 < len(effective) < len(scenes) else ".")]
-    failures = []
-    if diffuse:
-        failures.append(f"on {count_of(len(diffuse), len(scenes), 'scene')} the top-1 map is diffuse (its brightest 20 % holds "
-                        f"under {pct(rule['min_concentration'], 0)} of its mass)")
-    if copies:
-        failures.append(f"on {count_of(len(copies), len(scenes), 'scene')} the five maps are near copies (correlation "
-                        f"≥ {rule['max_correlation']})")
-    if failures:
-        sentences.append(capital(series(failures)) + ".")
-    glance = f"Effective on {len(effective)} of {plural(len(scenes), 'scene')} by a stated measure."
+    scenes = [s for s in results["scenes"] if "faithfulness" in s["cam"]]
+    if not scenes:
+        return Answer("3d", ["No scene was measured."], "No scene was measured.", places=True)
+    effective = [s for s in scenes if s["cam"]["faithfulness"]["effective"]]
+    centre = [s for s in effective if s["cam"]["faithfulness"]["beats_centre"]]
+    if len(scenes) == 1:
+        on = f"{'' if effective else 'not '}effective on {scene_name(scenes[0])}"
+        beats = f", and {'beats' if centre else 'does not clear'} the centre prior."
+    else:
+        on = ("effective on " + ("none of the" if not effective else "all" if len(effective) == len(scenes)
+                                 else f"{len(effective)} of") + f" {plural(len(scenes), 'scene')}"
+              + (f" ({series([scene_name(s) for s in effective])})" if 0 < len(effective) < len(scenes) else ""))
+        beats = f", and beats the centre prior on {len(centre)} of them."
+    sentences = [f"Measured by deletion and insertion against random maps, CAM is {on}"
+                 + (beats if effective else ".")]
+    shown = focus if "faithfulness" in focus["cam"] else scenes[0]
+    f = shown["cam"]["faithfulness"]
+    m, r = f["methods"], f["random"]
+    sentences.append(
+        f"On {scene_name(shown)}, deleting by CAM leaves an area of {m['CAM']['deletion_auc']:.3f} under "
+        f"P({name(f['class'])}) (random maps: {r['deletion_mean']:.3f} ± {r['deletion_sd']:.3f}); inserting gives "
+        f"{m['CAM']['insertion_auc']:.3f} ({r['insertion_mean']:.3f} ± {r['insertion_sd']:.3f}).")
+    rivals = [g for g in GRADIENT_LABELS if g in m and m[g]["effective"]]
+    if not m["CAM"]["effective"] and rivals:
+        sentences.append(f"{series(rivals)} pass{'es' if len(rivals) == 1 else ''} the same test there.")
+    glance = (f"CAM beats random maps on deletion and insertion on {len(effective)} of "
+              f"{plural(len(scenes), 'scene')}.")
+    reading = []
+    if results.get("model", {}).get("demo"):
+        reading.append("These verdicts are about an untrained network (demo weights), not the Places365 model.")
 
     def shares(group: list[dict]) -> str:
         return span([sum(u["share"] for u in s["cam"]["explanations"][0]["units"]) for s in group],
                     lambda x: f"{100 * x:.0f}", " %")
 
     rest = [s for s in scenes if s not in effective]
-    why = ["Why: a CAM is only as sharp as the units behind it."]
-    works = "so the map follows a few units' regions"
-    fails = "so the map is a sum of many units' regions, compact only if they all fire in the same place"
     if effective and rest:
-        why.append(f"Where it works, the top-1 class's three strongest units hold {shares(effective)} of its "
-                   f"positive evidence, {works}; where it does not, they hold {shares(rest)}, {fails}.")
-    else:
-        why.append(f"Here the top-1 class's three strongest units hold {shares(scenes)} of its positive "
-                   f"evidence, {works if effective else fails}.")
-    why.append("Each cell of the 8 x 8 map covers 1/64 of the image, so even a good map localises only "
-               "to about an eighth of the image's side.")
-    return Answer("3d", sentences, glance, [" ".join(why)], places=True)
+        reading.append(f"Why: where CAM passes, the top-1 class's three strongest units hold {shares(effective)} of "
+                       f"its positive evidence; where it fails, {shares(rest)}.")
+    shape = [s["cam"]["shape"]["concentration"] for s in scenes]
+    reading.append(f"By shape alone, the top-1 CAM puts {span(shape, lambda x: f'{100 * x:.0f}', ' %')} of its "
+                   "mass on its brightest 20 % of pixels (a uniform map: 20 %): that says how peaked a map is, "
+                   "not whether the network uses what it points at. Each cell of the 8 x 8 map covers 1/64 of the "
+                   "image, so even a faithful map localises only to about an eighth of the image's side.")
+    if len(scenes) < len(results["scenes"]):
+        reading.append(f"The {results.get('run', {}).get('preset', 'chosen')} preset measures "
+                       f"{count_of(len(scenes), len(results['scenes']), 'scene')}.")
+    return Answer("3d", sentences, glance, reading, places=True)
 
 
 # ------------------------------------------------------------------------------------- Problem 4

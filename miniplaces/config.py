@@ -20,20 +20,20 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "quick": {
         "filters": {"layers": ["conv1", "layer1.0.conv2"], "max_filters": 64},
         "units": {"sweep_limit": 100, "top_units": 5},
-        "cam": {"top_k": 5},
+        "cam": {"top_k": 5, "faithfulness": {"steps": 4, "random_seeds": 3, "max_scenes": 1}},
         "fashion_mnist": {"grid": "quick"},
     },
     "standard": {
         "filters": {"layers": ["conv1", "layer1.0.conv2", "layer4.0.conv2"], "max_filters": 64},
         "units": {"sweep_limit": 100, "top_units": 5},
-        "cam": {"top_k": 5},
+        "cam": {"top_k": 5, "faithfulness": {"steps": 5, "random_seeds": 3}},
         "fashion_mnist": {"grid": "standard"},
     },
     "full": {
         "filters": {"layers": ["conv1", "layer1.0.conv2", "layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2"],
                     "max_filters": 64},
         "units": {"sweep_limit": 300, "top_units": 5},
-        "cam": {"top_k": 5},
+        "cam": {"top_k": 5, "faithfulness": {"steps": 20, "random_seeds": 5, "score_cam": True}},
         "fashion_mnist": {"grid": "full"},
     },
 }

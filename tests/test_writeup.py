@@ -87,15 +87,22 @@ def test_numbers_shown_for_2b_to_4d_match_results(quick_report):
         assert cells[6] == str(r["detector_count"]) and cells[7] == str(r["netdissect_count"])
         assert cells[3].startswith(f"{r['top'][0]['unit']} ({r['top'][0]['iou']:.3f})")
     for scene in results["scenes"]:
-        a, s, v = scene["ablation"], scene["sweep"], scene["cam"]["verdict"]
+        a, s = scene["ablation"], scene["sweep"]
         cells = row_cells(dom.by_id("table-2c").find("tr", data_scene=scene["image"]))
         assert cells[3:5] == [pct(a["prob_before"]), pct(a["prob_after"])]
         cells = row_cells(dom.by_id("table-2d").find("tr", data_scene=scene["image"]))
         assert cells[1] == str(s["exact"]["k"]) and cells[2] == ", ".join(map(str, s["exact"]["units"]))
         assert cells[4] == str(s["by_weight"]["min_k"]) and cells[5] == str(s["by_contribution"]["min_k"])
-        cells = row_cells(dom.by_id("table-3d").find("tr", data_scene=scene["image"]))
-        assert cells[3] == ("effective" if v["effective"] else "not effective")
-        assert cells[4] == pct(v["concentration"], 0) and cells[5] == f"{v['correlation']:.2f}"
+    measured = [scene for scene in results["scenes"] if "faithfulness" in scene["cam"]]
+    assert [scene["image"] for scene in measured] == results["cam"]["measured_scenes"] and measured
+    for scene in measured:
+        f = scene["cam"]["faithfulness"]
+        cam = row_cells(dom.by_id("table-3d").find("tr", data_scene=scene["image"], data_method="CAM"))
+        areas = f["methods"]["CAM"]
+        assert cam[-4:-1] == ["CAM", f"{areas['deletion_auc']:.3f}", f"{areas['insertion_auc']:.3f}"]
+        assert cam[-1].startswith("effective" if f["effective"] else "not effective")
+        random = row_cells(dom.by_id("table-3d").find("tr", data_scene=scene["image"], data_method="random"))
+        assert random[1] == f"{f['random']['deletion_mean']:.3f} ± {f['random']['deletion_sd']:.3f}"
     fm = results["fashion_mnist"]
     for axis in fm["axes"]:
         for row in axis["rows"][1:]:
@@ -153,13 +160,23 @@ def places_results(k_exact=(1, 2), by_weight=(3, None), changed=(True, False), e
             "sweep": {"by_weight": {"class": cls, "min_k": by_weight[i]}, "by_contribution": {"class": cls, "min_k": 2},
                       "exact": {"k": k_exact[i], "units": list(range(k_exact[i] or 0)), "rival": {"index": 5, "label": "barn"},
                                 "new_top1": {"index": 5, "label": "barn"} if k_exact[i] else None}},
-            "cam": {"verdict": {"effective": effective[i], "concentration": 0.6 if effective[i] else 0.3,
-                                "correlation": 0.5},
+            "cam": {"shape": {"concentration": 0.6 if effective[i] else 0.3, "correlation": 0.5},
+                    "faithfulness": faithfulness(cls, effective[i]),
                     "explanations": [{"label": cls["label"], "prob": 0.6, "units": [{"unit": 1, "share": 0.3}],
                                       "concepts": [{"concept": "sky", "mass": 0.7, "area": 0.4, "lift": 1.75}]}]},
         })
-    return {"units": {"sweep_limit": 100}, "cam": {"verdict_rule": {"min_concentration": 0.4, "max_correlation": 0.9}},
-            "scenes": scenes}
+    return {"units": {"sweep_limit": 100}, "cam": {}, "scenes": scenes}
+
+
+def faithfulness(cls: dict, effective: bool) -> dict:
+    """A scene's 3d measurement: CAM's areas either clear of the random maps or inside their spread."""
+    cam = {"deletion_auc": 0.2 if effective else 0.41, "insertion_auc": 0.6 if effective else 0.39,
+           "effective": effective, "beats_centre": effective}
+    return {"class": cls, "effective": effective, "beats_centre": effective,
+            "methods": {"CAM": cam, "Grad-CAM": {**cam, "effective": True},
+                        "Grad-CAM++": {**cam, "effective": False}},
+            "random": {"seeds": 3, "deletion_mean": 0.4, "deletion_sd": 0.02,
+                       "insertion_mean": 0.4, "insertion_sd": 0.02}}
 
 
 def test_2d_answer_states_the_exact_minimum_and_the_bounds():
@@ -183,10 +200,24 @@ def test_2c_and_3d_count_what_they_claim():
     a = answers.answer_2c(results, results["scenes"][0])
     assert "by 30.0 to 40.0 points" in a.sentences[0] and a.sentences[1] == "The top-1 class never changes."
     d = answers.answer_3d(results, results["scenes"][0])
-    assert d.sentences == ["By the measure below, CAM is effective on all 2 scenes."]
-    mixed = answers.answer_3d(places_results(), places_results()["scenes"][0])
-    assert "effective on 1 of 2 scenes (rocket)" in mixed.sentences[0]
-    assert mixed.sentences[1].startswith("On 1 of 2 scenes the top-1 map is diffuse")
+    assert d.sentences[0] == ("Measured by deletion and insertion against random maps, CAM is effective on "
+                              "all 2 scenes, and beats the centre prior on 2 of them.")
+    assert d.sentences[1] == ("On rocket, deleting by CAM leaves an area of 0.200 under P(class 10) (random "
+                              "maps: 0.400 ± 0.020); inserting gives 0.600 (0.400 ± 0.020).")
+    assert len(d.sentences) == 2
+    mixed = places_results()
+    m = answers.answer_3d(mixed, mixed["scenes"][1])
+    assert "effective on 1 of 2 scenes (rocket), and beats the centre prior on 1 of them." in m.sentences[0]
+    assert m.sentences[1].startswith("On coffee, deleting by CAM leaves an area of 0.410")
+    assert m.sentences[2] == "Grad-CAM passes the same test there."
+    one = copy.deepcopy(mixed)
+    del one["scenes"][0]["cam"]["faithfulness"]
+    single = answers.answer_3d(one, one["scenes"][0])
+    assert single.sentences[0] == ("Measured by deletion and insertion against random maps, CAM is not "
+                                   "effective on coffee.")
+    assert "measures 1 of 2 scenes" in single.reading[-1]
+    one["model"] = {"demo": True}
+    assert "untrained network" in answers.answer_3d(one, one["scenes"][0]).reading[0]
 
 
 def test_focus_scene_is_chosen_by_file_name_or_id():

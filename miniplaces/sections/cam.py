@@ -1,7 +1,8 @@
 """Problem 3 (class activation maps): glue between analyses/cam.py and the report.
 
 CAMs reuse the layer4 maps of Problem 2 (ctx.feature_maps): the FC layer applied at each of the
-h x w positions is all that Problem 3 adds, so the section costs one small matrix product per scene.
+h x w positions is all that 3a-3c add, one small matrix product per scene. 3d's verdict is measured
+by deletion and insertion (miniplaces/cam_faithfulness.py): tens of forward passes per scene, cached.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from analyses import cam as analysis
 from analyses.feature_maps import fc_params, top_k
-from .. import atomic, figures
+from .. import atomic, cam_faithfulness, figures
 from ..context import RunContext, SectionResult
 from ..figures import colour_scale, display_image, overlay, plain
 
@@ -33,17 +34,25 @@ def run(ctx: RunContext) -> SectionResult:
     scene_set = ctx.scenes()
     k = int(ctx.config.params("cam").get("top_k", 5))
     weight, bias = fc_params(places.model)
+    faithful = cam_faithfulness.settings(ctx)
+    measured = {s.id for s in cam_faithfulness.measured(scene_set.scenes, faithful, ctx.config.focus_image)}
     figs, scenes_json, cached_all, shapes = {}, [], True, None
     for scene in scene_set.scenes:
         t = time.perf_counter()
         fm, cached = ctx.feature_maps(scene)
         cached_all &= cached
-        entry, fig_id, fig_path, scene_shapes = _scene(ctx, scene, fm, weight, bias, k, places)
+        entry, scene_figs, scene_shapes = _scene(ctx, scene, fm, weight, bias, k, places)
         shapes = shapes or scene_shapes
-        figs[fig_id] = fig_path
+        figs.update(scene_figs)
+        if scene.id in measured:
+            top1 = entry["top5"][0]
+            raw_top1 = analysis.raw_cams(fm.maps, weight, [top1["index"]])[0]
+            faith, path = cam_faithfulness.measure(ctx, scene, raw_top1, top1, faithful)
+            cached_all &= faith["cached"]
+            entry["cam"]["faithfulness"], figs[faith["figure"]] = faith, path
         entry["seconds"] = time.perf_counter() - t
         scenes_json.append(entry)
-    effective = [s["image"] for s in scenes_json if s["cam"]["verdict"]["effective"]]
+    effective = [s["image"] for s in scenes_json if s["cam"].get("faithfulness", {}).get("effective")]
     data = {
         "method": {
             "definition": "M_j(x, y) = sum_u W[j, u] f_u(x, y) over the units u of layer4 (Zhou et al. 2016)",
@@ -54,15 +63,11 @@ def run(ctx: RunContext) -> SectionResult:
                        "(a constant map is shown as all zeros); colour map jet (blue 0, red 1) blended at 50 %",
         },
         "shapes": shapes,
-        "verdict_rule": {
-            "concentration_area": 0.2,
-            "min_concentration": analysis.EFFECTIVE_CONCENTRATION,
-            "max_correlation": analysis.EFFECTIVE_MAX_CORRELATION,
-            "text": f"effective when the brightest 20 % of the top-1 CAM's pixels hold at least "
-                    f"{analysis.EFFECTIVE_CONCENTRATION:.0%} of its mass (a uniform map: 20 %) and the top-5 CAMs "
-                    f"are not near copies (mean pairwise correlation below {analysis.EFFECTIVE_MAX_CORRELATION})",
-        },
+        "faithfulness": cam_faithfulness.rule(faithful),
+        "shape_text": "share of the top-1 CAM's mass in its brightest 20 % of pixels (a uniform map: 20 %) and "
+                      "mean correlation between the top-5 classes' CAMs: a description of the maps, not a verdict",
         "effective_scenes": effective,
+        "measured_scenes": [s["image"] for s in scenes_json if "faithfulness" in s["cam"]],
         "top_k": k,
         "skipped": scene_set.skipped,
         "scenes": scenes_json,
@@ -95,18 +100,16 @@ def _scene(ctx, scene, fm, weight, bias, k, places):
     shown = [analysis.display_cam(r, size) for r in raw]
     masks = scene.masks(size)
     explanations = [_explain(t, fm.maps, weight, shown[i], raw[i], masks) for i, t in enumerate(top)]
-    v = analysis.verdict(shown[0], raw)
     fig_id = f"cam_{scene.id}"
     fig_path = ctx.figure(fig_id, lambda: _draw(scene, rgb, shown, top), places.demo,
                           ctx.places_inputs(with_scenes=True))
     entry = {"image": scene.name, "id": scene.id, "top5": top_k(fm.probs, labels, 5),
              "cam": {"classes": classes, "file": ctx.relative(npz_path), "raw_shape": [h, w],
                      "explanations": explanations,
-                     "verdict": {"effective": v.effective, "concentration": v.concentration,
-                                 "correlation": v.correlation, "reasons": v.reasons,
-                                 "text": _verdict_text(v, explanations[0])},
+                     "shape": {"concentration": analysis.concentration(shown[0]),
+                               "correlation": analysis.mean_pairwise_correlation(raw)},
                      "shapes": shapes, "figure": fig_id}}
-    return entry, fig_id, fig_path, shapes
+    return entry, {fig_id: fig_path}, shapes
 
 
 def _explain(t, maps, weight, shown, raw, masks) -> dict:
@@ -131,18 +134,6 @@ def _explain(t, maps, weight, shown, raw, masks) -> dict:
     parts.append(f"peak at cell (row {peak[0]}, col {peak[1]}) of the {raw.shape[0]}x{raw.shape[1]} map")
     return {"index": t["index"], "label": t["label"], "prob": t["prob"], "units": units, "concepts": concepts,
             "peak": [int(peak[0]), int(peak[1])], "text": "; ".join(parts) + "."}
-
-
-def _verdict_text(v: analysis.Verdict, top1: dict) -> str:
-    corr = "n/a" if v.correlation is None else f"{v.correlation:.2f}"
-    measured = (f"brightest 20 % of the top-1 CAM hold {v.concentration:.0%} of its mass; "
-                f"mean correlation between the top-5 CAMs {corr}")
-    if v.effective:
-        where = top1["concepts"][0] if top1["concepts"] else None
-        located = (f"; it points at {where['concept']} ({where['mass']:.0%} of the mass on {where['area']:.0%} "
-                   "of the image)") if where and where["lift"] and where["lift"] > 1 else ""
-        return f"Effective: {measured}{located}."
-    return f"Not effective: {'; '.join(v.reasons)} ({measured})."
 
 
 def _draw(scene, rgb, shown, top):
