@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -79,6 +79,12 @@ class Scene:
     original_size: tuple[int, int]          # (w, h) as displayed, before any reduction
     concepts: dict[str, list[Shape]] = field(default_factory=dict)
     concepts_file: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """The keys every per-scene section writes first, so that results.json, the provenance table
+        and the scenes appendix describe the image whichever sections ran."""
+        return {"image": self.name, "id": self.id, "source": self.source, "sha256": self.sha256,
+                "size": list(self.original_size), "concepts_file": self.concepts_file}
 
     def masks(self, size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
         """Boolean masks (H, W) per concept, rasterised at ``size`` = (H, W) (default: the image's)."""

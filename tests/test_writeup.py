@@ -146,6 +146,17 @@ def test_focus_image_option(quick_report, tmp_path):
     assert "coffee.png" in dom.by_id("units-2c").parent.find("figure", cls="key").find("img").attrs["alt"]
 
 
+@pytest.mark.slow
+def test_each_per_scene_section_renders_alone(quick_report, tmp_path):
+    """The scene keys the provenance table and the appendix read come from whichever section ran."""
+    common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
+    alone = run_cli("--preset", "quick", "--only", "cam", "--no-pdf", out=tmp_path, **common)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    scene = json.loads((tmp_path / "results.json").read_text())["scenes"][0]
+    assert {"source", "sha256", "size"} <= set(scene) and "ablation" not in scene
+    assert scene["sha256"] in parse(tmp_path / "report.html").text
+
+
 # -------------------------------------------------------------------------- sentences, synthetically
 
 def places_results(k_exact=(1, 2), by_weight=(3, None), changed=(True, False), effective=(True, False)) -> dict:

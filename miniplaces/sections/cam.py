@@ -103,7 +103,7 @@ def _scene(ctx, scene, fm, weight, bias, k, places):
     fig_id = f"cam_{scene.id}"
     fig_path = ctx.figure(fig_id, lambda: _draw(scene, rgb, shown, top), places.demo,
                           ctx.places_inputs(with_scenes=True))
-    entry = {"image": scene.name, "id": scene.id, "top5": top_k(fm.probs, labels, 5),
+    entry = {**scene.identity(), "top5": top_k(fm.probs, labels, 5),
              "cam": {"classes": classes, "file": ctx.relative(npz_path), "raw_shape": [h, w],
                      "explanations": explanations,
                      "shape": {"concentration": analysis.concentration(shown[0]),

@@ -154,8 +154,7 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
     c = fm.maps.shape[0]
     figs = {}
     inputs = ctx.places_inputs(with_scenes=True)
-    entry = {"image": scene.name, "id": scene.id, "source": scene.source, "sha256": scene.sha256, "concepts_file": scene.concepts_file,
-             "size": list(scene.original_size), "top5": top_k(fm.probs, labels)}
+    entry = {**scene.identity(), "top5": top_k(fm.probs, labels)}
 
     # 2b: concept units (per-image IoU with the set's thresholds) or, without masks, the most active units
     rankings = dissection.per_image.get(scene.name, {})
