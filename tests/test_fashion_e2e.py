@@ -117,9 +117,10 @@ def test_ray_and_local_executors_train_identical_numbers(tmp_path):
     from dataclasses import replace
 
     from analyses.fashion_mnist import grid as fgrid
+    from miniplaces.sections.fashion_mnist import load_grid
     from miniplaces.trial_runner import TrialEnv, run_specs
 
-    grid = fgrid.load_grid(_grid(tmp_path, subset=400))
+    grid = load_grid(_grid(tmp_path, subset=400))
     specs = fgrid.one_at_a_time(grid, 0)[:2]
     folder = fdata.locate(None, None, offline=True)
     env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "ray-cache"), True, grid.val_size,
@@ -136,9 +137,10 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
 
     from analyses.fashion_mnist import grid as fgrid
     from miniplaces import trial_runner
+    from miniplaces.sections.fashion_mnist import load_grid
     from miniplaces.trial_runner import TrialEnv, run_specs
 
-    grid = fgrid.load_grid(_grid(tmp_path, subset=400))
+    grid = load_grid(_grid(tmp_path, subset=400))
     specs = fgrid.one_at_a_time(grid, 0)[:2]
     folder = fdata.locate(None, None, offline=True)
     env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "pool-cache"), True, grid.val_size,
