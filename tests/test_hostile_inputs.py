@@ -303,3 +303,14 @@ def test_polygons_with_too_many_points_are_ignored_with_a_warning(tmp_path):
     concepts = scenes.load_concepts(path, (100, 100), warnings.append)
     assert "sky" not in concepts and "sea" in concepts
     assert any(f"{scenes.MAX_POLYGON_POINTS + 1} points" in w and str(path) in w for w in warnings), warnings
+
+
+# --- 4. a killed Ray run's folder is removed by the next -------------------------------------------------
+
+def test_tune_folders_of_dead_runs_are_removed_and_live_ones_kept(tmp_path):
+    from miniplaces.trial_runner import remove_stale_tune_folders
+
+    dead, live = tmp_path / "fm-tune-999999999-abc", tmp_path / f"fm-tune-{os.getpid()}-def"
+    for folder in (dead, live):
+        (folder / "fashion_mnist").mkdir(parents=True)
+    assert remove_stale_tune_folders(tmp_path) == [dead] and live.is_dir()
