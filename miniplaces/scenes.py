@@ -308,8 +308,8 @@ def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callabl
         if isinstance(entry, dict) and isinstance(entry.get("polygon"), list):
             raw = entry["polygon"]
             if len(raw) > min(MAX_POLYGON_POINTS, budget[0]):
-                warn(f"{where}: shape {number} has {len(raw)} points, more than the {MAX_POLYGON_POINTS} a polygon "
-                     f"(and {MAX_FILE_POINTS} a file) may have; ignored")
+                warn(f"{where}: shape {number} has {len(raw)} points, more than the {MAX_POLYGON_POINTS} a "
+                     f"polygon (and {MAX_FILE_POINTS} a file) may have; ignored")
                 continue
             if len(raw) >= 3 and all(isinstance(p, list) and len(p) == 2 and all(map(_number, p)) for p in raw):
                 points = [(_bounded(x * sx), _bounded(y * sy)) for x, y in raw]

@@ -55,7 +55,8 @@ def fifo(tmp_path):
 
 # --- 1. unbounded reads ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("read", [fm_section.load_grid, places_model.parse_categories], ids=["grid", "categories"])
+@pytest.mark.parametrize("read", [fm_section.load_grid, places_model.parse_categories],
+                         ids=["grid", "categories"])
 def test_devices_and_pipes_are_refused_without_reading(read, fifo):
     for path in (Path("/dev/zero"), fifo):
         with bounded(), pytest.raises(UserError, match="not a regular file") as info:
@@ -259,8 +260,9 @@ def test_a_run_refused_at_validation_keeps_the_earlier_report(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.json").write_text("{}")
-    config = generate_report.parse_args(["--only", "fashion_mnist", "--grid", str(_write(tmp_path, "[base]\nx = 1")),
-                                         "--out", str(out), "--cache-dir", str(tmp_path / "cache")])
+    bad_grid = _write(tmp_path, "[base]\nx = 1")
+    config = generate_report.parse_args(["--only", "fashion_mnist", "--grid", str(bad_grid), "--out", str(out),
+                                         "--cache-dir", str(tmp_path / "cache")])
     with pytest.raises(UserError):
         generate_report.run(config)
     assert (out / "results.json").read_text() == "{}"
@@ -276,8 +278,8 @@ def test_axes_whose_names_differ_only_in_punctuation_get_distinct_figures():
                             "g.toml")
 
     def execute(specs, stage):
-        return [({"seed": s.seed, "val_correct": None, "val_acc": 0.5 + 0.01 * i, "status": "ok", "error": None,
-                  "train_s": 1.0, "history": []}, False) for i, s in enumerate(specs)]
+        return [({"seed": s.seed, "val_correct": None, "val_acc": 0.5 + 0.01 * i, "status": "ok",
+                  "error": None, "train_s": 1.0, "history": []}, False) for i, s in enumerate(specs)]
     sel = fsel.select(replace(grid, combine=False), fgrid.one_at_a_time(grid, 0), 0, execute, 60_000)
     figures = [axis["figure"] for axis in fm_section._axes_json(grid, sel)]
     assert len(set(f.lower() for f in figures)) == 3 and all(f.isascii() for f in figures), figures
@@ -285,9 +287,8 @@ def test_axes_whose_names_differ_only_in_punctuation_get_distinct_figures():
 
 def test_a_box_reaching_far_outside_is_clipped_not_dropped(tmp_path):
     warnings = []
-    path = _write(tmp_path, json.dumps({"concepts": {"sky": [{"box": [0, 0, 1e308, 1e308]}],
-                                                     "sea": [{"polygon": [[-1e308, 50], [1e308, 50], [0, 1e308]]}]}}),
-                  "x.concepts.json")
+    far = {"sky": [{"box": [0, 0, 1e308, 1e308]}], "sea": [{"polygon": [[-1e308, 50], [1e308, 50], [0, 1e308]]}]}
+    path = _write(tmp_path, json.dumps({"concepts": far}), "x.concepts.json")
     concepts = scenes.load_concepts(path, (100, 100), warnings.append)
     assert scenes.rasterise(concepts["sky"], (100, 100), (100, 100)).all()
     sea = scenes.rasterise(concepts["sea"], (100, 100), (100, 100))
@@ -298,8 +299,8 @@ def test_a_box_reaching_far_outside_is_clipped_not_dropped(tmp_path):
 def test_polygons_with_too_many_points_are_ignored_with_a_warning(tmp_path):
     warnings = []
     ring = [[50 + 40 * (i % 2), 50 + 40 * ((i // 2) % 2)] for i in range(scenes.MAX_POLYGON_POINTS + 1)]
-    path = _write(tmp_path, json.dumps({"concepts": {"sky": [{"polygon": ring}], "sea": [{"box": [0, 0, 9, 9]}]}}),
-                  "x.concepts.json")
+    doc = {"concepts": {"sky": [{"polygon": ring}], "sea": [{"box": [0, 0, 9, 9]}]}}
+    path = _write(tmp_path, json.dumps(doc), "x.concepts.json")
     concepts = scenes.load_concepts(path, (100, 100), warnings.append)
     assert "sky" not in concepts and "sea" in concepts
     assert any(f"{scenes.MAX_POLYGON_POINTS + 1} points" in w and str(path) in w for w in warnings), warnings

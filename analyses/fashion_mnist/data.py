@@ -85,7 +85,9 @@ def locate(data_dir: Path | None, cache_dir: Path | None, offline: bool = False)
                             f"{', '.join(missing)}[.gz]")
         return folder
     tried = []
-    candidates = [SYSTEM_DIR] + ([Path(cache_dir) / "fashion-mnist" / "FashionMNIST" / "raw"] if cache_dir else [])
+    candidates = [SYSTEM_DIR]
+    if cache_dir:
+        candidates.append(Path(cache_dir) / "fashion-mnist" / "FashionMNIST" / "raw")
     for folder in candidates:
         if all(_find(folder, stem) for stem in FILES.values()):
             return folder
@@ -126,8 +128,9 @@ def read_idx(path: Path) -> torch.Tensor:
             dims = struct.unpack(f">{ndim}I", raw_dims)
             size = math.prod(dims)
             if size > MAX_IDX_BYTES:
-                raise DataError(f"{path}: the header declares {' x '.join(map(str, dims))} = {size} bytes, more "
-                                f"than any FashionMNIST file ({MAX_IDX_BYTES} at most)")
+                shape = " x ".join(map(str, dims))
+                raise DataError(f"{path}: the header declares {shape} = {size} bytes, more than any "
+                                f"FashionMNIST file ({MAX_IDX_BYTES} at most)")
             body = bytearray(size)
             got = _read_into(handle, memoryview(body))
             if got < size:
@@ -136,7 +139,9 @@ def read_idx(path: Path) -> torch.Tensor:
                 raise DataError(f"{path}: longer than the {size} data bytes its header declares")
     except (OSError, EOFError, zlib.error) as exc:   # a corrupt gzip stream raises any of these
         raise DataError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
-    return torch.frombuffer(body, dtype=torch.uint8).reshape(dims) if size else torch.zeros(dims, dtype=torch.uint8)
+    if not size:
+        return torch.zeros(dims, dtype=torch.uint8)
+    return torch.frombuffer(body, dtype=torch.uint8).reshape(dims)
 
 
 def _read_into(handle, view: memoryview) -> int:

@@ -33,7 +33,7 @@ SIZES = {"epochs": (1, 1000), "batch_size": (1, 60_000), "hidden": (0, 16_384), 
 MAX_PARAMETERS = 50_000_000   # 200 MB of float32 weights (x4 with gradients and Adam's moments)
 MAX_TRIAL_TMACS = 10_000      # one configuration trained on all 60 000 images; the standard final model: 40
 MAX_TRIALS = 2_000            # trials of the one-axis-at-a-time search (configurations x repeats)
-TRAIN_PASSES = 3   # a training step costs about three forward passes: the forward, and a backward twice as dear
+TRAIN_PASSES = 3   # a training step costs about three forward passes: the forward and a backward twice as dear
 TMAC = 1e12
 
 
@@ -164,7 +164,7 @@ def count_weights(config: ModelConfig) -> int:
 
 
 def training_tmacs(config: TrialConfig, images: int) -> float:
-    """Cost of training ``config`` on ``images`` images, in 10^12 multiply-accumulates (selection.BUDGET_FORMULA)."""
+    """Cost of training ``config`` on ``images`` images in 10^12 multiply-accumulates (selection.BUDGET_FORMULA)."""
     return count_macs(config.model_config()) * TRAIN_PASSES * images * config.epochs / TMAC
 
 
@@ -223,8 +223,9 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     trials = (1 + sum(map(len, axes.values()))) * repeats
     if trials > MAX_TRIALS:
         _fail(source, f"{trials} trials (configurations x repeats), more than the {MAX_TRIALS} allowed")
-    return Grid(source, description, base, axes, final, repeats, combine, _int_setting(raw, "finalists", source, 0),
-                float(budget), val_size, train_subset)
+    finalists = _int_setting(raw, "finalists", source, 0)
+    return Grid(source, description, base, axes, final, repeats, combine, finalists, float(budget), val_size,
+                train_subset)
 
 
 def grid_from_toml(text: str, source: str) -> Grid:
