@@ -24,42 +24,49 @@ VERSION = "0.1.0"
 log = logging.getLogger("miniplaces")
 
 
+def path_arg(text: str) -> Path:
+    """A path option's value; an empty one would silently mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return Path(text)
+
+
 def parse_args(argv: list[str] | None = None) -> RunConfig:
     p = argparse.ArgumentParser(
         prog="generate_report.py", description=__doc__.split("\n\n")[0],
         epilog="Exit codes: 0 success, 1 failure while running, 2 bad input or missing requirement, "
-               "3 a --gate failed (every output is still written). "
+               "3 a --gate failed (every output is still written), 130 interrupted. "
                "Graders: 'generate_report.py grade --help' checks a folder of submission zips.")
-    p.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default: reports/)")
+    p.add_argument("--out", type=path_arg, default=Path("reports"), help="output directory (default: reports/)")
     p.add_argument("--preset", choices=list(PRESETS), default="standard",
                    help="how much compute: quick (CI smoke run), standard (full answers), full (larger grids, repeated seeds)")
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                    help=f"run only these sections ({', '.join(SECTIONS)})")
     p.add_argument("--skip", nargs="+", choices=SECTIONS, metavar="SECTION", default=[],
                    help="skip these sections")
-    p.add_argument("--weights", type=Path, help="Places365 checkpoint (resnet50_places365.pth.tar); default: cache, then download")
-    p.add_argument("--categories", type=Path,
+    p.add_argument("--weights", type=path_arg, help="Places365 checkpoint (resnet50_places365.pth.tar); default: cache, then download")
+    p.add_argument("--categories", type=path_arg,
                    help="categories_places365.txt (default: beside the weights, then the cache, then download)")
     p.add_argument("--arch", choices=ARCHS, default="resnet50", help="ResNet architecture of the checkpoint")
-    p.add_argument("--images", type=Path, nargs="+", default=[], metavar="PATH",
+    p.add_argument("--images", type=path_arg, nargs="+", default=[], metavar="PATH",
                    help="scene images to analyse in addition to the built-in scenes")
     p.add_argument("--replace-images", action="store_true", help="use only --images, not the built-in scenes")
     p.add_argument("--focus-image", metavar="NAME",
                    help="scene shown in the main body of Problems 2 and 3 (file name or id, e.g. rocket.jpg; "
                         "default: the first); every scene is in the appendix")
     p.add_argument("--image-size", type=int, default=256, help="side of the square network input (problem set: 256)")
-    p.add_argument("--data-dir", type=Path, help="folder with the four FashionMNIST IDX .gz files")
+    p.add_argument("--data-dir", type=path_arg, help="folder with the four FashionMNIST IDX .gz files")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run the networks")
     p.add_argument("--seed", type=int, default=0, help="random seed of every analysis")
     p.add_argument("--strict", action="store_true", help="exit 2 instead of using an untrained demo model")
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="do not render report.pdf")
     p.add_argument("--offline", action="store_true", help="never try to download weights, categories or data")
-    p.add_argument("--cache-dir", type=Path, default=default_cache_dir(), help="result cache (default: %(default)s)")
+    p.add_argument("--cache-dir", type=path_arg, default=default_cache_dir(), help="result cache (default: %(default)s)")
     p.add_argument("--no-cache", dest="use_cache", action="store_false", help="recompute everything, write no cache")
     p.add_argument("--filter-layers", nargs="+", default=[], metavar="LAYER",
                    help="conv layers for Problem 1 (default: preset's, e.g. conv1 layer1.0.conv2)")
     p.add_argument("--sweep-limit", type=int, help="largest number of ablated units in the Problem 2d sweep (default 100)")
-    p.add_argument("--grid", type=Path, help="FashionMNIST grid file (TOML) instead of the preset's grid")
+    p.add_argument("--grid", type=path_arg, help="FashionMNIST grid file (TOML) instead of the preset's grid")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="run FashionMNIST trials here or on Ray Tune")
     p.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     p.add_argument("--submission", metavar="NAME", help="also write OUT/NAME.zip with report.html, report.pdf and the model file")
@@ -75,10 +82,11 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     sections = tuple(s for s in (a.only or SECTIONS) if s not in a.skip)
     if not sections:
         p.error("--only/--skip leave no section to run")
-    if a.image_size < 32:
-        p.error(f"--image-size {a.image_size}: must be at least 32")
-    if a.sweep_limit is not None and a.sweep_limit < 1:
-        p.error(f"--sweep-limit {a.sweep_limit}: must be at least 1")
+    for option, value, (least, most) in (("--image-size", a.image_size, (32, 2048)),
+                                         ("--sweep-limit", a.sweep_limit, (1, 2048)),   # layer4's units
+                                         ("--seed", a.seed, (0, 2**31 - 1))):
+        if value is not None and not least <= value <= most:
+            p.error(f"{option} {value}: must be from {least} to {most}")
     if a.focus_image and not {"units", "cam"} & set(sections):
         p.error("--focus-image picks a scene of Problems 2 and 3: run the units or cam section")
     for spec in a.gate:
@@ -123,15 +131,16 @@ def run(config: RunConfig) -> dict:
     from miniplaces import atomic, render
     from miniplaces.cache import Cache
     from miniplaces.context import RunContext
-    from miniplaces.outdir import lock_out_dir
+    from miniplaces.outdir import lock_out_dir, new_run_id, remove_stale_reports
     from miniplaces.provenance import run_info
 
-    start = time.perf_counter()
+    start, run_id = time.perf_counter(), new_run_id()
     out = Path(config.out)
     with lock_out_dir(out):
         # read before anything is written: --compare may name this --out's results.json
         previous = compare.load_previous(config.compare) if config.compare else None
         ctx = RunContext(config, Cache(config.cache_dir, enabled=config.use_cache))
+        ctx.cache.remove_leftovers()
         modules = {name: BY_NAME[name].load() for name in config.sections}
         for module in modules.values():  # bad inputs (e.g. a grid file) are rejected before any work
             if hasattr(module, "check"):
@@ -147,6 +156,7 @@ def run(config: RunConfig) -> dict:
                 from miniplaces.submission import check_allowed
                 check_allowed(model_json["demo"], config.allow_demo_submission)
             steps.append({"name": "load Places365 model", "seconds": time.perf_counter() - t, "cached": False})
+        remove_stale_reports(out)   # inputs are valid: from here on the out dir holds this run's files only
         results, sections = {"schema_version": 1}, []
         for name, module in modules.items():
             log.info("== %s", module.TITLE)
@@ -158,7 +168,7 @@ def run(config: RunConfig) -> dict:
             results[name] = {k: v for k, v in section.data.items() if k != "scenes"}
             merge_scenes(results, section.data.get("scenes", []))
         skipped = [{"name": s, "why": "--only/--skip"} for s in SECTIONS if s not in config.sections]
-        info = run_info(config, ctx, model_json, steps, start, VERSION)
+        info = {"run_id": run_id, **run_info(config, ctx, model_json, steps, start, VERSION)}
         results = {"schema_version": 1, "run": info, "model": model_json, **{k: v for k, v in results.items()
                                                                               if k != "schema_version"}}
         changes = compare.compare(results, *previous) if previous else None

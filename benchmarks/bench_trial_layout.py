@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from analyses.fashion_mnist import data as fdata  # noqa: E402
-from analyses.fashion_mnist.grid import TrialSpec, load_grid  # noqa: E402
+from analyses.fashion_mnist.grid import TrialSpec  # noqa: E402
+from miniplaces.sections.fashion_mnist import load_grid  # noqa: E402
 from miniplaces.trial_runner import TrialEnv, cores, run_specs  # noqa: E402
 
 

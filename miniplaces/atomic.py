@@ -8,8 +8,9 @@ import contextlib
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable, IO, Iterator
+from typing import Any, Callable, IO, Iterable, Iterator
 
 
 @contextlib.contextmanager
@@ -29,6 +30,19 @@ def atomic_open(path: Path | str, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_leftovers(folders: Iterable[Path], older_than_s: float = 0.0) -> int:
+    """Delete the temporary files that killed writes left in ``folders`` (SIGKILL skips the cleanup
+    above); ``older_than_s`` spares a write another run may have in progress. Returns how many."""
+    removed, now = 0, time.time()
+    for folder in folders:
+        for tmp in Path(folder).glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime >= older_than_s:
+                    tmp.unlink()
+                    removed += 1
+    return removed
 
 
 def _umask() -> int:

@@ -85,6 +85,13 @@ class Cache:
         self.enabled = enabled and self.root is not None
         self.stats = CacheStats()
 
+    def remove_leftovers(self, older_than_s: float = 3600.0) -> int:
+        """Delete temporary files of cache writes killed in an earlier run (older than an hour: a
+        run sharing this cache may be writing a younger one now)."""
+        if not self.enabled:
+            return 0
+        return atomic.remove_leftovers(self.root.glob("results/*"), older_than_s)
+
     def path(self, namespace: str, key: str) -> Path:
         assert self.root is not None
         return self.root / "results" / namespace / f"{key}.pkl"

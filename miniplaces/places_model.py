@@ -23,6 +23,7 @@ from typing import Callable, Mapping
 import torch
 import torchvision
 
+from . import bounded
 from .cache import file_sha256
 from .device import pick_device
 from .errors import UserError
@@ -254,10 +255,10 @@ def load_labels(categories: Path | None, weights: Path | None, cache_dir: Path, 
         candidates.append(Path(weights).with_name(CATEGORIES_FILE))
     cached = cache_dir / "weights" / CATEGORIES_FILE
     candidates.append(cached)
-    if categories is not None and not Path(categories).is_file():
+    if categories is not None and not Path(categories).exists():
         raise UserError(f"--categories {categories}: no such file")
-    for path in candidates:
-        if path and Path(path).is_file():
+    for path in candidates:   # the named file is read whatever it is (the reader refuses a pipe or device)
+        if path == categories or Path(path).is_file():
             return parse_categories(Path(path)), str(path)
     if not offline:
         url = categories_url()
@@ -272,15 +273,12 @@ def load_labels(categories: Path | None, weights: Path | None, cache_dir: Path, 
 
 def parse_categories(path: Path) -> list[str]:
     labels: dict[int, str] = {}
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read categories ({type(exc).__name__})") from None
+    lines = bounded.read_text(path, bounded.CATEGORIES_BYTES, "categories file").splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
+        if len(parts) != 2 or not (parts[1].isascii() and parts[1].isdigit() and len(parts[1]) <= 6):
             raise UserError(f"{path}:{number}: expected '/a/airfield 0', got {line[:60]!r}")
         name = parts[0]
         # "/a/airfield" -> "airfield"; "/b/bedroom/indoor" -> "bedroom/indoor"

@@ -83,5 +83,5 @@ def write_pdf(context: dict[str, Any], out: Path) -> Path:
     html = render_html(context, out, for_pdf=True)
     document = weasyprint.HTML(string=html, base_url=str(out.resolve()))
     path = out / "report.pdf"
-    atomic.write_with(path, lambda handle: document.write_pdf(handle))
+    atomic.write_with(path, lambda handle: document.write_pdf(handle, custom_metadata=True))  # the run id
     return path

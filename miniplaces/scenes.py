@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -24,8 +23,9 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
-from . import resources
+from . import bounded, resources
 from .errors import UserError
+from .outdir import unique_slug
 
 DATA_DIR = resources.folder("scenes")
 # name in results.json -> scikit-image loader. Grayscale photos are converted to RGB.
@@ -38,6 +38,10 @@ DEFAULT_SCENES: dict[str, Callable[[], np.ndarray]] = {
 }
 MAX_SIDE = 2048          # the network sees 256 x 256; overlays and masks need no more
 CONCEPTS_SUFFIX = ".concepts.json"
+# Rasterising costs time per vertex and pixel (~3 ms per vertex at 1024 x 1024), so a concepts file
+# may hold this many points (the shipped files: at most 26 per polygon, 88 per file).
+MAX_POLYGON_POINTS = 1_000
+MAX_FILE_POINTS = 2_000
 # Concept names accepted in sidecar files: Broden's (Network Dissection) common scene, object and
 # material labels, so a unit found for "sky" here means what it means in the dissection literature.
 VOCABULARY = frozenset("""
@@ -192,12 +196,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def safe_id(name: str, taken: set[str]) -> str:
     """A file-name stem of [A-Za-z0-9_-] only, at most 40 characters, unique among ``taken`` (which it joins)."""
     stem = name[: -len(CONCEPTS_SUFFIX)] if name.endswith(CONCEPTS_SUFFIX) else Path(name).stem
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:40] or "image"
-    candidate, n = slug, 2
-    while candidate.lower() in taken:   # case-insensitive: two ids must not collide on macOS/Windows disks
-        candidate, n = f"{slug}-{n}", n + 1
-    taken.add(candidate.lower())
-    return candidate
+    return unique_slug(stem, taken, "image")
 
 
 # ---------------------------------------------------------------------------------------------- concepts
@@ -210,13 +209,19 @@ def load_concepts(path: Path, displayed_size: tuple[int, int], warn: Callable[[s
     """
     where = str(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        warn(f"{where}: cannot read concepts file ({type(exc).__name__}); no concept masks for this image")
+        doc = json.loads(bounded.read_text(path, bounded.CONCEPTS_BYTES, "concepts file"))
+    except bounded.InputError as exc:
+        warn(f"{exc}; no concept masks for this image")
         return {}
     except json.JSONDecodeError as exc:
         warn(f"{where}: malformed JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
              "no concept masks for this image")
+        return {}
+    except RecursionError:
+        warn(f"{where}: malformed JSON (nested too deeply); no concept masks for this image")
+        return {}
+    except ValueError as exc:   # a number of more than 4300 digits
+        warn(f"{where}: malformed JSON ({_clip(str(exc), 80)}); no concept masks for this image")
         return {}
     if not isinstance(doc, dict) or not isinstance(doc.get("concepts"), dict):
         warn(f"{where}: expected an object with a \"concepts\" object (see docs/concepts.md); no concept masks "
@@ -230,13 +235,14 @@ def load_concepts(path: Path, displayed_size: tuple[int, int], warn: Callable[[s
         else:
             warn(f"{where}: \"image_size\" must be [width, height] in pixels; using the image's own size")
     concepts: dict[str, list[Shape]] = {}
+    budget = [MAX_FILE_POINTS]   # points left for this file's shapes
     for name, entries in doc["concepts"].items():
         shown = _clip(name)
         if name not in VOCABULARY:
             warn(f"{where}: unknown concept {shown!r} ignored (known: see docs/concepts.md, e.g. sky, building, "
                  "mountain)")
             continue
-        shapes = _parse_shapes(entries, scale, f"{where}: concept {shown!r}", warn)
+        shapes = _parse_shapes(entries, scale, f"{where}: concept {shown!r}", warn, budget)
         if not shapes:
             continue
         w, h = displayed_size
@@ -244,22 +250,59 @@ def load_concepts(path: Path, displayed_size: tuple[int, int], warn: Callable[[s
         if outside:
             warn(f"{where}: concept {shown!r} has {len(outside)} point(s) outside the {w}x{h} image "
                  f"(e.g. {outside[0][0]:g},{outside[0][1]:g}); clipped to the image")
-        if not rasterise(shapes, displayed_size, (min(h, 1024), min(w, 1024))).any():
+        shapes = [Shape(points, s.exclude) for s in shapes if len(points := clip_polygon(s.points, w, h)) >= 3]
+        if not shapes or not rasterise(shapes, displayed_size, (min(h, 1024), min(w, 1024))).any():
             warn(f"{where}: concept {shown!r} covers no pixel of the image; ignored")
             continue
         concepts[name] = shapes
     return concepts
 
 
+def clip_polygon(points: list[tuple[float, float]], w: float, h: float) -> list[tuple[float, float]]:
+    """The part of a polygon inside the image rectangle [0, w] x [0, h] (Sutherland-Hodgman), so that a
+    shape reaching far outside (a box to 1e308) keeps the pixels it covers inside."""
+    def cut(pts, inside, cross):
+        out = []
+        for i, cur in enumerate(pts):
+            prev = pts[i - 1]
+            if inside(cur):
+                if not inside(prev):
+                    out.append(cross(prev, cur))
+                out.append(cur)
+            elif inside(prev):
+                out.append(cross(prev, cur))
+        return out
+
+    def at_x(x):
+        return lambda a, b: (x, a[1] + (b[1] - a[1]) * ((x - a[0]) / (b[0] - a[0])))
+
+    def at_y(y):
+        return lambda a, b: (a[0] + (b[0] - a[0]) * ((y - a[1]) / (b[1] - a[1])), y)
+
+    for inside, cross in ((lambda p: p[0] >= 0, at_x(0.0)), (lambda p: p[0] <= w, at_x(float(w))),
+                          (lambda p: p[1] >= 0, at_y(0.0)), (lambda p: p[1] <= h, at_y(float(h)))):
+        points = cut(points, inside, cross)
+        if not points:
+            break
+    return points
+
+
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bounded(coordinate: float) -> float:
+    """A coordinate within +-1e12 pixels (far outside any image), so clipping arithmetic cannot overflow."""
+    return min(max(float(coordinate), -1e12), 1e12)
 
 
 def _clip(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[:n] + "..."
 
 
-def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callable[[str], None]) -> list[Shape]:
+def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callable[[str], None],
+                  budget: list[int]) -> list[Shape]:
+    """Valid shapes of one concept; ``budget`` holds the points the file may still use (MAX_FILE_POINTS)."""
     if not isinstance(entries, list):
         warn(f"{where}: expected a list of shapes ({{\"polygon\": [[x, y], ...]}} or {{\"box\": [x0, y0, x1, y1]}}); "
              "ignored")
@@ -270,18 +313,23 @@ def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callabl
         points = None
         if isinstance(entry, dict) and isinstance(entry.get("polygon"), list):
             raw = entry["polygon"]
+            if len(raw) > min(MAX_POLYGON_POINTS, budget[0]):
+                warn(f"{where}: shape {number} has {len(raw)} points, more than the {MAX_POLYGON_POINTS} a "
+                     f"polygon (and {MAX_FILE_POINTS} a file) may have; ignored")
+                continue
             if len(raw) >= 3 and all(isinstance(p, list) and len(p) == 2 and all(map(_number, p)) for p in raw):
-                points = [(float(x) * sx, float(y) * sy) for x, y in raw]
+                points = [(_bounded(x * sx), _bounded(y * sy)) for x, y in raw]
         elif isinstance(entry, dict) and isinstance(entry.get("box"), list):
             raw = entry["box"]
             if len(raw) == 4 and all(map(_number, raw)):
-                x0, x1 = sorted((raw[0] * sx, raw[2] * sx))
-                y0, y1 = sorted((raw[1] * sy, raw[3] * sy))
+                x0, x1 = sorted((_bounded(raw[0] * sx), _bounded(raw[2] * sx)))
+                y0, y1 = sorted((_bounded(raw[1] * sy), _bounded(raw[3] * sy)))
                 points = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
         if points is None:
             warn(f"{where}: shape {number} is not a polygon of at least 3 [x, y] points or a box "
                  "[x0, y0, x1, y1]; ignored")
             continue
+        budget[0] -= len(points)
         shapes.append(Shape(points, exclude=bool(entry.get("exclude", False))))
     return shapes
 

@@ -16,7 +16,7 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 def check_name(name: str) -> str:
     """A kerberos-like name: it becomes a file name in the out dir, so no paths or odd characters."""
     stem = name[:-4] if name.lower().endswith(".zip") else name
-    if not NAME.match(stem):
+    if not NAME.fullmatch(stem):   # fullmatch: '$' alone would accept a trailing newline
         raise UserError(f"--submission {name!r}: use letters, digits, '.', '_' or '-' (your kerberos), no paths")
     return stem
 

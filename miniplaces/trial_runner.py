@@ -207,32 +207,68 @@ def import_ray():
     return ray, tune
 
 
+TUNE_PREFIX = "fm-tune-"   # + the driver's pid: a folder whose driver is gone is removed by the next run
+
+
+def remove_stale_tune_folders(root: Path | str | None = None) -> list[Path]:
+    """Remove the Ray Tune folders of runs that were killed (SIGKILL skips every cleanup): a folder
+    named after a pid that no longer runs. Returns the folders removed."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{TUNE_PREFIX}*-*"):
+        pid = folder.name[len(TUNE_PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process
+        return True
+    return True
+
+
 def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = None,
             cache: Cache | None = None) -> list[Outcome]:
     """Run trials as Ray Tune trials with ``env.threads`` CPUs (and torch threads) each.
 
     Workers write results to the cache; the driver then reads them from there, so the content is
     what the local executor would produce. Without a cache (--no-cache) a temporary one carries them.
+    Ctrl-C is left to Python (Tune's own handler would stop the trials, report a resume folder that is
+    deleted here, and return half a result): it raises KeyboardInterrupt, and every exit path removes
+    this run's folders and stops the Ray it started.
     """
     ray, tune = import_ray()
-    scratch = None
-    if not env.use_cache or not env.cache_dir:
-        scratch = tempfile.mkdtemp(prefix="fm-ray-cache-")
-        env = replace(env, cache_dir=scratch, use_cache=True)
+    remove_stale_tune_folders()
+    scratch = storage = None
     started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
-    storage = tempfile.mkdtemp(prefix="fm-tune-")
+    saved_sigint = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     try:
+        if not env.use_cache or not env.cache_dir:
+            scratch = tempfile.mkdtemp(prefix=f"{TUNE_PREFIX}{os.getpid()}-cache-")
+            env = replace(env, cache_dir=scratch, use_cache=True)
+        storage = tempfile.mkdtemp(prefix=f"{TUNE_PREFIX}{os.getpid()}-")
+        if started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < env.threads:
+            raise UserError(f"--executor ray: the cluster has {cpus:g} CPUs, a trial needs {env.threads} (the "
+                            "local executor's thread count, which the numbers depend on)")
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         trainable = tune.with_resources(tune.with_parameters(_tune_trial, specs=list(specs), env=env),
                                         {"cpu": env.threads})
         tuner = tune.Tuner(trainable, param_space={"index": tune.grid_search(list(range(len(specs))))},
                            run_config=tune.RunConfig(storage_path=storage, name="fashion_mnist", verbose=0))
         trained = {}
         for result in tuner.fit():
-            if result.error:
-                raise RuntimeError(f"Ray trial failed: {result.error}")
+            if result.error or "cached" not in (result.metrics or {}):
+                raise RuntimeError(f"Ray trial {result.config['index']} failed: "
+                                   f"{result.error or 'it ended without a result'}")
             trained[result.config["index"]] = not result.metrics["cached"]
         outcomes = []
         for i, spec in enumerate(specs):
@@ -241,11 +277,15 @@ def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = Non
             count(cache, spec, env, not trained[i])
         return outcomes
     finally:
-        if started:
+        if saved_sigint is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = saved_sigint
+        if started and ray.is_initialized():
             ray.shutdown()
-        shutil.rmtree(storage, ignore_errors=True)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+        for folder in (storage, scratch):
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_specs(specs: Sequence[TrialSpec], env: TrialEnv, executor: str = "local", address: str | None = None,

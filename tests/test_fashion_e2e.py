@@ -2,9 +2,11 @@
 SIGINT and SIGKILL, nothing retrained on a warm rerun) and the Ray executor."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,18 +119,48 @@ def test_ray_and_local_executors_train_identical_numbers(tmp_path):
     from dataclasses import replace
 
     from analyses.fashion_mnist import grid as fgrid
-    from miniplaces.trial_runner import TrialEnv, run_specs
+    from miniplaces.sections.fashion_mnist import load_grid
+    from miniplaces.trial_runner import TrialEnv, layout, run_specs
 
-    grid = fgrid.load_grid(_grid(tmp_path, subset=400))
+    grid = load_grid(_grid(tmp_path, subset=400))
     specs = fgrid.one_at_a_time(grid, 0)[:2]
     folder = fdata.locate(None, None, offline=True)
+    workers, threads = layout("cpu", [0.01] * len(specs))   # what a run of these trials uses: every core
     env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "ray-cache"), True, grid.val_size,
-                   grid.train_subset, "cpu", threads=1, workers=2)
+                   grid.train_subset, "cpu", threads=threads, workers=workers)
     on_ray = run_specs(specs, env, "ray")
     local = run_specs(specs, replace(env, cache_dir=str(tmp_path / "local-cache")), "local")
     assert [cached for _, cached in on_ray + local] == [False] * 4   # both trained, neither read the other
-    assert all(r["status"] == "ok" and r["history"] and r["threads"] == 1 for r, _ in on_ray + local)
+    assert all(r["status"] == "ok" and r["history"] and r["threads"] == threads for r, _ in on_ray + local)
     assert [_numbers(r) for r, _ in local] == [_numbers(r) for r, _ in on_ray]
+
+
+@pytest.mark.ray
+def test_ctrl_c_under_ray_exits_130_and_removes_the_run_folders(tmp_path):
+    """SIGINT during Ray Tune trials: exit 130 "interrupted" (not Tune's half result), this run's
+    fm-tune-* folders removed, and a killed run's stale folder removed at the start."""
+    pytest.importorskip("ray")
+    grid, out, cache = _grid(tmp_path, subset=3000), tmp_path / "out", tmp_path / "cache"
+    tmp = Path(tempfile.mkdtemp(prefix="fm-e2e-"))   # short: Ray's socket paths must stay under 108 bytes
+    stale = tmp / "fm-tune-999999999-abc"             # above any pid_max: its run is gone
+    stale.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "RAY_TMPDIR": "/tmp"}
+    try:
+        proc = subprocess.Popen(_command(grid, out, cache, "-q", "--executor", "ray"), cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.monotonic() + 180
+        while not list(tmp.glob(f"fm-tune-{proc.pid}-*/fashion_mnist")) and time.monotonic() < deadline \
+                and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[1]
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and "interrupted" in err and "KeyError" not in err, err
+        assert not list(tmp.glob("fm-tune-*"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_path, monkeypatch):
@@ -136,9 +168,10 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
 
     from analyses.fashion_mnist import grid as fgrid
     from miniplaces import trial_runner
+    from miniplaces.sections.fashion_mnist import load_grid
     from miniplaces.trial_runner import TrialEnv, run_specs
 
-    grid = fgrid.load_grid(_grid(tmp_path, subset=400))
+    grid = load_grid(_grid(tmp_path, subset=400))
     specs = fgrid.one_at_a_time(grid, 0)[:2]
     folder = fdata.locate(None, None, offline=True)
     env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "pool-cache"), True, grid.val_size,

@@ -7,13 +7,14 @@ import pytest
 
 from analyses.fashion_mnist import grid as fgrid
 from analyses.fashion_mnist.train import TrialConfig
+from miniplaces.sections.fashion_mnist import load_grid
 
 GRIDS = sorted((Path(__file__).resolve().parent.parent / "grids").glob("*.toml"))
 
 
 @pytest.mark.parametrize("path", GRIDS, ids=[p.stem for p in GRIDS])
 def test_shipped_grids_score_every_variant_like_the_baseline(path):
-    grid = fgrid.load_grid(path)
+    grid = load_grid(path)
     specs = fgrid.one_at_a_time(grid, seed=0)
     for spec in specs:
         assert not (spec.config.flip_tta and "flip" not in spec.config.augment), spec.name

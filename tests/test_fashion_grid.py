@@ -9,13 +9,14 @@ import generate_report
 from analyses.fashion_mnist import grid as fgrid
 from analyses.fashion_mnist import selection as fsel
 from analyses.fashion_mnist.train import TrialConfig
+from miniplaces.sections.fashion_mnist import load_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("name", ["quick", "standard", "full"])
 def test_shipped_grids_parse(name):
-    grid = fgrid.load_grid(ROOT / "grids" / f"{name}.toml")
+    grid = load_grid(ROOT / "grids" / f"{name}.toml")
     assert grid.axes and {"augmentation", "optimizer", "regularisation"} <= set(grid.axes)
     assert len(fgrid.one_at_a_time(grid, 0)) > len(grid.axes)
 

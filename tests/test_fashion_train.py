@@ -35,7 +35,8 @@ def test_data_is_verified_and_split_is_fixed(fashion):
 
 
 def test_bad_files_give_one_line_errors(tmp_path):
-    assert fdata.locate(tmp_path, None) == fdata.SYSTEM_DIR  # --data-dir without the files: next candidate
+    with pytest.raises(fdata.DataError, match="missing"):   # a --data-dir without the files is refused
+        fdata.locate(tmp_path, None)
     with pytest.raises(fdata.DataError, match="missing"):
         fdata.load(tmp_path)
     for stem in fdata.FILES.values():

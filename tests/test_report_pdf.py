@@ -42,6 +42,13 @@ def test_pdf_pages_headings_and_bookmarks(quick_report):
     assert "page 2 of" in text  # page numbers printed
 
 
+def test_every_report_file_carries_the_run_id(quick_report):
+    run_id = quick_report["results"]["run"]["run_id"]
+    assert PdfReader(quick_report["out"] / "report.pdf").metadata["/miniplacesrunid"] == run_id
+    html = (quick_report["out"] / "report.html").read_text()
+    assert f'<meta name="miniplaces-run-id" content="{run_id}">' in html
+
+
 def test_main_body_ends_before_the_appendix_within_the_page_target(quick_report):
     reader = PdfReader(quick_report["out"] / "report.pdf")
     marks = outline(reader)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
+import math
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,8 @@ CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 VAL_SPLIT_SEED = 20240  # fixed forever: changing --seed must not move images between train and val
 AUGMENT_OPS = ("flip", "crop", "erase")
+MAX_IDX_BYTES = 64 << 20   # the largest FashionMNIST file holds 47 MB of pixels
+MAX_IDX_DIMS = 3           # (n,) labels or (n, rows, cols) images
 
 
 class DataError(Exception):
@@ -67,19 +71,27 @@ def _find(folder: Path, stem: str) -> Path | None:
 def locate(data_dir: Path | None, cache_dir: Path | None, offline: bool = False) -> Path:
     """The first folder holding all four IDX files: ``data_dir``, the Debian package, then a download.
 
+    A ``data_dir`` the user named is used or refused (DataError), never passed over for another copy.
     The download goes through torchvision into ``cache_dir/fashion-mnist`` (its raw folder is then
     just another candidate). Raises DataError with a one-line reason when nothing is usable.
     """
+    if data_dir:
+        folder = Path(data_dir).expanduser()
+        if not folder.is_dir():
+            raise DataError(f"--data-dir {data_dir}: no such folder")
+        missing = [stem for stem in FILES.values() if not _find(folder, stem)]
+        if missing:
+            raise DataError(f"--data-dir {data_dir}: missing FashionMNIST IDX file(s) "
+                            f"{', '.join(missing)}[.gz]")
+        return folder
     tried = []
-    candidates = ([Path(data_dir).expanduser()] if data_dir else []) + [SYSTEM_DIR]
+    candidates = [SYSTEM_DIR]
     if cache_dir:
         candidates.append(Path(cache_dir) / "fashion-mnist" / "FashionMNIST" / "raw")
     for folder in candidates:
         if all(_find(folder, stem) for stem in FILES.values()):
             return folder
         tried.append(str(folder))
-    if data_dir:  # an explicit folder that does not hold the files is the user's mistake, not a download cue
-        raise DataError(f"--data-dir {data_dir}: missing FashionMNIST IDX files ({', '.join(FILES.values())}[.gz])")
     if cache_dir and not offline:
         from torchvision.datasets import FashionMNIST
 
@@ -95,21 +107,52 @@ def locate(data_dir: Path | None, cache_dir: Path | None, offline: bool = False)
 
 
 def read_idx(path: Path) -> torch.Tensor:
-    """Read one IDX file (gzip or raw) as a uint8 tensor with the shape its header declares."""
+    """Read one IDX file (gzip or raw) as a uint8 tensor with the shape its header declares.
+
+    Bounded: the header's dimensions give the size, which may not exceed MAX_IDX_BYTES, and the
+    stream is decompressed into a buffer of exactly that size, so a gzip bomb or a file longer
+    than its header says is refused after reading one byte more than the header promised."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as handle:
-            blob = handle.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: unreadable ({exc})") from None
-    if len(blob) < 4 or blob[:2] != b"\0\0" or blob[2] != 0x08:
-        raise DataError(f"{path}: not an unsigned-byte IDX file")
-    ndim = blob[3]
-    dims = struct.unpack(f">{ndim}I", blob[4:4 + 4 * ndim])
-    expected = 4 + 4 * ndim + int(torch.tensor(dims).prod())
-    if len(blob) != expected:
-        raise DataError(f"{path}: {len(blob)} bytes, header says {expected} (truncated?)")
-    return torch.frombuffer(bytearray(blob[4 + 4 * ndim:]), dtype=torch.uint8).reshape(dims)
+            head = handle.read(4)
+            if len(head) < 4 or head[:2] != b"\0\0" or head[2] != 0x08:
+                raise DataError(f"{path}: not an unsigned-byte IDX file")
+            ndim = head[3]
+            if not 1 <= ndim <= MAX_IDX_DIMS:
+                raise DataError(f"{path}: the header declares {ndim} dimensions; IDX image and label files "
+                                f"have 1 to {MAX_IDX_DIMS}")
+            raw_dims = handle.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path}: header cut short (truncated)")
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            size = math.prod(dims)
+            if size > MAX_IDX_BYTES:
+                shape = " x ".join(map(str, dims))
+                raise DataError(f"{path}: the header declares {shape} = {size} bytes, more than any "
+                                f"FashionMNIST file ({MAX_IDX_BYTES} at most)")
+            body = bytearray(size)
+            got = _read_into(handle, memoryview(body))
+            if got < size:
+                raise DataError(f"{path}: {got} data bytes, the header says {size} (truncated)")
+            if handle.read(1):
+                raise DataError(f"{path}: longer than the {size} data bytes its header declares")
+    except (OSError, EOFError, zlib.error) as exc:   # a corrupt gzip stream raises any of these
+        raise DataError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    if not size:
+        return torch.zeros(dims, dtype=torch.uint8)
+    return torch.frombuffer(body, dtype=torch.uint8).reshape(dims)
+
+
+def _read_into(handle, view: memoryview) -> int:
+    """Fill ``view`` from ``handle``; the number of bytes read (fewer at the end of the file)."""
+    got = 0
+    while got < len(view):
+        n = handle.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
 
 
 def load(folder: Path) -> FashionData:

@@ -10,13 +10,13 @@ is named in the error.
 """
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from . import data as fdata
-from .model import INITS
+from .model import INITS, ModelConfig, count_macs
 from .train import FIELDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrialConfig
 
 TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_tmacs", "data", "base", "axes",
@@ -25,6 +25,16 @@ RENAMED = {"final_budget_s": "final_budget_tmacs (the budget is counted in multi
                              "on every machine: see docs/fashion_mnist.md)"}
 DATA_KEYS = {"val_size", "train_subset"}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "precision": PRECISIONS}
+# The sizes a grid may ask for, (least, most): generous for 28 x 28 images, small enough that no value
+# fails at allocation or trains for years. Channels and depth bound each stage's entry.
+SIZES = {"epochs": (1, 1000), "batch_size": (1, 60_000), "hidden": (0, 16_384), "channels": (1, 1024),
+         "depth": (1, 16), "repeats": (1, 100), "finalists": (0, 100), "val_size": (1, 59_999),
+         "train_subset": (0, 60_000)}
+MAX_PARAMETERS = 50_000_000   # 200 MB of float32 weights (x4 with gradients and Adam's moments)
+MAX_TRIAL_TMACS = 10_000      # one configuration trained on all 60 000 images; the standard final model: 40
+MAX_TRIALS = 2_000            # trials of the one-axis-at-a-time search (configurations x repeats)
+TRAIN_PASSES = 3   # a training step costs about three forward passes: the forward and a backward twice as dear
+TMAC = 1e12
 
 
 class GridError(ValueError):
@@ -67,7 +77,8 @@ class Grid:
 
 
 def _fail(where: str, message: str) -> None:
-    raise GridError(f"{where}: {message}")
+    text = f"{where}: {message}"
+    raise GridError(text if len(text) <= 400 else text[:400] + "...")   # one line, however long the value
 
 
 def check_overrides(overrides: Any, where: str) -> dict[str, Any]:
@@ -80,33 +91,28 @@ def check_overrides(overrides: Any, where: str) -> dict[str, Any]:
         if key not in FIELDS:
             _fail(spot, f"unknown key {key!r} (known: {', '.join(FIELDS)})")
         default = getattr(TrialConfig(), key)
-        if key == "channels":
-            if (not isinstance(value, list) or not value
-                    or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in value)):
-                _fail(spot, f"{value!r} must be a non-empty list of positive integers")
-            if len(value) > 4:
+        if key in ("channels", "depth"):
+            items = value if isinstance(value, list) else [value]
+            if (not items or (key == "channels" and not isinstance(value, list))
+                    or not all(_in_range(n, *SIZES[key]) for n in items)):
+                shape = "a non-empty list" if key == "channels" else "an integer or a non-empty list"
+                _fail(spot, f"{value!r} must be {shape} of integers from {SIZES[key][0]} to {SIZES[key][1]}")
+            if key == "channels" and len(value) > 4:
                 _fail(spot, f"{value!r}: at most 4 stages (each halves the 28 x 28 image)")
-            value = tuple(value)
-        elif key == "depth":
-            depths = value if isinstance(value, list) else [value]
-            if not depths or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in depths):
-                _fail(spot, f"{value!r} must be a positive integer or a list of them, one per stage")
             value = tuple(value) if isinstance(value, list) else value
         elif isinstance(default, bool) or isinstance(default, str):
             if type(value) is not type(default):
                 _fail(spot, f"{value!r} must be a {type(default).__name__}")
         elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                _fail(spot, f"{value!r} must be an integer")
+            if not _in_range(value, *SIZES[key]):
+                _fail(spot, f"{value!r} must be an integer from {SIZES[key][0]} to {SIZES[key][1]}")
         elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                _fail(spot, f"{value!r} must be a number")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                _fail(spot, f"{value!r} must be a finite number")
             value = float(value)
-        if key in ("epochs", "batch_size") and value < 1:
-            _fail(spot, f"{value!r} must be at least 1")
         if key == "lr" and not value > 0:
             _fail(spot, f"{value!r} must be positive")
-        if key in ("weight_decay", "momentum", "hidden") and not value >= 0:
+        if key in ("weight_decay", "momentum") and not value >= 0:
             _fail(spot, f"{value!r} must not be negative")
         if key in ("dropout", "label_smoothing") and not 0 <= value < 1:
             _fail(spot, f"{value!r} must be in [0, 1)")
@@ -121,18 +127,51 @@ def check_overrides(overrides: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _in_range(value: Any, least: int, most: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= most
+
+
 def _check_stages(config: TrialConfig, where: str) -> None:
-    """A per-stage depth list must have one entry per stage of channels."""
+    """A per-stage depth list must have one entry per stage of channels, and the network must be of a
+    size that trains: at most MAX_PARAMETERS weights and MAX_TRIAL_TMACS on all training images."""
+    model = config.model_config()
     try:
-        config.model_config().stage_depths()
+        model.stage_depths()
     except ValueError as exc:
         _fail(where, str(exc))
+    if (weights := count_weights(model)) > MAX_PARAMETERS:
+        _fail(where, f"the network has {weights:,} weights, more than the {MAX_PARAMETERS:,} allowed; "
+                     "use fewer channels, stages or hidden units")
+    if (cost := training_tmacs(config, fdata.COUNTS["train"])) > MAX_TRIAL_TMACS:
+        _fail(where, f"training it on {fdata.COUNTS['train']} images costs {cost:,.0f} TMAC (10^12 "
+                     f"multiply-accumulates), more than the {MAX_TRIAL_TMACS:,} allowed; use fewer epochs, "
+                     "channels or stages")
 
 
-def _int_setting(table: dict, key: str, where: str, default: int, minimum: int) -> int:
+def count_weights(config: ModelConfig) -> int:
+    """Weights of the convolutions and linear layers (those that can be large), from the config alone:
+    nothing is allocated, so an absurd size is refused instead of failing at allocation."""
+    weights, c_in = 0, 1
+    for c_out, depth in zip(config.channels, config.stage_depths()):
+        for _ in range(depth):
+            weights += c_in * c_out * 3 * 3
+            c_in = c_out
+    width = c_in * (28 >> len(config.channels)) ** 2
+    for units in ([config.hidden] if config.hidden else []) + [config.num_classes]:
+        weights += width * units
+        width = units
+    return weights
+
+
+def training_tmacs(config: TrialConfig, images: int) -> float:
+    """Cost of training ``config`` on ``images`` images in 10^12 multiply-accumulates (selection.BUDGET_FORMULA)."""
+    return count_macs(config.model_config()) * TRAIN_PASSES * images * config.epochs / TMAC
+
+
+def _int_setting(table: dict, key: str, where: str, default: int) -> int:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        _fail(f"{where}.{key}", f"{value!r} must be an integer >= {minimum}")
+    if not _in_range(value, *SIZES[key]):
+        _fail(f"{where}.{key}", f"{value!r} must be an integer from {SIZES[key][0]} to {SIZES[key][1]}")
     return value
 
 
@@ -152,10 +191,8 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     bad = set(data) - DATA_KEYS
     if bad:
         _fail(f"{source}: data.{sorted(bad)[0]}", f"unknown key (known: {', '.join(sorted(DATA_KEYS))})")
-    val_size = _int_setting(data, "val_size", f"{source}: data", 10_000, 1)
-    if val_size >= fdata.COUNTS["train"]:
-        _fail(f"{source}: data.val_size", f"{val_size} must be below {fdata.COUNTS['train']}")
-    train_subset = _int_setting(data, "train_subset", f"{source}: data", 0, 0)
+    val_size = _int_setting(data, "val_size", f"{source}: data", 10_000)
+    train_subset = _int_setting(data, "train_subset", f"{source}: data", 0)
     base = TrialConfig().updated(check_overrides(raw.get("base", {}), f"{source}: base"))
     axes = {}
     for axis, values in raw.get("axes", {}).items():
@@ -179,22 +216,30 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     if not isinstance(description, str):
         _fail(f"{source}: description", f"{description!r} must be a string")
     budget = raw.get("final_budget_tmacs", 0.0)
-    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0:
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 <= budget < math.inf:
         _fail(f"{source}: final_budget_tmacs", f"{budget!r} must be a number of 10^12 multiply-accumulates >= 0 "
                                                f"(0: no budget)")
-    return Grid(source, description, base, axes, final, _int_setting(raw, "repeats", source, 1, 1), combine,
-                _int_setting(raw, "finalists", source, 0, 0), float(budget), val_size, train_subset)
+    repeats = _int_setting(raw, "repeats", source, 1)
+    trials = (1 + sum(map(len, axes.values()))) * repeats
+    if trials > MAX_TRIALS:
+        _fail(source, f"{trials} trials (configurations x repeats), more than the {MAX_TRIALS} allowed")
+    finalists = _int_setting(raw, "finalists", source, 0)
+    return Grid(source, description, base, axes, final, repeats, combine, finalists, float(budget), val_size,
+                train_subset)
 
 
-def load_grid(path: Path) -> Grid:
-    """Read and validate a grid TOML file; GridError (one line) when it is missing or invalid."""
+def grid_from_toml(text: str, source: str) -> Grid:
+    """Parse and validate a grid file's text (the caller reads the file, within a size limit); GridError
+    (one line naming ``source``) for anything that is not a valid grid."""
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GridError(f"grid file {path}: {exc.strerror or exc}") from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise GridError(f"grid file {path}: not valid TOML ({exc})") from None
-    return parse_grid(raw, str(path))
+        raise GridError(f"grid file {source}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise GridError(f"grid file {source}: nested too deeply to be a grid") from None
+    except ValueError as exc:   # e.g. an integer of more than 4300 digits
+        raise GridError(f"grid file {source}: not valid TOML ({str(exc).splitlines()[0][:120]})") from None
+    return parse_grid(raw, source)
 
 
 def describe(overrides: dict[str, Any]) -> str:

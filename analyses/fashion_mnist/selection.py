@@ -20,14 +20,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .grid import Grid, GridError, TrialSpec, describe, variant_config
-from .model import count_macs
+from .grid import TRAIN_PASSES, Grid, GridError, TrialSpec, describe, training_tmacs, variant_config
 from .train import TrialConfig
 from .trials import train_images
 
 ALPHA = 0.05
-TRAIN_PASSES = 3   # a training step costs about three forward passes: the forward, and a backward twice as dear
-TMAC = 1e12
 TEST_NAME = "exact McNemar (two-sided)"
 TEST_NAME_SEEDS = ("exact sign-flip test (two-sided) on the per-image differences summed over matched seeds, "
                    "which is McNemar's test for one seed")
@@ -194,11 +191,6 @@ def combination(grid: Grid, results: Results, specs: list[TrialSpec], seed: int)
         return []
     return [TrialSpec(f"combined: {describe(overrides)}", "combined", overrides, config, s, coupled=coupling)
             for s in grid.seeds(seed)]
-
-
-def training_tmacs(config: TrialConfig, images: int) -> float:
-    """Cost of training ``config`` on ``images`` images, in 10^12 multiply-accumulates (BUDGET_FORMULA)."""
-    return count_macs(config.model_config()) * TRAIN_PASSES * images * config.epochs / TMAC
 
 
 def trial_tmacs(spec: TrialSpec, val_size: int, train_subset: int) -> float:

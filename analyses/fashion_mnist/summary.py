@@ -110,6 +110,7 @@ def trial_row(spec: TrialSpec, result: dict, cached: bool) -> dict:
             "status": result["status"], "error": result["error"], "val_acc": result["val_acc"],
             "precision": result.get("precision", "fp32"),
             "params": result["params"], "train_s": result["train_s"], "train_images": result["train_images"],
+            "threads": result.get("threads"),   # torch threads the trial ran with, wherever it ran
             "epochs_run": len(result["history"]), "history": result["history"], "cached": cached}
 
 

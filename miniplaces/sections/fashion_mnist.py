@@ -21,10 +21,11 @@ from analyses.fashion_mnist import summary as fsum
 from analyses.fashion_mnist.model import model_file_bytes
 from analyses.fashion_mnist.trials import rebuild_model
 
-from .. import atomic, figures, resources
+from .. import atomic, bounded, figures, resources
 from ..context import RunContext, SectionResult
 from ..device import pick_device
 from ..errors import UserError
+from ..outdir import unique_slug
 from ..progress import progress
 from ..trial_runner import TrialEnv, layout, run_specs
 
@@ -51,12 +52,24 @@ def grid_path(ctx: RunContext) -> Path:
     return GRIDS / f"{ctx.config.params('fashion_mnist')['grid']}.toml"
 
 
-def check(ctx: RunContext) -> fgrid.Grid:
-    """Validate the grid file; a bad one stops the run with exit code 2 before any training."""
+def load_grid(path: Path) -> fgrid.Grid:
+    """Read a grid file (bounded: miniplaces/bounded.py) and validate it; UserError (exit 2) naming the
+    file when it cannot be run."""
+    text = bounded.read_text(path, bounded.GRID_BYTES, "grid file")
     try:
-        return fgrid.load_grid(grid_path(ctx))
+        return fgrid.grid_from_toml(text, str(path))
     except fgrid.GridError as exc:
         raise UserError(str(exc)) from None
+
+
+def check(ctx: RunContext) -> fgrid.Grid:
+    """Validate the grid file and a --data-dir; bad ones stop the run with exit code 2 before any work."""
+    if ctx.config.data_dir:
+        try:
+            fdata.locate(ctx.config.data_dir, None, offline=True)
+        except fdata.DataError as exc:
+            raise UserError(f"FashionMNIST: {exc}") from None
+    return load_grid(grid_path(ctx))
 
 
 def run(ctx: RunContext) -> SectionResult:
@@ -194,7 +207,8 @@ def _shown_path(path: str | Path) -> str:
 
 def _axes_json(tables: list[dict]) -> list[dict]:
     """Per axis: every value's validation accuracy, its paired test against the baseline, one conclusion."""
-    return [{"axis": t["axis"], "figure": "fm_axis_" + "".join(c if c.isalnum() else "_" for c in t["axis"]),
+    taken: set[str] = set()
+    return [{"axis": t["axis"], "figure": "fm_axis_" + unique_slug(t["axis"], taken, "axis"),
              "rows": t["rows"], "best": t["best"], "test": t["test"], "conclusion": conclusion(t["rows"], t["test"])}
             for t in tables]
 
