@@ -209,7 +209,7 @@ def test_a_slow_model_is_stopped_at_the_timeout(tmp_path):
     (["nowhere.zip"], "no such file or folder"),
     (["--workers", "0", "."], "--workers 0"),
     (["--pass-mark", "90", "."], "--pass-mark"),
-    (["--data-dir", ".", "."], "missing FashionMNIST IDX files"),
+    (["--data-dir", ".", "."], "missing FashionMNIST IDX file"),
 ])
 def test_bad_arguments_exit_2(args, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -281,7 +281,9 @@ def test_axes_whose_names_differ_only_in_punctuation_get_distinct_figures():
         return [({"seed": s.seed, "val_correct": None, "val_acc": 0.5 + 0.01 * i, "status": "ok",
                   "error": None, "train_s": 1.0, "history": []}, False) for i, s in enumerate(specs)]
     sel = fsel.select(replace(grid, combine=False), fgrid.one_at_a_time(grid, 0), 0, execute, 60_000)
-    figures = [axis["figure"] for axis in fm_section._axes_json(grid, sel)]
+    from analyses.fashion_mnist import summary as fsum
+
+    figures = [axis["figure"] for axis in fm_section._axes_json(fsum.axis_tables(grid, sel))]
     assert len(set(f.lower() for f in figures)) == 3 and all(f.isascii() for f in figures), figures
 
 
