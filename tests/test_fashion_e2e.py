@@ -26,8 +26,9 @@ train_subset = {subset}
 epochs = {epochs}
 batch_size = 64
 channels = [4, 8]
-[final]
+[final]              # the finalists and the final model see ~60 000 images: large batches keep that short
 epochs = 1
+batch_size = 1024
 [axes]
 augmentation = [{{augment = "none"}}]
 optimizer = [{{optimizer = "sgd", lr = 0.05}}, {{optimizer = "sgd", lr = 1e30, schedule = "constant"}}]
