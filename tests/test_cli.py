@@ -19,6 +19,19 @@ def cli(*args: str, tmp_path: Path, env: dict | None = None) -> subprocess.Compl
                            *args], capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=300)
 
 
+def run_here(*args: str, tmp_path: Path, monkeypatch, capsys) -> subprocess.CompletedProcess:
+    """generate_report's main in this process, for runs that stop early (no interpreter or torch start)."""
+    import generate_report
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = generate_report.main(["--cache-dir", str(tmp_path / "cache"), *args])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    return subprocess.CompletedProcess(list(args), code, "", capsys.readouterr().err)
+
+
 def assert_clean_error(result: subprocess.CompletedProcess, code: int, *words: str) -> None:
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
@@ -37,17 +50,19 @@ def test_help_documents_every_option_and_exit_codes(tmp_path):
     assert "3 a --gate failed" in result.stdout
 
 
-def test_strict_without_weights_stops_before_work(tmp_path):
+def test_strict_without_weights_stops_before_work(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
-    result = cli("--strict", "--offline", "--only", "filters", "--out", str(out), tmp_path=tmp_path)
+    result = run_here("--strict", "--offline", "--only", "filters", "--out", str(out), tmp_path=tmp_path,
+                      monkeypatch=monkeypatch, capsys=capsys)
     assert_clean_error(result, 2, "no Places365 weights", "--strict")
     assert not (out / "results.json").exists() and not list((out / "figures").glob("*.png"))
 
 
-def test_named_unloadable_weights_exit_2(tmp_path):
+def test_named_unloadable_weights_exit_2(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "w.pth.tar"
     bad.write_text("<html><body>Forbidden</body></html>")
-    result = cli("--weights", str(bad), "--only", "filters", "--out", str(tmp_path / "o"), tmp_path=tmp_path)
+    result = run_here("--weights", str(bad), "--only", "filters", "--out", str(tmp_path / "o"), tmp_path=tmp_path,
+                      monkeypatch=monkeypatch, capsys=capsys)
     assert_clean_error(result, 2, str(bad), "HTML page")
 
 
@@ -110,21 +125,23 @@ def test_filters_only_run_writes_outputs_and_reuses_cache(tmp_path):
     assert again["filters"] == results["filters"]
 
 
-def test_bad_grid_file_is_rejected_before_any_section_runs(tmp_path):
+def test_bad_grid_file_is_rejected_before_any_section_runs(tmp_path, monkeypatch, capsys):
     grid = tmp_path / "grid.toml"
     grid.write_text("[base]\nepochs = -3\n")
     out = tmp_path / "out"
-    result = cli("--grid", str(grid), "--offline", "--out", str(out), tmp_path=tmp_path)
+    result = run_here("--grid", str(grid), "--offline", "--out", str(out), tmp_path=tmp_path,
+                      monkeypatch=monkeypatch, capsys=capsys)
     assert_clean_error(result, 2, "-3")
     assert "UNTRAINED" not in result.stderr  # stopped before the Places model was even provisioned
     assert not list((out / "figures").glob("*.png"))
 
 
-def test_no_usable_image_stops_before_any_section(tmp_path):
+def test_no_usable_image_stops_before_any_section(tmp_path, monkeypatch, capsys):
     (tmp_path / "zero.jpg").write_bytes(b"")
     (tmp_path / "text.jpg").write_text("not an image")
     out = tmp_path / "out"
-    result = cli("--images", "zero.jpg", "text.jpg", "--replace-images", "--only", "filters", "units", "--offline",
-                 "--arch", "resnet18", "--no-pdf", "--out", str(out), tmp_path=tmp_path)
+    result = run_here("--images", "zero.jpg", "text.jpg", "--replace-images", "--only", "filters", "units",
+                      "--offline", "--arch", "resnet18", "--no-pdf", "--out", str(out), tmp_path=tmp_path,
+                      monkeypatch=monkeypatch, capsys=capsys)
     assert_clean_error(result, 2, "no usable scene image", "zero.jpg", "text.jpg")
     assert not list((out / "figures").glob("*.png"))  # the filters section never ran

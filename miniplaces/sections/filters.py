@@ -79,33 +79,36 @@ def _layer_json(grid: analysis.FilterGrid, fig_id: str) -> dict:
 
 
 def _draw_rgb(grid: analysis.FilterGrid):
-    n = len(grid.rgb)
-    cols = 8
+    n, cols = len(grid.rgb), 8
     rows = int(np.ceil(n / cols))
-    fig, axes = figures.plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.95))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(grid.rgb[i], interpolation="nearest")
-            ax.set_title(str(i), fontsize=6, pad=1)
+    tiles = np.ones((rows * cols, *grid.rgb.shape[1:]))
+    tiles[:n] = grid.rgb
+    image, anchors = figures.mosaic(tiles.reshape(rows, cols, *grid.rgb.shape[1:]), gap=2, fill=1.0)
+    fig = figures.plt.figure(figsize=(cols * 0.9, rows * 0.9 + 0.5))
+    ax = fig.add_axes((0.01, 0.01, 0.98, 1 - 0.5 / (rows * 0.9 + 0.5)))   # the title above, nothing else
+    ax.imshow(image, interpolation="nearest")
+    for i, (x, y) in enumerate(anchors[:n]):
+        ax.text(x, y, str(i), fontsize=6, ha="center", va="bottom")
+    figures.bare(ax)
     fig.suptitle(f"{grid.layer} {tuple(grid.shape)}: filters as RGB, min-max per filter", fontsize=9)
     return fig
 
 
 def _draw_slices(grid: analysis.FilterGrid):
-    rows, cols = grid.slices.shape[:2]
-    fig, axes = figures.plt.subplots(rows, cols, figsize=(cols * 0.8 + 1.2, rows * 0.8 + 0.6), squeeze=False)
-    image = None
-    for r in range(rows):
-        for c in range(cols):
-            ax = axes[r, c]
-            image = ax.imshow(grid.slices[r, c], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"in {grid.slice_channels[r, c]}", fontsize=5, pad=1)
-            if c == 0:
-                ax.set_ylabel(f"f{grid.slice_filters[r]}", fontsize=6, rotation=0, labelpad=12)
-    fig.colorbar(image, ax=axes, shrink=0.6, label="weight / max |weight| of the filter")
+    rows, cols, h = grid.slices.shape[:3]
+    image, anchors = figures.mosaic(grid.slices, gap=1)
+    width, height = cols * 0.8 + 1.6, rows * 0.8 + 0.7
+    fig = figures.plt.figure(figsize=(width, height))
+    ax = fig.add_axes((0.4 / width, 0.01, cols * 0.8 / width, 1 - 0.7 / height))  # row labels left, title above
+    cmap = figures.plt.get_cmap("RdBu_r").copy()
+    cmap.set_bad("white")
+    shown = ax.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    for (x, y), channel in zip(anchors, grid.slice_channels.ravel()):
+        ax.text(x, y, f"in {channel}", fontsize=5, ha="center", va="bottom")
+    figures.bare(ax)
+    ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(rows)], [f"f{f}" for f in grid.slice_filters], fontsize=6)
+    colour_bar = fig.add_axes(((cols * 0.8 + 0.55) / width, 0.2, 0.15 / width, 0.6))
+    fig.colorbar(shown, cax=colour_bar, label="weight / max |weight| of the filter")
     fig.suptitle(f"{grid.layer} {tuple(grid.shape)}: strongest filters (rows) x their strongest input channels",
                  fontsize=9)
     return fig
