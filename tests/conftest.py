@@ -23,6 +23,21 @@ def run_cli(*args: str, cache: Path, out: Path, torch_home: Path) -> subprocess.
                            "--out", str(out), *args], capture_output=True, text=True, env=env, timeout=900)
 
 
+def run_here(*args: str, tmp_path: Path, monkeypatch, capsys) -> subprocess.CompletedProcess:
+    """generate_report's main in this process, for runs that stop early (no interpreter or torch start),
+    from ``tmp_path`` as the working directory (restored afterwards)."""
+    import generate_report
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with monkeypatch.context() as inside:
+        inside.chdir(tmp_path)
+        try:
+            code = generate_report.main(["--cache-dir", str(tmp_path / "cache"), *args])
+        except SystemExit as exc:  # argparse
+            code = exc.code
+    return subprocess.CompletedProcess(list(args), code, "", capsys.readouterr().err)
+
+
 @pytest.fixture(scope="session")
 def quick_report(tmp_path_factory):
     """One full quick-preset run (all sections, HTML + PDF), shared by the end-to-end, PDF and browser tests."""

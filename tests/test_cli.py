@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_here
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,19 +18,6 @@ def cli(*args: str, tmp_path: Path, env: dict | None = None) -> subprocess.Compl
     environment = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "generate_report.py"), "--cache-dir", str(tmp_path / "cache"),
                            *args], capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=300)
-
-
-def run_here(*args: str, tmp_path: Path, monkeypatch, capsys) -> subprocess.CompletedProcess:
-    """generate_report's main in this process, for runs that stop early (no interpreter or torch start)."""
-    import generate_report
-
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.chdir(tmp_path)
-    try:
-        code = generate_report.main(["--cache-dir", str(tmp_path / "cache"), *args])
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    return subprocess.CompletedProcess(list(args), code, "", capsys.readouterr().err)
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, code: int, *words: str) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from conftest import run_cli
+from conftest import run_cli, run_here
 
 pytestmark = pytest.mark.slow
 
@@ -132,11 +132,12 @@ def _strip_timings(obj):
     return obj
 
 
-def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, tmp_path):
+def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, tmp_path, monkeypatch, capsys):
     import zipfile
 
     common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
-    refused = run_cli("--preset", "quick", "--submission", "jdoe", out=tmp_path / "refused", **common)
+    refused = run_here("--preset", "quick", "--offline", "--submission", "jdoe", "--out", str(tmp_path / "refused"),
+                       tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert refused.returncode == 2 and "DEMO" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "refused" / "results.json").exists()  # refused before any work
     out = tmp_path / "packed"

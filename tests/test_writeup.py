@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_here
 from miniplaces import answers, listings, render
 from report_dom import parse, row_cells
 
@@ -131,13 +131,13 @@ def test_focus_scene_in_front_every_scene_in_the_appendix(quick_report):
 
 
 @pytest.mark.slow
-def test_focus_image_option(quick_report, tmp_path):
+def test_focus_image_option(quick_report, tmp_path, monkeypatch, capsys):
     common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
-    bad = run_cli("--preset", "quick", "--only", "units", "--focus-image", "nope.jpg", "--no-pdf",
-                  out=tmp_path / "bad", **common)
+    bad = run_here("--preset", "quick", "--offline", "--only", "units", "--focus-image", "nope.jpg", "--no-pdf",
+                   "--out", str(tmp_path / "bad"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert bad.returncode == 2 and "--focus-image nope.jpg" in bad.stderr and "Traceback" not in bad.stderr
-    ok = run_cli("--preset", "quick", "--only", "units", "cam", "--focus-image", "coffee", "--no-pdf",
-                 out=tmp_path / "ok", **common)
+    ok = run_cli("--preset", "quick", "--only", "units", "--focus-image", "coffee", "--no-pdf",
+                 out=tmp_path / "ok", **common)   # units alone: it also renders without the cam section
     assert ok.returncode == 0, ok.stderr[-2000:]
     results = json.loads((tmp_path / "ok" / "results.json").read_text())
     assert results["run"]["focus_scene"] == "coffee.png"

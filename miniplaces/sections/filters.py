@@ -100,8 +100,7 @@ def _draw_slices(grid: analysis.FilterGrid):
     width, height = cols * 0.8 + 1.6, rows * 0.8 + 0.7
     fig = figures.plt.figure(figsize=(width, height))
     ax = fig.add_axes((0.4 / width, 0.01, cols * 0.8 / width, 1 - 0.7 / height))  # row labels left, title above
-    cmap = figures.plt.get_cmap("RdBu_r").copy()
-    cmap.set_bad("white")
+    cmap = figures.plt.get_cmap("RdBu_r").with_extremes(bad="white")
     shown = ax.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     for (x, y), channel in zip(anchors, grid.slice_channels.ravel()):
         ax.text(x, y, f"in {channel}", fontsize=5, ha="center", va="bottom")
