@@ -2,7 +2,7 @@
 
 CAMs reuse the layer4 maps of Problem 2 (ctx.feature_maps): the FC layer applied at each of the
 h x w positions is all that 3a-3c add, one small matrix product per scene. 3d's verdict is measured
-by deletion and insertion (miniplaces/cam_faithfulness.py): tens of forward passes per scene, cached.
+by deletion and insertion (miniplaces/sections/cam_faithfulness.py): tens of forward passes per scene, cached.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import torch
 
 from analyses import cam as analysis
 from analyses.feature_maps import fc_params, top_k
-from .. import atomic, cam_faithfulness, figures
+from .. import atomic, figures
+from . import cam_faithfulness
 from ..context import RunContext, SectionResult
 from ..figures import colour_scale, display_image, overlay, plain
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from analyses import cam, cam_faithfulness as ff
 from analyses.feature_maps import chop, preprocess
-from . import figures
-from .answers import series
-from .context import RunContext
+from .. import figures
+from ..answers import series
+from ..context import RunContext
 
 METHODS = ("CAM", *ff.GRADIENT_METHODS)
 DEFAULTS = {"steps": 20, "random_seeds": 5, "max_scenes": None, "score_cam": False,
