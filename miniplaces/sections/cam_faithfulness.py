@@ -85,8 +85,8 @@ def measure(ctx: RunContext, scene, raw_top1: np.ndarray, top1: dict, s: dict) -
 
 def _code() -> str:
     from analyses import concept_units, feature_maps
-    from . import scenes
-    from .cache import code_version
+    from .. import scenes
+    from ..cache import code_version
 
     return code_version(ff, cam, concept_units, feature_maps, scenes, __file__)
 
