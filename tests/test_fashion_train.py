@@ -78,6 +78,25 @@ def test_fit_is_deterministic_and_learns(small):
     assert (correct == b["val_correct"]).all()
 
 
+def test_epochs_before_the_last_are_scored_on_a_sample(small):
+    """Only the last epoch, which every comparison uses, is scored on the whole validation split; the
+    epochs before it on its first curve_images images, and the last reports that sample's score too."""
+    cfg = TINY.updated({"epochs": 3, "curve_images": 120})
+    result = fit(cfg, small, seed=3, device=torch.device("cpu"), keep_model=True)
+    history, n = result["history"], len(small.val_y)
+    assert [r["val_images"] for r in history] == [120, 120, n]
+    assert "curve_acc" in history[-1] and all("curve_acc" not in r for r in history[:-1])
+    correct = result["val_correct"]
+    assert history[-1]["curve_acc"] == pytest.approx(correct[:120].mean())
+    assert result["val_acc"] == pytest.approx(correct.mean()) and result["val_images"] == n
+    sample = evaluate(result["net"], small.val_x[:120], small.val_y[:120])  # the sample is the split's head
+    assert sample.accuracy == pytest.approx(history[-1]["curve_acc"])
+    whole = fit(TINY.updated({"curve_images": 0}), small, seed=3, device=torch.device("cpu"))
+    assert [r["val_images"] for r in whole["history"]] == [n, n] and "curve_acc" not in whole["history"][-1]
+    assert fit(TINY.updated({"curve_images": 10 * n}), small, seed=3, device=torch.device("cpu"))["history"][0][
+        "val_images"] == n   # a sample larger than the split is the split
+
+
 def test_get_prediction_and_evaluate(small):
     net = build_model(ModelConfig(channels=(4,)))
     x, y = small.val_x[:50], small.val_y[:50]

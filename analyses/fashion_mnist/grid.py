@@ -29,7 +29,7 @@ CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "preci
 # fails at allocation or trains for years. Channels and depth bound each stage's entry.
 SIZES = {"epochs": (1, 1000), "batch_size": (1, 60_000), "hidden": (0, 16_384), "channels": (1, 1024),
          "depth": (1, 16), "repeats": (1, 100), "finalists": (0, 100), "val_size": (1, 59_999),
-         "train_subset": (0, 60_000)}
+         "train_subset": (0, 60_000), "curve_images": (0, 59_999)}
 MAX_PARAMETERS = 50_000_000   # 200 MB of float32 weights (x4 with gradients and Adam's moments)
 MAX_TRIAL_TMACS = 10_000      # one configuration trained on all 60 000 images; the standard final model: 40
 MAX_TRIALS = 2_000            # trials of the one-axis-at-a-time search (configurations x repeats)
@@ -249,7 +249,8 @@ def describe(overrides: dict[str, Any]) -> str:
     return ", ".join(f"{k}={show(v)}" for k, v in overrides.items()) or "baseline"
 
 
-EVALUATION_KEYS = ("flip_tta",)   # config fields that change how a trained model is scored, not how it trains
+# config fields that change how a trained model is scored, not how it trains
+EVALUATION_KEYS = ("flip_tta", "curve_images")
 FLIP_COUPLING = "test-time flips only for a model trained on mirrored images (augment without flip)"
 
 

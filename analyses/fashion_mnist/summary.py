@@ -59,7 +59,7 @@ def baseline_summary(results: list[dict]) -> dict:
             "first_val_acc": first["history"][0]["val_acc"] if first["history"] else None,
             "median_epoch_s": float(np.median(epoch_s)) if epoch_s else None,
             "images_per_s": first["train_images"] / float(np.median(epoch_s)) if epoch_s else None,
-            "train_images": first["train_images"]}
+            "train_images": first["train_images"], "val_images": first["val_images"]}
 
 
 def axis_tables(grid: Grid, sel: fsel.Selection) -> list[dict]:

@@ -44,6 +44,7 @@ class TrialConfig:
     channels_last: bool = True       # NHWC activations: about twice as fast on a CPU (benchmarks/)
     flip_tta: bool = ModelConfig.flip_tta           # predict from the mean logits of the image and its mirror
     precision: str = "bf16"          # training forward pass in bfloat16 where the hardware does it natively
+    curve_images: int = 2000         # validate the epochs before the last on this many images (0: all)
 
     def model_config(self) -> ModelConfig:
         """The architecture fields, taken by name: ModelConfig is their one definition."""
@@ -193,7 +194,13 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
     """Train one configuration and return plain data: status ("ok" or "diverged"), the per-epoch
     history (train loss/accuracy, validation loss/accuracy when there is a validation set, seconds,
     learning rate), ``val_correct`` (the final epoch's per-image correctness on the validation split,
-    for paired tests) and, with ``keep_model``, the trained ``net``."""
+    for paired tests) and, with ``keep_model``, the trained ``net``.
+
+    Validation costs as much per image as training, so only the last epoch, whose numbers every
+    comparison uses, is scored on the whole split; the epochs before it on its first
+    ``cfg.curve_images`` images (a fixed random sample: the split is a random permutation). Each row
+    says how many images it used (``val_images``), and the last also gives ``curve_acc``, its
+    accuracy on the curve's images."""
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     net = build_model(cfg.model_config()).to(device)
@@ -206,6 +213,7 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
     plain = nn.CrossEntropyLoss()
     history, status, error, scores = [], "ok", None, None
     bf16 = training_precision(cfg, device) == "bf16"
+    curve = min(cfg.curve_images or len(split.val_y), len(split.val_y))
     for epoch in range(1, cfg.epochs + 1):
         try:
             stats = train(net, split.train_x, split.train_y, optimizer, scheduler, criterion, cfg, generator, device)
@@ -216,8 +224,13 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
                "lr": optimizer.param_groups[0]["lr"]}
         if len(split.val_y):
             val_start = time.perf_counter()
-            scores = evaluate(net, split.val_x, split.val_y, plain, bf16=bf16, channels_last=cfg.channels_last)
-            row.update(val_acc=scores.accuracy, val_loss=scores.loss, val_s=time.perf_counter() - val_start)
+            n = len(split.val_y) if epoch == cfg.epochs else curve
+            scores = evaluate(net, split.val_x[:n], split.val_y[:n], plain, bf16=bf16,
+                              channels_last=cfg.channels_last)
+            row.update(val_acc=scores.accuracy, val_loss=scores.loss, val_images=n)
+            if n > curve:  # the last epoch on the curve's images too, so the curve compares like with like
+                row["curve_acc"] = int(scores.correct[:curve].sum()) / curve
+            row["val_s"] = time.perf_counter() - val_start
         history.append(row)
         if on_epoch:
             on_epoch(row)

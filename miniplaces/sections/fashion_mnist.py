@@ -7,6 +7,7 @@ score it once on the test set and save it. This module only runs trials, shapes 
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,8 @@ def run(ctx: RunContext) -> SectionResult:
         "protocol": PROTOCOL,
         "data": {"source": data.source, "sha256": data.sha256, "train_images": len(data.train_y),
                  "test_images": len(data.test_y), "val_images": grid.val_size,
-                 "grid_train_images": summary.baseline["train_images"], "val_split_seed": fdata.VAL_SPLIT_SEED},
+                 "grid_train_images": summary.baseline["train_images"], "val_split_seed": fdata.VAL_SPLIT_SEED,
+                 **_curve_sample(summary.baseline, grid.val_size)},
         "grid": {"source": _shown_path(grid.source), "description": grid.description, "repeats": grid.repeats,
                  **summary.grid,
                  "executor": cfg.executor, "threads": envs[0].threads, "workers": envs[0].workers,
@@ -353,6 +355,27 @@ def _histories(axis: dict, grouped: dict[str, list[dict]]) -> dict[str, list[dic
     return {r["name"]: grouped[r["name"]][0]["history"] for r in axis["rows"]}
 
 
+def _curve_sample(baseline: dict, val_size: int) -> dict[str, Any]:
+    """How many validation images the epochs before the last were scored on, and the binomial
+    standard error that gives at the baseline's accuracy (empty when they used the whole split)."""
+    history = baseline["history"]
+    sample = history[0].get("val_images", val_size) if len(history) > 1 else val_size
+    if sample >= val_size or baseline["val_acc"] is None:
+        return {}
+    p = baseline["val_acc"]
+    return {"curve_images": sample, "curve_se": math.sqrt(p * (1 - p) / sample)}
+
+
+def _val_curve(history: list[dict]) -> tuple[list[float], str]:
+    """Validation accuracy (%) per epoch on the same images, and what they are: the epochs before the
+    last are scored on a sample of the split (train.fit), so the last epoch's point is its score on
+    that sample too; its score on the whole split is drawn apart."""
+    points = [100 * h.get("curve_acc", h["val_acc"]) for h in history]
+    sample, whole = history[0].get("val_images"), history[-1].get("val_images")
+    return points, (f"validation ({sample:,}-image sample)" if sample and whole and sample < whole
+                    else "validation")
+
+
 def _draw_history(history: list[dict], title: str, test_acc: float | None = None):
     fig, (ax_loss, ax_acc) = figures.plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [r["epoch"] for r in history]
@@ -361,7 +384,12 @@ def _draw_history(history: list[dict], title: str, test_acc: float | None = None
         ax_loss.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
     ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train (augmented batches)")
     if history and "val_acc" in history[0]:
-        ax_acc.plot(epochs, [100 * r["val_acc"] for r in history], "s-", label="validation")
+        points, label = _val_curve(history)
+        ax_acc.plot(epochs, points, "s-", label=label)
+        if "curve_acc" in history[-1]:
+            last = history[-1]
+            ax_acc.plot([last["epoch"]], [100 * last["val_acc"]], "*", ms=10, color="C3",
+                        label=f"last epoch, all {last['val_images']:,}: {100 * last['val_acc']:.2f} %")
     if test_acc is not None:
         ax_acc.axhline(100 * test_acc, color="k", ls="--", lw=1, label=f"test (once): {100 * test_acc:.2f} %")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss")
@@ -393,12 +421,14 @@ def _draw_axis(axis: dict, histories: dict[str, list[dict]]):
     ax_bar.set_yticks(y, [r["variant"] for r in rows], fontsize=7)
     ax_bar.invert_yaxis()
     ax_bar.set_xlabel("validation accuracy (%)")
+    ylabel = "validation"
     for r in rows:
         history = histories[r["name"]]
         if history:
-            ax_curve.plot([h["epoch"] for h in history], [100 * h["val_acc"] for h in history], "o-", ms=3,
+            points, ylabel = _val_curve(history)
+            ax_curve.plot([h["epoch"] for h in history], points, "o-", ms=3,
                           label=r["variant"] + (" (diverged)" if r["status"] == "diverged" else ""))
-    ax_curve.set(xlabel="epoch", ylabel="validation accuracy (%)")
+    ax_curve.set(xlabel="epoch", ylabel=f"{ylabel} accuracy (%)")
     ax_curve.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_curve.grid(alpha=0.3)
     ax_curve.legend(fontsize=6)
