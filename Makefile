@@ -21,8 +21,8 @@ report: venv            ## the whole report in reports/ (standard preset)
 quick: venv             ## a fast smoke report in reports/quick
 	$(PY) generate_report.py --preset quick --out reports/quick $(ARGS)
 
-test: venv              ## the test suite (what CI runs)
-	$(PY) -m pytest -q $(ARGS)
+test: venv              ## the test suite (what CI runs), on every core (pytest-xdist)
+	$(PY) -m pytest -q -n auto $(ARGS)
 
 clean:
 	rm -rf reports/* .pytest_cache

@@ -95,17 +95,18 @@ def test_out_path_that_is_a_file_is_refused(tmp_path):
     assert_clean_error(result, 2, "--out")
 
 
-def test_filters_only_run_writes_outputs_and_reuses_cache(tmp_path):
+def test_filters_only_run_writes_outputs_and_reuses_cache(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     args = ("--only", "filters", "--offline", "--arch", "resnet18", "--no-pdf", "--out", str(out))
-    first = cli(*args, tmp_path=tmp_path)
+    first = cli(*args, tmp_path=tmp_path)   # a real command line; the warm rerun runs in this process
     assert first.returncode == 0, first.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["model"]["demo"] is True and results["model"]["arch"] == "resnet18"
     assert [layer["layer"] for layer in results["filters"]["layers"]] == ["conv1", "layer1.0.conv2", "layer4.0.conv2"]
     assert results["filters"]["layers"][0]["shape"] == [64, 3, 7, 7]
     assert "untrained" in first.stderr  # the demo warning on stderr
-    second = cli(*args, tmp_path=tmp_path)
+    second = run_here(*args, tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert second.returncode == 0, second.stderr
     again = json.loads((out / "results.json").read_text())
     hits = again["run"]["cache"]["hits"]
     assert again["run"]["cache"]["misses"] == [] and [h.split("/")[0] for h in hits].count("filters") == 1

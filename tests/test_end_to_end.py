@@ -4,12 +4,13 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from conftest import run_cli, run_here
+from conftest import run_here
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +142,9 @@ def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, 
     assert refused.returncode == 2 and "DEMO" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "refused" / "results.json").exists()  # refused before any work
     out = tmp_path / "packed"
-    packed = run_cli("--preset", "quick", "--submission", "jdoe", "--allow-demo-submission", out=out, **common)
+    packed = run_here("--preset", "quick", "--offline", "--submission", "jdoe", "--allow-demo-submission",
+                      "--out", str(out), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+                      cwd=Path.cwd(), **common)   # the quick report's working directory: same shown paths
     assert packed.returncode == 0, packed.stderr[-2000:]
     # a second run with nothing changed computes nothing and gives the same numbers
     again, first = json.loads((out / "results.json").read_text()), quick_report["results"]

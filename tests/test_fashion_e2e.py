@@ -78,24 +78,33 @@ def test_section_end_to_end_and_warm_rerun(tmp_path):
     assert again["final"]["test_acc"] == final["test_acc"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_interrupted_grid_resumes_without_retraining(tmp_path, sig):
-    grid, out, cache = _grid(tmp_path, subset=1500), tmp_path / "out", tmp_path / "cache"
+def _interrupt(command: list[str], cache: Path, sig: int, after: dict[str, bytes]) -> dict[str, bytes]:
+    """Start ``command``, send ``sig`` once a trial beyond ``after`` is in the cache, and return the
+    cache's entries once the run has stopped, after checking how it stopped."""
     # SIGINT back to its default in the child: a runner started in the background ('cmd &') ignores it,
     # and a Python started with SIGINT ignored never raises KeyboardInterrupt
-    proc = subprocess.Popen(_command(grid, out, cache, "-q"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while not _entries(cache) and time.monotonic() < deadline and proc.poll() is None:
+    while len(_entries(cache)) <= len(after) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    finished = _entries(cache)
-    assert finished, "no trial finished before the signal"
     assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), err
     assert not list((cache / "results" / "fashion_mnist_trial").glob(".*.tmp"))  # no half-written entries
-    subprocess.run(_command(grid, out, cache, "-q"), check=True, cwd=ROOT, timeout=240)
+    finished = _entries(cache)
+    assert {k: finished[k] for k in after} == after   # what earlier runs finished is untouched
+    return finished
+
+
+def test_interrupted_grid_resumes_without_retraining(tmp_path):
+    """Ctrl-C, then a kill of the resumed run, then a run to the end: each keeps what was finished."""
+    grid, out, cache = _grid(tmp_path, subset=1500), tmp_path / "out", tmp_path / "cache"
+    command = _command(grid, out, cache, "-q")
+    finished = _interrupt(command, cache, signal.SIGINT, {})
+    finished = _interrupt(command, cache, signal.SIGKILL, finished)
+    subprocess.run(command, check=True, cwd=ROOT, timeout=240)
     after = _entries(cache)
     assert {k: after[k] for k in finished} == finished  # finished trials untouched, not retrained
     results = json.loads((out / "results.json").read_text())["fashion_mnist"]

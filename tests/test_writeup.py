@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import run_cli, run_here
+from conftest import run_here
 from miniplaces import answers, listings, render
 from report_dom import parse, row_cells
 
@@ -136,8 +136,9 @@ def test_focus_image_option(quick_report, tmp_path, monkeypatch, capsys):
     bad = run_here("--preset", "quick", "--offline", "--only", "units", "--focus-image", "nope.jpg", "--no-pdf",
                    "--out", str(tmp_path / "bad"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert bad.returncode == 2 and "--focus-image nope.jpg" in bad.stderr and "Traceback" not in bad.stderr
-    ok = run_cli("--preset", "quick", "--only", "units", "--focus-image", "coffee", "--no-pdf",
-                 out=tmp_path / "ok", **common)   # units alone: it also renders without the cam section
+    ok = run_here("--preset", "quick", "--offline", "--only", "units", "--focus-image", "coffee", "--no-pdf",
+                  "--out", str(tmp_path / "ok"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+                  **common)   # units alone: it also renders without the cam section
     assert ok.returncode == 0, ok.stderr[-2000:]
     results = json.loads((tmp_path / "ok" / "results.json").read_text())
     assert results["run"]["focus_scene"] == "coffee.png"
@@ -147,10 +148,11 @@ def test_focus_image_option(quick_report, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.slow
-def test_each_per_scene_section_renders_alone(quick_report, tmp_path):
+def test_each_per_scene_section_renders_alone(quick_report, tmp_path, monkeypatch, capsys):
     """The scene keys the provenance table and the appendix read come from whichever section ran."""
     common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
-    alone = run_cli("--preset", "quick", "--only", "cam", "--no-pdf", out=tmp_path, **common)
+    alone = run_here("--preset", "quick", "--offline", "--only", "cam", "--no-pdf", "--out", str(tmp_path),
+                     tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys, **common)
     assert alone.returncode == 0, alone.stderr[-2000:]
     scene = json.loads((tmp_path / "results.json").read_text())["scenes"][0]
     assert {"source", "sha256", "size"} <= set(scene) and "ablation" not in scene
