@@ -17,7 +17,9 @@ accuracy reaches --target (validation time left out on both sides), medians over
 ratio. A loop that never reaches the target counts with all its training seconds, as a lower bound.
 A benchmark, not a test:
 
-    .venv/bin/python benchmarks/bench_fashion_trainer.py --epochs 3 --notebook-epochs 6 --repeats 3
+    .venv/bin/python benchmarks/bench_fashion_trainer.py --repeats 3 --notebook-epochs 3 \\
+        --project "" --project "augment='none' flip_tta=false batch_size=128 epochs=1" \\
+        --project "augment='none' flip_tta=false batch_size=128 epochs=1 channels=[16,32]"
     .venv/bin/python benchmarks/bench_fashion_trainer.py --skip-notebook --net baseline --epochs 4
 """
 from __future__ import annotations
@@ -129,6 +131,17 @@ def project_loop(data: fdata.FashionData, cfg, seed: int) -> list[tuple[float, f
     return out
 
 
+def project_config(base, spec: str, net: str, epochs: int):
+    """[base] with the notebook's network (``net`` "notebook"), then ``spec``'s TOML KEY=VALUE pairs; every
+    epoch scored on all 10 000 images, so the target is crossed on the same images as the notebook's."""
+    overrides = {"epochs": epochs, **(NOTEBOOK_NET if net == "notebook" else {})}
+    for item in spec.split():
+        key, _, value = item.partition("=")
+        overrides.update(tomllib.loads(f"{key} = {value}"))
+    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+    return base.updated({**check_overrides(overrides, "--project"), "curve_images": 0})
+
+
 def seconds_to(curve: list[tuple[float, float]], target: float) -> float | None:
     return next((t for t, acc in curve if acc >= target), None)
 
@@ -143,28 +156,24 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=1, help="runs of each loop; medians are printed")
     p.add_argument("--threads", type=int, default=cores(), help="torch threads (default: every core)")
     p.add_argument("--grid", type=Path, default=ROOT / "grids" / "standard.toml", help="grid whose [base] is used")
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override the project's config, TOML values: --set batch_size=128 augment='\"flip\"'")
+    p.add_argument("--project", action="append", default=None, metavar="'KEY=VALUE ...'",
+                   help="a project configuration to time: TOML values over the grid's [base] (and --net), "
+                        "e.g. --project \"augment='none' flip_tta=false epochs=1\"; repeat the option for "
+                        "several, all timed in the same repeats (default: [base] as it is)")
     p.add_argument("--skip-notebook", action="store_true", help="time only the project's trainer")
     p.add_argument("--data-dir", type=Path)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     folder = fdata.locate(a.data_dir, None, offline=True)
     data = fdata.load(folder)
-    overrides = dict(NOTEBOOK_NET) if a.net == "notebook" else {}
-    for item in a.set:
-        key, _, value = item.partition("=")
-        overrides.update(tomllib.loads(f"{key} = {value}"))
-    overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
-    # every epoch scored on all 10 000 images: the target is crossed on the same images as the notebook's
-    cfg = load_grid(a.grid).base.updated({**check_overrides(overrides, "--set"), "epochs": a.epochs,
-                                          "curve_images": 0})
+    base = load_grid(a.grid).base
+    configs = [project_config(base, spec, a.net, a.epochs) for spec in a.project or [""]]
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         root = torchvision_root(folder, Path(scratch))
         for r in range(a.repeats):
             print(f"repeat {r + 1}/{a.repeats} ({torch.get_num_threads()} threads)", flush=True)
-            curves = {"project": project_loop(data, cfg, seed=r)}
+            curves = {f"project {i + 1}": project_loop(data, cfg, seed=r) for i, cfg in enumerate(configs)}
             if not a.skip_notebook:
                 curves["notebook"] = notebook_loop(root, a.notebook_epochs, seed=r)
                 curves["loading"] = [(notebook_loading_s(root), float("nan"))]
@@ -180,22 +189,25 @@ def main() -> int:
                 statistics.median(c[-1][1] for c in curves), statistics.median(c[-1][0] / len(c) for c in curves))
 
     pct = f"{100 * a.target:.0f} %"
-    print(f"\nmedians over {a.repeats} repeat(s), {a.threads} thread(s); project config {cfg.to_dict()}:")
+    print(f"\nmedians over {a.repeats} repeat(s), {a.threads} thread(s):")
+    for i, cfg in enumerate(configs):
+        print(f"  project {i + 1}: {cfg.to_dict()}")
     results = {}
-    for who in ("project", "notebook") if not a.skip_notebook else ("project",):
+    for who in [f"project {i + 1}" for i in range(len(configs))] + ([] if a.skip_notebook else ["notebook"]):
         seconds, missed, acc, epoch_s = results[who] = summary(who)
-        epochs = a.epochs if who == "project" else a.notebook_epochs
+        epochs = len(rows[0][who])
         reached = (f"> {seconds:.1f} s (not reached within {epochs} epochs in {missed} of {len(rows)} runs)"
                    if missed else f"{seconds:7.1f} s")
-        print(f"  {who:<8}: {reached} of training to {pct} validation accuracy; {100 * acc:.2f} % after "
+        print(f"  {who:<9}: {reached} of training to {pct} validation accuracy; {100 * acc:.2f} % after "
               f"{epochs} epochs; {epoch_s:.1f} s of training per epoch")
     if "notebook" in results:
         loading = statistics.median(row["loading"][0][0] for row in rows)
         print(f"  notebook data loading alone (ToTensor per sample, batch 64): {loading:.1f} s/epoch")
-        (project_s, project_missed, *_), (notebook_s, notebook_missed, *_) = results["project"], results["notebook"]
-        if not project_missed:
-            print(f"  ratio   : the project reaches {pct} {'at least ' if notebook_missed else ''}"
-                  f"{notebook_s / project_s:.1f}x sooner (training seconds)")
+        notebook_s, notebook_missed, *_ = results["notebook"]
+        for who, (project_s, project_missed, *_) in results.items():
+            if who != "notebook" and not project_missed:
+                print(f"  ratio {who}: reaches {pct} {'at least ' if notebook_missed else ''}"
+                      f"{notebook_s / project_s:.1f}x sooner than the notebook loop (training seconds)")
     return 0
 
 if __name__ == "__main__":

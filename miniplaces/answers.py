@@ -8,6 +8,7 @@ weights as well as for the untrained demo weights (the report marks the latter o
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -451,11 +452,15 @@ def answer_4c(results: dict) -> Answer:
     glance = f"{pct(base['val_acc'], 2)} validation accuracy after {base['epochs']} epochs ({cfg['optimizer']})."
     reading = []
     if last_gain is not None:
-        trend = ("was still rising" if last_gain > 0.002 else "had levelled off" if last_gain >= -0.002
-                 else "fell")
+        # two epochs scored on the same n images: their difference has at most sqrt(2 p (1 - p) / n)
+        # standard error (less, as the scores are positively correlated), so 2 s.e. is a safe bar
+        n, p = history[-2].get("val_images", base["val_images"]), history[-2]["val_acc"]
+        bar = 2 * math.sqrt(2 * p * (1 - p) / n)
+        trend = ("was still rising" if last_gain > bar else "fell" if last_gain < -bar else "had levelled off")
         reading.append(f"Validation accuracy {trend} in the last epoch ({100 * last_gain:+.2f} pp on the "
-                       f"{_sample(base)}), up from {pct(base['first_val_acc'], 2)} after epoch 1"
-                       + ("; more epochs would likely help." if last_gain > 0.002 else "."))
+                       f"{_sample(base)}, against {100 * bar:.2f} pp that sampling noise can give), up from "
+                       f"{pct(base['first_val_acc'], 2)} after epoch 1"
+                       + ("; more epochs would likely help." if last_gain > bar else "."))
     return Answer("4c", sentences, glance, reading)
 
 

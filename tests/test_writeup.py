@@ -248,3 +248,27 @@ def test_1b_places_the_layers_median_colour_share_against_shuffled_layers():
     assert "above" in answers._median_vs_chance(0.80, 0.66, 0.68) and "leans to colour" in \
         answers._median_vs_chance(0.80, 0.66, 0.68)
     assert "leans to luminance" in answers._median_vs_chance(0.40, 0.66, 0.68)
+
+
+def _baseline(history: list[tuple[float, int]], last_curve: float | None, val_images: int = 10_000) -> dict:
+    """results["fashion_mnist"] with a baseline whose epochs scored (accuracy, images)."""
+    rows = [{"epoch": i + 1, "val_acc": acc, "val_images": n} for i, (acc, n) in enumerate(history)]
+    if last_curve is not None:
+        rows[-1]["curve_acc"] = last_curve
+    config = {"optimizer": "adamw", "lr": 0.003, "schedule": "onecycle", "weight_decay": 0.05}
+    return {"fashion_mnist": {"baseline": {"history": rows, "val_acc": history[-1][0], "epochs": len(rows),
+                                           "first_val_acc": history[0][0], "val_images": val_images,
+                                           "config": config}}}
+
+
+def test_4c_calls_a_trend_only_beyond_the_noise_of_the_images_it_compares():
+    """The last epoch is compared with the one before on the same sample (curve_acc), and a change
+    within two standard errors of that sample is not called a rise or a fall."""
+    small = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.95, 10_000)], last_curve=0.904))
+    assert "had levelled off" in small.reading[0] and "+0.40 pp on the sample of 2,000 images" in small.reading[0]
+    assert "more epochs" not in small.reading[0]
+    rising = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.90, 10_000)], last_curve=0.93))
+    assert "was still rising" in rising.reading[0] and "+3.00 pp" in rising.reading[0]
+    whole = answers.answer_4c(_baseline([(0.80, 10_000), (0.900, 10_000), (0.91, 10_000)], last_curve=None))
+    assert "was still rising" in whole.reading[0] and "on the split" in whole.reading[0]
+    assert "fell" in answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000), (0.9, 10_000)], 0.87)).reading[0]
