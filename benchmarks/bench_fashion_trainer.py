@@ -148,7 +148,8 @@ def seconds_to(curve: list[tuple[float, float]], target: float) -> float | None:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--epochs", type=int, default=3, help="the project's epochs (its one-cycle schedule's length)")
+    p.add_argument("--epochs", type=int, default=3,
+                   help="the project's epochs (its one-cycle schedule's length)")
     p.add_argument("--notebook-epochs", type=int, default=6, help="the notebook loop's epochs")
     p.add_argument("--net", choices=("notebook", "baseline"), default="notebook",
                    help="the project's network: the notebook's two-conv CNN, or the grid's baseline")
@@ -168,7 +169,7 @@ def main() -> int:
     data = fdata.load(folder)
     base = load_grid(a.grid).base
     configs = [project_config(base, spec, a.net, a.epochs) for spec in a.project or [""]]
-    rows = []
+    rows, loading = [], []
     with tempfile.TemporaryDirectory() as scratch:
         root = torchvision_root(folder, Path(scratch))
         for r in range(a.repeats):
@@ -176,7 +177,7 @@ def main() -> int:
             curves = {f"project {i + 1}": project_loop(data, cfg, seed=r) for i, cfg in enumerate(configs)}
             if not a.skip_notebook:
                 curves["notebook"] = notebook_loop(root, a.notebook_epochs, seed=r)
-                curves["loading"] = [(notebook_loading_s(root), float("nan"))]
+                loading.append(notebook_loading_s(root))
             rows.append(curves)
 
     def summary(who: str) -> tuple[float, int, float, float]:
@@ -201,8 +202,8 @@ def main() -> int:
         print(f"  {who:<9}: {reached} of training to {pct} validation accuracy; {100 * acc:.2f} % after "
               f"{epochs} epochs; {epoch_s:.1f} s of training per epoch")
     if "notebook" in results:
-        loading = statistics.median(row["loading"][0][0] for row in rows)
-        print(f"  notebook data loading alone (ToTensor per sample, batch 64): {loading:.1f} s/epoch")
+        print(f"  notebook data loading alone (ToTensor per sample, batch 64): {statistics.median(loading):.1f} "
+              "s/epoch")
         notebook_s, notebook_missed, *_ = results["notebook"]
         for who, (project_s, project_missed, *_) in results.items():
             if who != "notebook" and not project_missed:

@@ -458,7 +458,7 @@ def answer_4c(results: dict) -> Answer:
         bar = 2 * math.sqrt(2 * p * (1 - p) / n)
         trend = "was still rising" if last_gain > bar else "fell" if last_gain < -bar else "stayed within noise"
         reading.append(f"Validation accuracy {trend} in the last epoch ({100 * last_gain:+.2f} pp on the "
-                       f"{_sample(base)}; sampling noise reaches {100 * bar:.2f} pp at 2 s.e.), up from "
+                       f"{_sample(base)}; sampling noise gives up to {100 * bar:.2f} pp at 2 s.e.), up from "
                        f"{pct(base['first_val_acc'], 2)} after epoch 1"
                        + ("; more epochs would likely help." if last_gain > bar else "."))
     return Answer("4c", sentences, glance, reading)

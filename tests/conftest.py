@@ -21,11 +21,17 @@ import pytest
 ARTIFACTS = ROOT / "test-artifacts"
 
 
+def cli_command(*args: str, cache: Path, out: Path) -> list[str]:
+    """generate_report.py as a user runs it, with a private cache and no download attempts."""
+    return [sys.executable, str(ROOT / "generate_report.py"), "--offline", "--cache-dir", str(cache),
+            "--out", str(out), *args]
+
+
 def run_cli(*args: str, cache: Path, out: Path, torch_home: Path) -> subprocess.CompletedProcess:
-    """Run generate_report.py as a user would, with a private cache and no download attempts."""
+    """Run generate_report.py as a user would (``cli_command``) and wait for it."""
     env = {**os.environ, "TORCH_HOME": str(torch_home)}
-    return subprocess.run([sys.executable, str(ROOT / "generate_report.py"), "--offline", "--cache-dir", str(cache),
-                           "--out", str(out), *args], capture_output=True, text=True, env=env, timeout=900)
+    return subprocess.run(cli_command(*args, cache=cache, out=out), capture_output=True, text=True, env=env,
+                          timeout=900)
 
 
 def run_here(*args: str, tmp_path: Path, monkeypatch, capsys, cache: Path | None = None,
@@ -67,8 +73,7 @@ def start_quick_report(shared: Path) -> Path:
         if not base.exists():
             base.mkdir()
             env = {**os.environ, "TORCH_HOME": str(base / "torch")}
-            command = [sys.executable, str(ROOT / "generate_report.py"), "--offline", "--cache-dir",
-                       str(base / "cache"), "--out", str(base / "out"), "--preset", "quick"]
+            command = cli_command("--preset", "quick", cache=base / "cache", out=base / "out")
             script = '"$@" 2> "$0/stderr.txt"; echo $? > "$0/rc.tmp" && mv "$0/rc.tmp" "$0/rc"'
             subprocess.Popen(["sh", "-c", script, str(base), *command], env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, start_new_session=True)
