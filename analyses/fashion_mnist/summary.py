@@ -90,12 +90,23 @@ def finalist_table(sel: fsel.Selection) -> dict | None:
             "test": fsel.family_info(sel.finalist_tests, fsel.FINALIST_CORRECTION)}
 
 
-def decision_accuracies(decision: fsel.Decision, grid_results: fsel.Results,
-                        pool: fsel.Results) -> dict[str, Any]:
+def decision_accuracies(decision: fsel.Decision, grid_results: fsel.Results, pool: fsel.Results,
+                        grid_tests: dict[str, dict | None] | None = None) -> dict[str, Any]:
     """The validation accuracies the final choice rests on: the chosen one's in the pool it was chosen from
-    (finalists, else the grid) and the grid accuracies of the configurations the budget excluded."""
+    (finalists, else the grid) and the grid accuracies of the configurations the budget excluded; how many
+    candidates it was picked from (``pool_size``) and, when picked from the grid, its paired test against
+    the baseline there (``chosen_test``; None for the baseline itself)."""
     return {"chosen": fsel.mean_val_acc(pool[decision.chosen]),
-            "excluded": {n: fsel.mean_val_acc(grid_results[n]) for n in decision.excluded}}
+            "excluded": {n: fsel.mean_val_acc(grid_results[n]) for n in decision.excluded},
+            "pool_size": len(fsel.ranked(pool)),
+            "chosen_test": row_test((grid_tests or {}).get(decision.chosen))}
+
+
+def grid_tests(sel: fsel.Selection) -> dict[str, dict | None]:
+    """Every grid configuration's paired test against the baseline, by trial name (the combination's too)."""
+    tests = {name: test for family in sel.axis_tests.values() for name, test in family.items()}
+    combined = next((s.name for s in sel.grid.specs if s.axis == "combined"), None)
+    return {**tests, **({combined: sel.combined_test} if combined else {})}
 
 
 def _lists(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -135,6 +146,6 @@ def summarise(grid: Grid, sel: fsel.Selection) -> Summary:
         finalist_trials=[trial_row(s, r, c) for s, (r, c) in zip(finals.specs, finals.outcomes)],
         baseline=baseline_summary(stage.results["baseline"]), axes=axis_tables(grid, sel),
         finalists=finalist_table(sel), combined_test=row_test(sel.combined_test),
-        accuracies=decision_accuracies(sel.decision, stage.results, pool),
+        accuracies=decision_accuracies(sel.decision, stage.results, pool, grid_tests(sel)),
         grid={"base": grid.base.to_dict(), "final_overrides": _lists(grid.final),
               "axes": {a: [describe(v) for v in vs] for a, vs in grid.axes.items()}})
