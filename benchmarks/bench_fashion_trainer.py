@@ -18,7 +18,7 @@ accuracy reaches --target (validation time left out on both sides), medians over
 ratio. A loop that never reaches the target counts with all its training seconds, as a lower bound.
 A benchmark, not a test:
 
-    .venv/bin/python benchmarks/bench_fashion_trainer.py          # 3 repeats of DEFAULT_PROJECTS and the notebook
+    .venv/bin/python benchmarks/bench_fashion_trainer.py      # 3 repeats: DEFAULT_PROJECTS and the notebook
     .venv/bin/python benchmarks/bench_fashion_trainer.py --project "" --epochs 3   # [base]'s recipe instead
     .venv/bin/python benchmarks/bench_fashion_trainer.py --skip-notebook --net baseline --epochs 4
 """

@@ -345,7 +345,8 @@ def _picked_from_the_grid(accuracies: dict[str, Any]) -> str:
     test = accuracies.get("chosen_test")
     lead = ""
     if test:
-        lead = f" ({test['delta_pp']:+.2f} pp, {test['verdict']}, adjusted {p_value(test['p_adjusted'])})"
+        adjusted = p_value(test["p_adjusted"])
+        lead = f" ({test['delta_pp']:+.2f} pp; paired test: {test['verdict']}, adjusted {adjusted})"
     return (f"It was picked from {accuracies['pool_size']} grid configurations by the same validation images "
             f"that measure its lead over the baseline{lead}, so that lead is biased upward, and no finalist "
             f"stage retrained the two at full scale to check it (the full preset does).")
