@@ -309,7 +309,8 @@ def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: i
     """Why the final model was chosen: the rule that decided, what the budget excluded, one true sentence."""
     budget = decision.budget
     chosen = fsel.grid_name(decision.chosen)
-    where = "finalists" if decision.chosen.startswith("finalist: ") else "grid configurations"
+    from_grid = not decision.chosen.startswith("finalist: ")
+    where = "grid configurations" if from_grid else "finalists"
     acc = _pct(accuracies["chosen"])
     limit = f"{budget.limit:g} TMAC"
     if decision.rule == "none_within_budget":
@@ -330,7 +331,7 @@ def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: i
     else:
         text = (f"The final model retrains {chosen}, which has the best validation accuracy of the {where} "
                 f"({acc}); no compute budget was set.")
-    if where == "grid configurations" and chosen != "baseline":
+    if from_grid and chosen != "baseline":
         text += " " + _picked_from_the_grid(accuracies)
     return {"rule": decision.rule, "excluded": decision.excluded, "chosen": decision.chosen,
             "budget": {"limit_tmacs": budget.limit or None, "unit": UNIT, "formula": fsel.BUDGET_FORMULA,
