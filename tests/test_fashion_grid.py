@@ -94,14 +94,15 @@ def test_combination_takes_each_axis_best_and_final_takes_best_config():
     results = _results({"baseline": [0.80, 0.82], "opt: optimizer=sgd": [0.85, 0.83],
                         "opt: optimizer=adam": [0.70, None], "lr: lr=0.1": [0.84, 0.86]})
     assert fsel.best_per_axis(grid, results) == {"opt": "opt: optimizer=sgd", "lr": "lr: lr=0.1"}
-    (combined, *_), = [fsel.combination(grid, results, specs, 0)]
+    values = fsel.combined_values(grid, results, specs, 60_000)
+    (combined, *_), = [fsel.combination(grid, specs, values, 0)]
     assert combined.config == TrialConfig(epochs=1, lr=0.1, optimizer="sgd")
-    specs += fsel.combination(grid, results, specs, 0)
+    specs += fsel.combination(grid, specs, values, 0)
     results[combined.name] = [{"val_acc": 0.9}, {"val_acc": 0.88}]
     decision = fsel.decide(results, _budget(grid, results, specs))
     final = fsel.final_spec(grid, decision.chosen, specs, 0)
     assert final.stage == "final" and final.config == TrialConfig(epochs=5, lr=0.1, optimizer="sgd")
-    assert fsel.combination(replace(grid, combine=False), results, specs, 0) == []
+    assert fsel.combination(replace(grid, combine=False), specs, values, 0) == []
     diverged = {n: [{"val_acc": None}] for n in results}
     with pytest.raises(fgrid.GridError, match="diverged"):
         fsel.decide(diverged, _budget(grid, diverged, specs))

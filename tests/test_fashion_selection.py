@@ -287,12 +287,43 @@ def test_select_runs_the_search_and_tests_each_stage():
     assert sel.finalist_tests[f"finalist: {combined}"]["seeds"] == 2
     assert sel.decision.chosen == f"finalist: {combined}" and sel.decision.rule == "accuracy"
     assert sel.final_spec.name == f"final ({combined})" and sel.final_spec.stage == "final"
-    # a budget the combination is over: it is not retrained at full scale, and the budget decided
+    assert sel.combined_from == sel.best    # without a budget the combination takes each axis's best
+    # a budget the wide network is over: the combination takes the best width within it, which keeps it
+    # a candidate; the wide network is not retrained at full scale, and the budget decided
     cost = sel.decision.budget.cost
     limited = replace(grid, final_budget_tmacs=cost[LR])
     sel = fsel.select(limited, fgrid.one_at_a_time(limited, 0), 0, execute, 60_000)
-    assert list(sel.finalists.results) == [f"finalist: {LR}", "finalist: baseline"]
-    assert sel.decision.rule == "budget" and sel.decision.excluded == [combined, WIDE]
+    results = sel.grid.results
+    assert fsel.mean_val_acc(results[NARROW]) > fsel.mean_val_acc(results["baseline"])  # the fake's draws
+    assert sel.best["width"] == WIDE and sel.combined_from == {"width": NARROW, "lr": LR}
+    assert "combined: channels=4x8, lr=0.01" in results and combined not in results
+    assert sel.decision.rule == "budget" and sel.decision.excluded == [WIDE]
+    assert all(fsel.grid_name(n) not in sel.decision.budget.over for n in sel.finalists.results)
+
+
+def test_the_report_says_which_best_value_the_combination_left_out_for_the_budget():
+    def accuracy(config):   # the narrow net is worse: the best affordable width is the baseline's
+        return _accuracy(config) - 0.04 * (config.channels[0] < 8)
+    grid = replace(_budget_grid(finalists=0), repeats=2)
+    execute, calls = _fake_execute(accuracy)
+    limit = fsel.final_tmacs(grid, grid.base, 60_000)   # the baseline's width fits, the wide one does not
+    grid = replace(grid, final_budget_tmacs=limit)
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, execute, 60_000)
+    assert [stage for stage, _ in calls] == ["grid"]   # the combination is a trained config: nothing ran
+    c = fsum.combination_summary(grid, sel)
+    assert c["from"] == {"width": "the baseline's value", "lr": "lr=0.01"} and c["same_as"] == LR
+    assert not any(s.axis == "combined" for s in sel.grid.specs)
+    wide = sel.decision.budget.cost[WIDE]
+    assert section.combination_text(c) == (
+        f"then the combination of each axis's best value whose final training fits the budget of {limit:g} "
+        f"TMAC is the grid's {LR}, so it was not trained again (channels=32x64, the best of width, needs "
+        f"{wide:.3g} TMAC, so it kept the baseline's value)")
+    unlimited = replace(grid, final_budget_tmacs=0.0)
+    sel = fsel.select(unlimited, fgrid.one_at_a_time(unlimited, 0), 0, execute, 60_000)
+    c = fsum.combination_summary(unlimited, sel)
+    assert c["left_out"] == []
+    assert section.combination_text(c) == "then the combination of each axis's best value was trained"
+    assert fsum.combination_summary(replace(unlimited, combine=False), sel) is None
 
 
 def test_same_inputs_give_the_same_final_model_whatever_the_speed():

@@ -169,26 +169,50 @@ def ranked(results: Results) -> list[str]:
     return sorted(ok, key=lambda n: -mean_val_acc(results[n]))
 
 
-def best_per_axis(grid: Grid, results: Results) -> dict[str, str]:
-    """For each axis, the trial name (a variant or "baseline") with the best mean validation accuracy."""
+def best_per_axis(grid: Grid, results: Results, allowed: set[str] | None = None) -> dict[str, str]:
+    """For each axis, the trial name (a variant or "baseline") with the best mean validation accuracy,
+    among the ``allowed`` names when given (the baseline stands in when none of the axis is allowed)."""
     best = {}
     for axis in grid.axes:
         names = ["baseline"] + [n for n in results if n.startswith(f"{axis}: ")]
+        names = [n for n in names if allowed is None or n in allowed] or ["baseline"]
         best[axis] = max(names, key=lambda n: mean_val_acc(results[n]))  # ties: the baseline (first) wins
     return best
 
 
-def combination(grid: Grid, results: Results, specs: list[TrialSpec], seed: int) -> list[TrialSpec]:
-    """The baseline with every axis at its best value, unless that is a config already trained."""
-    if not grid.combine:
-        return []
+def combined_values(grid: Grid, results: Results, specs: list[TrialSpec], final_images: int) -> dict[str, str]:
+    """For each axis, the trial whose value the combination takes: the best whose own final training fits
+    the budget, so that the combination stays a candidate for the final model (a value over the budget
+    alone, such as a wider network, would make it one unless another axis cut its cost). Every value
+    counts when nothing fits, or without a budget."""
+    affordable = budget_split(grid, results, specs, final_images).within
+    return best_per_axis(grid, results, set(affordable) if affordable else None)
+
+
+def combined_overrides(specs: list[TrialSpec], values: dict[str, str]) -> dict[str, Any]:
+    """The overrides of the trials in ``values`` (axis -> trial name), merged: what the combination changes."""
     by_name = {s.name: s for s in specs}
     overrides: dict[str, Any] = {}
-    for name in best_per_axis(grid, results).values():
+    for name in values.values():
         overrides.update(by_name[name].overrides)
-    config, coupling = variant_config(grid.base, overrides)
-    if config in {s.config for s in specs}:
+    return overrides
+
+
+def same_config(grid: Grid, specs: list[TrialSpec], overrides: dict[str, Any]) -> str | None:
+    """The name of the trial in ``specs`` whose configuration the baseline with ``overrides`` equals."""
+    config = variant_config(grid.base, overrides)[0]
+    return next((s.name for s in specs if s.config == config), None)
+
+
+def combination(grid: Grid, specs: list[TrialSpec], values: dict[str, str], seed: int) -> list[TrialSpec]:
+    """The baseline with every axis at the value of its trial in ``values`` (``combined_values``), unless
+    that is a config already trained."""
+    if not grid.combine:
         return []
+    overrides = combined_overrides(specs, values)
+    if same_config(grid, specs, overrides):
+        return []
+    config, coupling = variant_config(grid.base, overrides)
     return [TrialSpec(f"combined: {describe(overrides)}", "combined", overrides, config, s, coupled=coupling)
             for s in grid.seeds(seed)]
 
@@ -308,6 +332,7 @@ class Selection:
     grid: Stage                      # one axis at a time, then the combination
     finalists: Stage                 # empty without a finalist stage
     best: dict[str, str]             # axis -> its best trial name (or "baseline")
+    combined_from: dict[str, str]    # axis -> the trial whose value the combination took (best within budget)
     axis_tests: dict[str, dict[str, dict[str, Any] | None]]    # axis -> variant name -> paired test
     combined_test: dict[str, Any] | None
     finalist_tests: dict[str, dict[str, Any] | None]           # finalist name -> test against the baseline's
@@ -325,7 +350,8 @@ def select(grid: Grid, one_at_a_time: list[TrialSpec], seed: int, execute: Execu
            final_images: int) -> Selection:
     """Run the search from the one-axis-at-a-time specs to the final model's spec (not trained here)."""
     stage = _run(execute, one_at_a_time, "grid")
-    extra = _run(execute, combination(grid, stage.results, stage.specs, seed), "combination")
+    combined_from = combined_values(grid, stage.results, stage.specs, final_images) if grid.combine else {}
+    extra = _run(execute, combination(grid, stage.specs, combined_from, seed), "combination")
     stage = Stage(stage.specs + extra.specs, stage.outcomes + extra.outcomes, stage.wall_s + extra.wall_s)
     results = stage.results
     budget = budget_split(grid, results, stage.specs, final_images)
@@ -340,5 +366,5 @@ def select(grid: Grid, one_at_a_time: list[TrialSpec], seed: int, execute: Execu
     if "finalist: baseline" in finalists.results:
         others = [n for n in finalists.results if n != "finalist: baseline"]
         finalist_tests = test_family(finalists.results, "finalist: baseline", others)
-    return Selection(stage, finalists, best_per_axis(grid, results), axis_tests, combined_test, finalist_tests,
-                     decision, final_spec(grid, decision.chosen, pool_specs, seed))
+    return Selection(stage, finalists, best_per_axis(grid, results), combined_from, axis_tests, combined_test,
+                     finalist_tests, decision, final_spec(grid, decision.chosen, pool_specs, seed))

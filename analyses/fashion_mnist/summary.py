@@ -109,6 +109,26 @@ def grid_tests(sel: fsel.Selection) -> dict[str, dict | None]:
     return {**tests, **({combined: sel.combined_test} if combined else {})}
 
 
+def combination_summary(grid: Grid, sel: fsel.Selection) -> dict[str, Any] | None:
+    """How the combination was made: the value it took from each axis, the axes whose best value it left
+    out because that value's final training is over the budget, and, when it was not trained, the grid
+    configuration it equals (None without a combination stage)."""
+    if not grid.combine or not sel.combined_from:
+        return None
+
+    def value(name: str) -> str:
+        return "the baseline's value" if name == "baseline" else name.split(": ", 1)[-1]
+    cost = sel.decision.budget.cost
+    left_out = [{"axis": axis, "best": value(best), "best_tmacs": cost.get(best),
+                 "instead": value(sel.combined_from[axis])}
+                for axis, best in sel.best.items() if sel.combined_from[axis] != best]
+    trained = any(s.axis == "combined" for s in sel.grid.specs)
+    overrides = fsel.combined_overrides(sel.grid.specs, sel.combined_from)
+    return {"from": {axis: value(name) for axis, name in sel.combined_from.items()}, "left_out": left_out,
+            "limit_tmacs": sel.decision.budget.limit or None,
+            "same_as": None if trained else fsel.same_config(grid, sel.grid.specs, overrides)}
+
+
 def _lists(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
 
@@ -134,6 +154,7 @@ class Summary:
     axes: list[dict]                   # axis_tables
     finalists: dict | None             # finalist_table
     combined_test: dict | None
+    combination: dict | None           # combination_summary
     accuracies: dict[str, Any]         # decision_accuracies
     grid: dict[str, Any]               # the grid's base config and its axes' values, described
 
@@ -146,6 +167,7 @@ def summarise(grid: Grid, sel: fsel.Selection) -> Summary:
         finalist_trials=[trial_row(s, r, c) for s, (r, c) in zip(finals.specs, finals.outcomes)],
         baseline=baseline_summary(stage.results["baseline"]), axes=axis_tables(grid, sel),
         finalists=finalist_table(sel), combined_test=row_test(sel.combined_test),
+        combination=combination_summary(grid, sel),
         accuracies=decision_accuracies(sel.decision, stage.results, pool, grid_tests(sel)),
         grid={"base": grid.base.to_dict(), "final_overrides": _lists(grid.final),
               "axes": {a: [describe(v) for v in vs] for a, vs in grid.axes.items()}})

@@ -114,6 +114,8 @@ def run(ctx: RunContext) -> SectionResult:
         "trials": trials,
         "axes": axes,
         "combined": combined,
+        "combination": summary.combination and {**summary.combination,
+                                                "text": combination_text(summary.combination)},
         "grid_train_s": sum(t["train_s"] for t in trials),
         "grid_trials_trained": sum(not t["cached"] for t in trials),
         "grid_wall_s": stage.wall_s,
@@ -303,6 +305,17 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
         text = f"No variant could be tested against the baseline's {_pct(base['mean'])}: {_names(clauses)}"
     text = text[0].upper() + text[1:]
     return text + ("; " + note if note else "") + "."
+
+
+def combination_text(c: dict[str, Any]) -> str:
+    """How the combination was made, as the clause the method paragraph ends with."""
+    text = "then the combination of each axis's best value"
+    if c["limit_tmacs"]:
+        text += f" whose final training fits the budget of {c['limit_tmacs']:g} TMAC"
+    text += f" is the grid's {c['same_as']}, so it was not trained again" if c["same_as"] else " was trained"
+    left_out = [f"{x['best']}, the best of {x['axis'].replace('_', ' ')}, needs {x['best_tmacs']:.3g} TMAC, "
+                f"so it kept {x['instead']}" for x in c["left_out"]]
+    return text + (f" ({'; '.join(left_out)})" if left_out else "")
 
 
 def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: int) -> dict:
