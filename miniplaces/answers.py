@@ -422,8 +422,7 @@ def answer_4a(results: dict) -> Answer:
 
 def _sample(base: dict) -> str:
     """The images the baseline's epochs before the last were scored on (train.fit): a sample or all."""
-    first = base["history"][0].get("val_images", base["val_images"]) if base["history"] else base["val_images"]
-    return f"sample of {first:,} images" if first < base["val_images"] else "split"
+    return f"sample of {base['curve_images']:,} images" if base["curve_images"] else "split"
 
 
 def answer_4b(results: dict) -> Answer:

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from conftest import run_here
+from analyses.fashion_mnist.summary import curve_images
 from miniplaces import answers, listings, render
 from report_dom import parse, row_cells
 
@@ -258,6 +259,7 @@ def _baseline(history: list[tuple[float, int]], last_curve: float | None, val_im
     config = {"optimizer": "adamw", "lr": 0.003, "schedule": "onecycle", "weight_decay": 0.05}
     return {"fashion_mnist": {"baseline": {"history": rows, "val_acc": history[-1][0], "epochs": len(rows),
                                            "first_val_acc": history[0][0], "val_images": val_images,
+                                           "curve_images": curve_images({"history": rows, "val_images": val_images}),
                                            "config": config}}}
 
 

@@ -49,6 +49,14 @@ def rows(names: list[str], results: fsel.Results, tests: dict[str, dict | None],
     return out
 
 
+def curve_images(result: dict) -> int | None:
+    """How many validation images a trial's epochs before the last were scored on (train.fit), when
+    that is a sample of the split; None when every epoch used all of it."""
+    history = result["history"]
+    sample = history[0].get("val_images", result["val_images"]) if len(history) > 1 else result["val_images"]
+    return sample if sample < result["val_images"] else None
+
+
 def baseline_summary(results: list[dict]) -> dict:
     """The baseline's first seed (curve, speed) and its spread over every seed."""
     first = results[0]
@@ -59,7 +67,8 @@ def baseline_summary(results: list[dict]) -> dict:
             "first_val_acc": first["history"][0]["val_acc"] if first["history"] else None,
             "median_epoch_s": float(np.median(epoch_s)) if epoch_s else None,
             "images_per_s": first["train_images"] / float(np.median(epoch_s)) if epoch_s else None,
-            "train_images": first["train_images"], "val_images": first["val_images"]}
+            "train_images": first["train_images"], "val_images": first["val_images"],
+            "curve_images": curve_images(first)}
 
 
 def axis_tables(grid: Grid, sel: fsel.Selection) -> list[dict]:

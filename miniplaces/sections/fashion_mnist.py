@@ -105,7 +105,7 @@ def run(ctx: RunContext) -> SectionResult:
         "data": {"source": data.source, "sha256": data.sha256, "train_images": len(data.train_y),
                  "test_images": len(data.test_y), "val_images": grid.val_size,
                  "grid_train_images": summary.baseline["train_images"], "val_split_seed": fdata.VAL_SPLIT_SEED,
-                 **_curve_sample(summary.baseline, grid.val_size)},
+                 **_curve_sample(summary.baseline)},
         "grid": {"source": _shown_path(grid.source), "description": grid.description, "repeats": grid.repeats,
                  **summary.grid,
                  "executor": cfg.executor, "threads": envs[0].threads, "workers": envs[0].workers,
@@ -385,14 +385,12 @@ def _histories(axis: dict, grouped: dict[str, list[dict]]) -> dict[str, list[dic
     return {r["name"]: grouped[r["name"]][0]["history"] for r in axis["rows"]}
 
 
-def _curve_sample(baseline: dict, val_size: int) -> dict[str, Any]:
+def _curve_sample(baseline: dict) -> dict[str, Any]:
     """How many validation images the epochs before the last were scored on, and the binomial
     standard error that gives at the baseline's accuracy (empty when they used the whole split)."""
-    history = baseline["history"]
-    sample = history[0].get("val_images", val_size) if len(history) > 1 else val_size
-    if sample >= val_size or baseline["val_acc"] is None:
+    sample, p = baseline["curve_images"], baseline["val_acc"]
+    if sample is None or p is None:
         return {}
-    p = baseline["val_acc"]
     return {"curve_images": sample, "curve_se": math.sqrt(p * (1 - p) / sample)}
 
 
