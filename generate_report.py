@@ -37,16 +37,20 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         epilog="Exit codes: 0 success, 1 failure while running, 2 bad input or missing requirement, "
                "3 a --gate failed (every output is still written), 130 interrupted. "
                "Graders: 'generate_report.py grade --help' checks a folder of submission zips.")
-    p.add_argument("--out", type=path_arg, default=Path("reports"), help="output directory (default: reports/)")
+    p.add_argument("--out", type=path_arg, default=Path("reports"),
+                   help="output directory (default: reports/)")
     p.add_argument("--preset", choices=list(PRESETS), default="standard",
-                   help="how much compute: quick (CI smoke run), standard (full answers), full (larger grids, repeated seeds)")
+                   help="how much compute: quick (CI smoke run), standard (full answers), full (larger "
+                        "grids, repeated seeds)")
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                    help=f"run only these sections ({', '.join(SECTIONS)})")
     p.add_argument("--skip", nargs="+", choices=SECTIONS, metavar="SECTION", default=[],
                    help="skip these sections")
-    p.add_argument("--weights", type=path_arg, help="Places365 checkpoint (resnet50_places365.pth.tar); default: cache, then download")
+    p.add_argument("--weights", type=path_arg,
+                   help="Places365 checkpoint (resnet50_places365.pth.tar); default: cache, then download")
     p.add_argument("--categories", type=path_arg,
-                   help="categories_places365.txt (default: beside the weights, then the cache, then download)")
+                   help="categories_places365.txt "
+                        "(default: beside the weights, then the cache, then download)")
     p.add_argument("--arch", choices=ARCHS, default="resnet50", help="ResNet architecture of the checkpoint")
     p.add_argument("--images", type=path_arg, nargs="+", default=[], metavar="PATH",
                    help="scene images to analyse in addition to the built-in scenes")
@@ -54,23 +58,31 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     p.add_argument("--focus-image", metavar="NAME",
                    help="scene shown in the main body of Problems 2 and 3 (file name or id, e.g. rocket.jpg; "
                         "default: the first); every scene is in the appendix")
-    p.add_argument("--image-size", type=int, default=256, help="side of the square network input (problem set: 256)")
+    p.add_argument("--image-size", type=int, default=256,
+                   help="side of the square network input (problem set: 256)")
     p.add_argument("--data-dir", type=path_arg, help="folder with the four FashionMNIST IDX .gz files")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where to run the networks")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where to run the networks")
     p.add_argument("--seed", type=int, default=0, help="random seed of every analysis")
     p.add_argument("--strict", action="store_true", help="exit 2 instead of using an untrained demo model")
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="do not render report.pdf")
     p.add_argument("--offline", action="store_true", help="never try to download weights, categories or data")
-    p.add_argument("--cache-dir", type=path_arg, default=default_cache_dir(), help="result cache (default: %(default)s)")
-    p.add_argument("--no-cache", dest="use_cache", action="store_false", help="recompute everything, write no cache")
+    p.add_argument("--cache-dir", type=path_arg, default=default_cache_dir(),
+                   help="result cache (default: %(default)s)")
+    p.add_argument("--no-cache", dest="use_cache", action="store_false",
+                   help="recompute everything, write no cache")
     p.add_argument("--filter-layers", nargs="+", default=[], metavar="LAYER",
                    help="conv layers for Problem 1 (default: preset's, e.g. conv1 layer1.0.conv2)")
-    p.add_argument("--sweep-limit", type=int, help="largest number of ablated units in the Problem 2d sweep (default 100)")
+    p.add_argument("--sweep-limit", type=int,
+                   help="largest number of ablated units in the Problem 2d sweep (default 100)")
     p.add_argument("--grid", type=path_arg, help="FashionMNIST grid file (TOML) instead of the preset's grid")
-    p.add_argument("--executor", choices=["local", "ray"], default="local", help="run FashionMNIST trials here or on Ray Tune")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="run FashionMNIST trials here or on Ray Tune")
     p.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
-    p.add_argument("--submission", metavar="NAME", help="also write OUT/NAME.zip with report.html, report.pdf and the model file")
-    p.add_argument("--allow-demo-submission", action="store_true", help="let --submission pack a report made with demo weights")
+    p.add_argument("--submission", metavar="NAME",
+                   help="also write OUT/NAME.zip with report.html, report.pdf and the model file")
+    p.add_argument("--allow-demo-submission", action="store_true",
+                   help="let --submission pack a report made with demo weights")
     p.add_argument("--gate", action="append", default=[], metavar="NAME[=VALUE]",
                    help="fail the finished run with exit code 3 unless it holds (repeatable): "
                         + "; ".join(f"{name}: {what}" for name, what in gates.GATES.items()))
@@ -106,7 +118,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
             p.error("--submission needs the fashion_mnist section (the model file goes in the zip)")
         if not a.pdf:
             p.error("--submission needs report.pdf: drop --no-pdf")
-    return RunConfig(out=a.out, preset=a.preset, sections=sections, weights=a.weights, categories=a.categories,
+    return RunConfig(out=a.out, preset=a.preset, sections=sections, weights=a.weights,
+                     categories=a.categories,
                      arch=a.arch, images=tuple(a.images), replace_images=a.replace_images,
                      focus_image=a.focus_image, image_size=a.image_size,
                      data_dir=a.data_dir, device=a.device, seed=a.seed, strict=a.strict, pdf=a.pdf,
@@ -155,7 +168,8 @@ def run(config: RunConfig) -> dict:
             if config.submission:
                 from miniplaces.submission import check_allowed
                 check_allowed(model_json["demo"], config.allow_demo_submission)
-            steps.append({"name": "load Places365 model", "seconds": time.perf_counter() - t, "cached": False})
+            steps.append({"name": "load Places365 model", "seconds": time.perf_counter() - t,
+                          "cached": False})
         remove_stale_reports(out)   # inputs are valid: from here on the out dir holds this run's files only
         results, sections = {"schema_version": 1}, []
         for name, module in modules.items():
@@ -213,7 +227,8 @@ def render_context(results: dict, sections: list[dict], skipped: list[dict], war
     model = results["model"]
     return {"run": results["run"], "model": model, "sections": sections, "skipped": skipped,
             "warnings": warnings, "demo": bool(model and model["demo"]),
-            "answers": answers.build(results, focus_image), "listings": listings.build(results["run"]["sections"]),
+            "answers": answers.build(results, focus_image),
+            "listings": listings.build(results["run"]["sections"]),
             "scenes": results.get("scenes", []), "focus": focus,
             "section_data": {s["name"]: s["data"] for s in sections},
             "all_figures": {k: v for s in sections for k, v in s["figures"].items()},
@@ -240,7 +255,8 @@ def print_summary(results: dict, out: Path) -> None:
         lines.append(f"  {step['name']:<24} {step['seconds']:7.2f}s{'  (cache)' if step['cached'] else ''}")
     lines.append(f"  cache: {len(run_['cache']['hits'])} hits, {len(run_['cache']['misses'])} computed")
     if results.get("model") and results["model"]["demo"]:
-        lines.append("  WARNING: Places sections used an untrained DEMO model (no weights); see the report banner")
+        lines.append("  WARNING: Places sections used an untrained DEMO model (no weights); "
+                     "see the report banner")
     lines.append(f"  outputs: {out / 'report.html'}, {out / 'results.json'}"
                  + (f", {out / 'report.pdf'}" if (out / "report.pdf").exists() else "")
                  + (f", {out / 'changes.json'}" if "changes" in results else ""))

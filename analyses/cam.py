@@ -84,8 +84,10 @@ def mean_pairwise_correlation(cams: np.ndarray) -> float | None:
     return float(upper.mean())
 
 
-def top_contributors(maps: np.ndarray, weight: np.ndarray, cls: int, n: int = 5) -> list[tuple[int, float, float]]:
-    """Units contributing most to class ``cls``'s logit: (unit, W x mean activation, share of the sum of positives)."""
+def top_contributors(maps: np.ndarray, weight: np.ndarray, cls: int,
+                     n: int = 5) -> list[tuple[int, float, float]]:
+    """Units contributing most to class ``cls``'s logit: (unit, W x mean activation, share of the sum of
+    positives)."""
     contribution = weight[cls].astype(np.float64) * maps.mean(axis=(1, 2), dtype=np.float64)
     order = np.lexsort((np.arange(len(contribution)), -contribution))[:n]
     positive = contribution[contribution > 0].sum()

@@ -37,8 +37,8 @@ SHIFT_STEPS = 8       # null masks are shifted by multiples of 1/SHIFT_STEPS of 
 MAX_SELF_IOU = 0.5    # a shift whose masks keep IoU >= this with the originals is not a null draw
 NULL_METHOD = (f"every circular shift of the concept's masks by multiples of 1/{SHIFT_STEPS} of the image "
                "(the same shift on every image), except shifts whose moved masks keep an IoU of "
-               f"{MAX_SELF_IOU} or more with the originals; per shift, the largest IoU of any unit; the level is "
-               f"the {NULL_LEVEL} quantile of those maxima over the shifts")
+               f"{MAX_SELF_IOU} or more with the originals; per shift, the largest IoU of any unit; the "
+               f"level is the {NULL_LEVEL} quantile of those maxima over the shifts")
 UNIT_CHUNK = 256   # units upsampled at once: bounds memory to chunk x mask pixels floats
 
 
@@ -76,7 +76,8 @@ def iou_counts(maps: np.ndarray, thresholds: np.ndarray, masks: np.ndarray) -> t
     for start in range(0, maps.shape[0], UNIT_CHUNK):
         stop = start + UNIT_CHUNK
         up = torch.from_numpy(upsample(maps[start:stop], masks.shape[1:]))
-        active = (up > torch.from_numpy(thresholds[start:stop])[:, None, None]).reshape(up.shape[0], -1).float()
+        active = (up > torch.from_numpy(thresholds[start:stop])[:, None, None]).reshape(
+            up.shape[0], -1).float()
         inter[:, start:stop] = (flat @ active.T).round().numpy().astype(np.int64)
         active_area[start:stop] = active.sum(dim=1).numpy().astype(np.int64)
     return inter, mask_area + active_area[None, :] - inter
@@ -151,7 +152,8 @@ class _Counts:
 def shifts(size: tuple[int, int], steps: int = SHIFT_STEPS) -> list[tuple[int, int]]:
     """Every non-zero circular shift (rows, cols) by multiples of 1/steps of an image of ``size``."""
     h, w = size
-    return [(round(i * h / steps), round(j * w / steps)) for i in range(steps) for j in range(steps) if i or j]
+    return [(round(i * h / steps), round(j * w / steps)) for i in range(steps) for j in range(steps)
+            if i or j]
 
 
 def null_level(shift_inter: np.ndarray, shift_union: np.ndarray, self_inter: np.ndarray,
@@ -165,7 +167,8 @@ def null_level(shift_inter: np.ndarray, shift_union: np.ndarray, self_inter: np.
 
 
 def _ranking(concept: str, counts: _Counts, cutoff: float) -> ConceptRanking:
-    """Rank by IoU, best first; ties (e.g. units that never fire) by unit index, so the order is deterministic."""
+    """Rank by IoU, best first; ties (e.g. units that never fire) by unit index, so the order is
+    deterministic."""
     iou = safe_iou(counts.inter, counts.union)
     order = np.lexsort((np.arange(len(iou)), -iou))
     level, draws = null_level(counts.shift_inter, counts.shift_union, counts.self_inter, counts.self_union)
@@ -174,12 +177,14 @@ def _ranking(concept: str, counts: _Counts, cutoff: float) -> ConceptRanking:
                           level, draws, cutoff)
 
 
-def _concept_counts(maps: np.ndarray, thresholds: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, _Counts]:
+def _concept_counts(maps: np.ndarray, thresholds: np.ndarray,
+                    masks: dict[str, np.ndarray]) -> dict[str, _Counts]:
     """Counts of one image for each of its concepts, the real mask and all its shifts in one pass."""
     names = list(masks)
     size = next(iter(masks.values())).shape
     moves = shifts(size)
-    stack = [masks[n] for n in names] + [np.roll(masks[n], move, axis=(0, 1)) for n in names for move in moves]
+    stack = [masks[n] for n in names] + [np.roll(masks[n], move, axis=(0, 1)) for n in names
+                                         for move in moves]
     inter, union = iou_counts(maps, thresholds, np.stack(stack))
     result = {}
     for row, name in enumerate(names):
@@ -214,7 +219,8 @@ class Dissection:
     """Concept rankings for one image and for the whole annotated set, sharing the thresholds."""
 
     thresholds: np.ndarray
-    per_image: dict[str, dict[str, ConceptRanking]] = field(default_factory=dict)   # image -> concept -> ranking
+    per_image: dict[str, dict[str, ConceptRanking]] = field(default_factory=dict)   # image -> concept
+                                                                                    # -> ranking
     overall: dict[str, ConceptRanking] = field(default_factory=dict)               # concept -> ranking
 
 

@@ -88,9 +88,11 @@ class ColourVsChance:
         return int((self.fraction < self.chance_p05).sum())
 
 
-def colour_vs_chance(weight: torch.Tensor, draws: int = CHANCE_DRAWS, seed: int = CHANCE_SEED) -> ColourVsChance:
+def colour_vs_chance(weight: torch.Tensor, draws: int = CHANCE_DRAWS,
+                     seed: int = CHANCE_SEED) -> ColourVsChance:
     """Shuffle each filter's 3 x kh x kw entries (channels and positions together), ``draws`` times with a
-    fixed seed: same values, same norm, no structure; the colour fraction of each shuffled filter is chance."""
+    fixed seed: same values, same norm, no structure; the colour fraction of each shuffled filter is
+    chance."""
     weight = weight.detach().cpu().to(torch.float64)
     n = weight.shape[0]
     flat = weight.reshape(n, -1)

@@ -103,7 +103,8 @@ def sweep(pooled: np.ndarray, weight: np.ndarray, bias: np.ndarray, order: np.nd
     limit = int(min(limit, len(order)))
     order = np.asarray(order[:limit], dtype=np.int64)
     full = logits_of(pooled, weight, bias)
-    removed = weight[:, order].T.astype(np.float64) * pooled[order, None].astype(np.float64)   # (limit, classes)
+    removed = (weight[:, order].T.astype(np.float64)
+               * pooled[order, None].astype(np.float64))   # (limit, classes)
     logits = full[None, :] - np.concatenate([np.zeros((1, len(full))), np.cumsum(removed, axis=0)])
     probs = softmax(logits, axis=1)
     top1 = np.argmax(logits, axis=1)          # as ``top1_changes``: the logits decide, lowest index on ties
@@ -161,11 +162,13 @@ def exact_minimum(pooled: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> E
     classes = len(logits)
     drops = (weight[cls].astype(np.float64)[None, :] - weight.astype(np.float64)) * pooled[None, :]
     margins = logits[cls] - logits                                           # (classes,), >= 0
-    gained = np.cumsum(-np.sort(-drops, axis=1), axis=1)    # gained[r, j]: margin lost to the j + 1 largest drops
+    gained = np.cumsum(-np.sort(-drops, axis=1), axis=1)    # gained[r, j]: margin lost to the j + 1
+                                                            # largest drops
     lower = (np.arange(classes) < cls)[:, None]
     flips = (gained > margins[:, None]) | ((gained == margins[:, None]) & lower)
     flips[cls] = False
-    first = np.where(flips.any(axis=1), flips.argmax(axis=1) + 1, 0)         # fewest units per rival; 0: never
+    first = np.where(flips.any(axis=1), flips.argmax(axis=1) + 1, 0)         # fewest units per rival;
+                                                                             # 0: never
     # round-off guard: besides each rival's k, try k - 1 and k + 1 when the margin is within round-off
     slack = 1e-9 * (np.abs(logits).max() + np.abs(drops).sum(axis=1))
     candidates = set()

@@ -61,7 +61,8 @@ def torchvision_root(folder: Path, scratch: Path) -> Path:
 def split_indices(n: int, val_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The image indices of data.split's training and validation parts: split a tensor of indices."""
     index = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1)
-    parts = fdata.split(fdata.FashionData(index, torch.zeros(n), index[:0], index[:0, 0, 0, 0], "", ""), val_size)
+    parts = fdata.split(fdata.FashionData(index, torch.zeros(n), index[:0], index[:0, 0, 0, 0], "", ""),
+                        val_size)
     return parts.train_x.view(-1).long(), parts.val_x.view(-1).long()
 
 
@@ -108,7 +109,8 @@ def notebook_loop(root: Path, epochs: int, seed: int) -> list[tuple[float, float
                 correct += int((net(x).argmax(1) == y).sum())
                 total += len(y)
         out.append((train_s, correct / total))
-        print(f"  notebook epoch {len(out)}: {train_s:.1f} s of training, val {100 * out[-1][1]:.2f} %", flush=True)
+        print(f"  notebook epoch {len(out)}: {train_s:.1f} s of training, val {100 * out[-1][1]:.2f} %",
+              flush=True)
     return out
 
 
@@ -129,8 +131,8 @@ def project_loop(data: fdata.FashionData, cfg, seed: int) -> list[tuple[float, f
 
     def on_epoch(row: dict) -> None:
         out.append(((out[-1][0] if out else 0.0) + row["train_s"], row["val_acc"]))
-        print(f"  project epoch {row['epoch']}: {out[-1][0]:.1f} s of training, val {100 * row['val_acc']:.2f} %",
-              flush=True)
+        print(f"  project epoch {row['epoch']}: {out[-1][0]:.1f} s of training, val "
+              f"{100 * row['val_acc']:.2f} %", flush=True)
 
     fit(cfg, split, seed, torch.device("cpu"), on_epoch)
     return out
@@ -161,7 +163,8 @@ def main() -> int:
     p.add_argument("--target", type=float, default=0.90, help="validation accuracy to reach")
     p.add_argument("--repeats", type=int, default=3, help="runs of each loop; medians are printed")
     p.add_argument("--threads", type=int, default=cores(), help="torch threads (default: every core)")
-    p.add_argument("--grid", type=Path, default=ROOT / "grids" / "standard.toml", help="grid whose [base] is used")
+    p.add_argument("--grid", type=Path, default=ROOT / "grids" / "standard.toml",
+                   help="grid whose [base] is used")
     p.add_argument("--project", action="append", default=None, metavar="'KEY=VALUE ...'",
                    help="a project configuration to time: TOML values over the grid's [base] (and --net), "
                         "e.g. --project \"augment='none' flip_tta=false epochs=1\"; repeat the option for "
@@ -193,7 +196,8 @@ def main() -> int:
         to_target = [seconds_to(c, a.target) for c in curves]
         seconds = [t if t is not None else c[-1][0] for t, c in zip(to_target, curves)]
         return (statistics.median(seconds), sum(t is None for t in to_target),
-                statistics.median(c[-1][1] for c in curves), statistics.median(c[-1][0] / len(c) for c in curves))
+                statistics.median(c[-1][1] for c in curves),
+                statistics.median(c[-1][0] / len(c) for c in curves))
 
     pct = f"{100 * a.target:.0f} %"
     print(f"\nmedians over {a.repeats} repeat(s), {a.threads} thread(s):")
@@ -208,8 +212,8 @@ def main() -> int:
         print(f"  {who:<9}: {reached} of training to {pct} validation accuracy; {100 * acc:.2f} % after "
               f"{epochs} epochs; {epoch_s:.1f} s of training per epoch")
     if "notebook" in results:
-        print(f"  notebook data loading alone (ToTensor per sample, batch 64): {statistics.median(loading):.1f} "
-              "s/epoch")
+        print("  notebook data loading alone (ToTensor per sample, batch 64): "
+              f"{statistics.median(loading):.1f} s/epoch")
         notebook_s, notebook_missed, *_ = results["notebook"]
         for who, (project_s, project_missed, *_) in results.items():
             if who != "notebook" and not project_missed:

@@ -35,8 +35,10 @@ def main() -> int:
     grid = load_grid(a.grid)
     folder = fdata.locate(None, None, offline=True)
     n = cores()
-    env = TrialEnv(str(folder), fdata.load(folder).sha256, None, False, grid.val_size, grid.train_subset, "cpu", n)
-    specs = [TrialSpec("baseline", None, {}, grid.base.updated({"epochs": a.epochs}), seed) for seed in range(a.trials)]
+    env = TrialEnv(str(folder), fdata.load(folder).sha256, None, False, grid.val_size, grid.train_subset,
+                   "cpu", n)
+    specs = [TrialSpec("baseline", None, {}, grid.base.updated({"epochs": a.epochs}), seed)
+             for seed in range(a.trials)]
     layouts = {f"1 x {n} threads": env, f"{n} x 1 thread": replace(env, threads=1, workers=n)}
     walls: dict[str, list[float]] = {name: [] for name in layouts}
     for r in range(a.repeats):
@@ -48,7 +50,8 @@ def main() -> int:
             val_s = sum(result["val_s"] for result, _ in outcomes)
             print(f"repeat {r + 1} {name:>14}: wall {walls[name][-1]:6.1f} s (training {train_s:.1f} s, "
                   f"validation {val_s:.1f} s summed over trials)", flush=True)
-    print(f"\nmedians over {a.repeats} repeats, {a.trials} trials x {a.epochs} epochs x {grid.train_subset} images:")
+    print(f"\nmedians over {a.repeats} repeats, "
+          f"{a.trials} trials x {a.epochs} epochs x {grid.train_subset} images:")
     for name, values in walls.items():
         print(f"  {name:>14}: {statistics.median(values):6.1f} s")
     return 0

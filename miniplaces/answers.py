@@ -122,10 +122,11 @@ def answer_1a(results: dict) -> Answer:
 
 def _median_vs_chance(median: float, low: float, high: float) -> str:
     """Where a layer's median colour share stands against the 5-95 % range of shuffled layers' medians."""
-    where = (f"it lies within the {low:.2f} to {high:.2f} that 90 % of shuffled layers give, so the layer as a whole "
-             "is no more and no less colourful than chance" if low <= median <= high else
-             f"it lies {'above' if median > high else 'below'} the {low:.2f} to {high:.2f} that 90 % of shuffled layers "
-             f"give, so the layer as a whole leans to {'colour' if median > high else 'luminance'}")
+    where = (f"it lies within the {low:.2f} to {high:.2f} that 90 % of shuffled layers give, so the layer as "
+             "a whole is no more and no less colourful than chance" if low <= median <= high else
+             f"it lies {'above' if median > high else 'below'} the {low:.2f} to {high:.2f} that 90 % of "
+             "shuffled layers give, so the layer as a whole leans to "
+             f"{'colour' if median > high else 'luminance'}")
     return where + "."
 
 
@@ -139,22 +140,22 @@ def answer_1b(results: dict) -> Answer:
         chance, n = layer["colour_chance"], layer["shape"][0]
         sentences.append(
             f"{layer['layer']}'s {n} filters, drawn as RGB images, include {layer['colour_filters']} colour "
-            f"filters and {layer['grey_filters']} grey (luminance) filters: their share of colour contrast lies "
-            f"above the 95th or below the 5th percentile of the same weights shuffled at random "
+            f"filters and {layer['grey_filters']} grey (luminance) filters: their share of colour contrast "
+            "lies above the 95th or below the 5th percentile of the same weights shuffled at random "
             f"({chance['p95']:.2f} and {chance['p05']:.2f}).")
         reading.append(
             f"Shuffling keeps a filter's values but destroys their arrangement, so by chance about "
             f"{0.05 * n:.0f} of {n} filters fall beyond each percentile; counts far above that are structure "
-            f"that training put there. The layer's median colour share is {layer['colour_fraction_median']:.2f}, "
-            f"against {chance['median']:.2f} for shuffled filters; "
+            "that training put there. The layer's median colour share is "
+            f"{layer['colour_fraction_median']:.2f}, against {chance['median']:.2f} for shuffled filters; "
             + _median_vs_chance(layer['colour_fraction_median'], chance['layer_median_p05'],
                                 chance['layer_median_p95']))
     if deeper:
         names = series([f"{d['layer']} ({d['shape'][1]} input channels)" for d in deeper])
         sentences.append(f"Deeper filters are not images: for {names} each row shows one of the strongest "
                          "filters as signed slices of its strongest input channels.")
-    glance = (f"{rgb[0]['layer']}: {rgb[0]['colour_filters']} colour and {rgb[0]['grey_filters']} grey filters "
-              f"beyond chance of {rgb[0]['shape'][0]}; deeper layers as signed weight slices."
+    glance = (f"{rgb[0]['layer']}: {rgb[0]['colour_filters']} colour and {rgb[0]['grey_filters']} grey "
+              f"filters beyond chance of {rgb[0]['shape'][0]}; deeper layers as signed weight slices."
               if rgb else f"{series([d['layer'] for d in deeper])} shown as signed weight slices.")
     return Answer("1b", sentences, glance, reading, places=True)
 
@@ -189,7 +190,8 @@ def answer_2b(results: dict) -> Answer:
     if not overall:
         return Answer("2b", [
             "No scene has concept masks, so no unit can be scored against sky or building; the report lists "
-            "each scene's most active units instead."], "No concept masks given: nothing to score.", places=True)
+            "each scene's most active units instead."], "No concept masks given: nothing to score.",
+                      places=True)
     asked = [c for c in PROBLEM_CONCEPTS if c in overall] or list(overall)[:2]
     best = [f"{overall[c]['top'][0]['unit']} for {c} (IoU {overall[c]['top'][0]['iou']:.3f} "
             f"on {plural(overall[c]['images'], 'image')})" for c in asked]
@@ -198,8 +200,8 @@ def answer_2b(results: dict) -> Answer:
     levels = [f"{overall[c]['null_max_iou']:.3f}" for c in asked if overall[c]["null_max_iou"] is not None]
     sentences = [
         f"The best units are {series(best)}.",
-        capital(f"{series([_detectors(n, c) for n, c in zip(found, asked)])} {beats} chance, the best IoU that "
-                f"the same masks reach when moved off the concept ({series(levels)})."),
+        capital(f"{series([_detectors(n, c) for n, c in zip(found, asked)])} {beats} chance, the best IoU "
+                f"that the same masks reach when moved off the concept ({series(levels)})."),
     ]
     calibrated = [r["detector_count"] for r in overall.values() if r["detector_count"] is not None]
     best_units = [f"{overall[c]['top'][0]['unit']} ({c})" for c in asked]
@@ -213,14 +215,15 @@ def answer_2b(results: dict) -> Answer:
         "detector, and a unit above the chance level overlaps the concept more than the best of "
         f"{units['units']} units does by luck. With {plural(units['dissection']['images'], 'image')} and "
         f"{' x '.join(map(str, units['model']['output_shape'][2:]))} maps the IoU cannot exceed "
-        f"{series([f'{v:.2f} for {c}' for c, v in caps.items()])}, so Network Dissection's cut-off of 0.04, which "
-        f"would count {series([str(overall[c]['netdissect_count']) for c in asked])}, is no fair bar here."]
+        f"{series([f'{v:.2f} for {c}' for c, v in caps.items()])}, so Network Dissection's cut-off of 0.04, "
+        f"which would count {series([str(overall[c]['netdissect_count']) for c in asked])}, "
+        "is no fair bar here."]
     unit300 = units.get("unit300")
     shown = [s for s in results.get("scenes", []) if "unit300" in s]
     if unit300 is not None and shown:
         ranks = [s["unit300"]["activity_rank"] for s in shown]
-        reading.append(f"The problem set's mountain unit {unit300} ranks {span(ranks, str)} of {units['units']} "
-                       "by mean activation on these scenes.")
+        reading.append(f"The problem set's mountain unit {unit300} ranks {span(ranks, str)} of "
+                       f"{units['units']} by mean activation on these scenes.")
     return Answer("2b", sentences, glance, reading, places=True)
 
 
@@ -232,11 +235,13 @@ def answer_2c(results: dict, focus: dict) -> Answer:
     changed = [s for s in scenes if s["ablation"]["top1_changed"]]
     example = f"{scene_name(focus)}: {pct(ab['prob_before'])} → {pct(ab['prob_after'])}"
     if lowered == len(scenes):
-        what = f"lowers its probability on {count_of(lowered, len(scenes), 'scene')}, by {span(drops, points_of, ' points')}"
+        what = (f"lowers its probability on {count_of(lowered, len(scenes), 'scene')}, by "
+                f"{span(drops, points_of, ' points')}")
     else:
         what = (f"lowers its probability on {lowered} of {plural(len(scenes), 'scene')} (changes from "
                 f"{span([-d for d in drops], lambda x: f'{100 * x:+.1f}', ' points')})")
-    sentences = [f"Zeroing the five units with the largest FC weights for the top-1 class {what} ({example})."]
+    sentences = [f"Zeroing the five units with the largest FC weights for the top-1 class {what} "
+                 f"({example})."]
     if not changed:
         sentences.append("The top-1 class never changes." if len(scenes) > 1 else "The top-1 class stays.")
     else:
@@ -245,8 +250,8 @@ def answer_2c(results: dict, focus: dict) -> Answer:
                          + (f" ({where})." if len(changed) < len(scenes) else "."))
     moved = (f"P(top-1) falls by {span(drops, points_of, ' points')}" if lowered == len(scenes) else
              f"P(top-1) changes by {span([-d for d in drops], lambda x: f'{100 * x:+.1f}', ' points')}")
-    glance = (f"{moved}; the top-1 class changes on {count_of(len(changed), len(scenes), 'scene')}." if changed
-              else f"{moved}; the top-1 class never changes.")
+    glance = (f"{moved}; the top-1 class changes on {count_of(len(changed), len(scenes), 'scene')}."
+              if changed else f"{moved}; the top-1 class never changes.")
     return Answer("2c", sentences, glance, places=True)
 
 
@@ -266,7 +271,8 @@ def answer_2d(results: dict, focus: dict) -> Answer:
     found = [k for k in ks if k is not None]
     if ex["k"] is not None:
         first = (f"Zeroing {units_phrase(ex['k'])}, {series(ex['units'])}, changes the top-1 class of "
-                 f"{scene_name(focus)} from {name(focus['sweep']['by_weight']['class'])} to {name(ex['new_top1'])}")
+                 f"{scene_name(focus)} from {name(focus['sweep']['by_weight']['class'])} to "
+                 f"{name(ex['new_top1'])}")
     else:
         first = (f"No set of units changes the top-1 class of {scene_name(focus)}: zeroing every unit that "
                  f"supports it still leaves it ahead of {name(ex['rival'])}")
@@ -279,7 +285,8 @@ def answer_2d(results: dict, focus: dict) -> Answer:
     sentences = [first + ".",
                  "This minimum is exact over all sets of units, because the logits are linear in the units."]
     greedy = []
-    for key, label in (("by_weight", "ranking by FC weight"), ("by_contribution", "ranking by weight x activation")):
+    for key, label in (("by_weight", "ranking by FC weight"),
+                       ("by_contribution", "ranking by weight x activation")):
         hits = [s["sweep"][key]["min_k"] for s in scenes if s["sweep"][key]["min_k"] is not None]
         text = f"{label} needs {span(hits, str, ' units')}" if hits else f"{label} never succeeds"
         if hits and len(hits) < len(scenes):
@@ -290,8 +297,8 @@ def answer_2d(results: dict, focus: dict) -> Answer:
         across = ("" if len(scenes) == 1 else f"; {NUMBER_WORDS.get(found[0], found[0])} for each of the "
                   f"{len(scenes)} scenes" if min(found) == max(found)
                   else f"; {min(found)} to {max(found)} across the {len(scenes)} scenes")
-        glance = (f"{capital(units_phrase(ex['k']))} ({series(ex['units'])}) for {scene_name(focus)}, the exact "
-                  f"minimum{across}.")
+        glance = (f"{capital(units_phrase(ex['k']))} ({series(ex['units'])}) for {scene_name(focus)}, the "
+                  f"exact minimum{across}.")
     else:
         glance = f"No set of units changes the top-1 class of {scene_name(focus)}."
     return Answer("2d", sentences, glance, places=True)
@@ -304,8 +311,9 @@ def answer_3a(results: dict) -> Answer:
     a, b = " x ".join(map(str, shapes["chopped"])), " x ".join(map(str, shapes["reshaped"]))
     return Answer("3a", [
         f"reshape_hw_c turns the chopped model's {a} output into {b}: it drops the batch axis, flattens the "
-        f"{shapes['chopped'][2]} x {shapes['chopped'][3]} positions row by row and transposes, so each row is "
-        "one position and each column one unit."], glance=f"{a} → {b} (one row per position).", places=True)
+        f"{shapes['chopped'][2]} x {shapes['chopped'][3]} positions row by row and transposes, so each row "
+        "is one position and each column one unit."], glance=f"{a} → {b} (one row per position).",
+                  places=True)
 
 
 def answer_3b(results: dict) -> Answer:
@@ -314,9 +322,9 @@ def answer_3b(results: dict) -> Answer:
     return Answer("3b", [
         f"fc_per_position applies the model's own FC layer to every row, giving {out}: the class scores of "
         "each position.",
-        f"Averaged over the {shapes['fc_output'][0]} positions these equal the model's logits (largest difference "
-        f"{shapes['mean_over_positions_vs_logits']:.1e}), and each class column equals its CAM plus the class's "
-        f"bias (largest difference {shapes['columns_vs_cam_plus_bias']:.1e}).",
+        f"Averaged over the {shapes['fc_output'][0]} positions these equal the model's logits (largest "
+        f"difference {shapes['mean_over_positions_vs_logits']:.1e}), and each class column equals its CAM "
+        f"plus the class's bias (largest difference {shapes['columns_vs_cam_plus_bias']:.1e}).",
     ], glance=f"{out} class scores; their mean over positions equals the logits to "
               f"{shapes['mean_over_positions_vs_logits']:.0e}.", places=True)
 
@@ -367,7 +375,8 @@ def answer_3d(results: dict, focus: dict) -> Answer:
     else:
         on = ("effective on " + ("none of the" if not effective else "all" if len(effective) == len(scenes)
                                  else f"{len(effective)} of") + f" {plural(len(scenes), 'scene')}"
-              + (f" ({series([scene_name(s) for s in effective])})" if 0 < len(effective) < len(scenes) else ""))
+              + (f" ({series([scene_name(s) for s in effective])})" if 0 < len(effective) < len(scenes)
+                 else ""))
         beats = f", and beats the centre prior on {len(centre)} of them."
     sentences = [f"Measured by deletion and insertion against random maps, CAM is {on}"
                  + (beats if effective else ".")]
@@ -376,8 +385,8 @@ def answer_3d(results: dict, focus: dict) -> Answer:
     m, r = f["methods"], f["random"]
     sentences.append(
         f"On {scene_name(shown)}, deleting by CAM leaves an area of {m['CAM']['deletion_auc']:.3f} under "
-        f"P({name(f['class'])}) (random maps: {r['deletion_mean']:.3f} ± {r['deletion_sd']:.3f}); inserting gives "
-        f"{m['CAM']['insertion_auc']:.3f} ({r['insertion_mean']:.3f} ± {r['insertion_sd']:.3f}).")
+        f"P({name(f['class'])}) (random maps: {r['deletion_mean']:.3f} ± {r['deletion_sd']:.3f}); inserting "
+        f"gives {m['CAM']['insertion_auc']:.3f} ({r['insertion_mean']:.3f} ± {r['insertion_sd']:.3f}).")
     rivals = [g for g in GRADIENT_LABELS if g in m and m[g]["effective"]]
     if not m["CAM"]["effective"] and rivals:
         sentences.append(f"{series(rivals)} pass{'es' if len(rivals) == 1 else ''} the same test there.")
@@ -385,7 +394,8 @@ def answer_3d(results: dict, focus: dict) -> Answer:
               f"{plural(len(scenes), 'scene')}.")
     reading = []
     if results.get("model", {}).get("demo"):
-        reading.append("These verdicts are about an untrained network (demo weights), not the Places365 model.")
+        reading.append("These verdicts are about an untrained network (demo weights), "
+                       "not the Places365 model.")
 
     def shares(group: list[dict]) -> str:
         return span([sum(u["share"] for u in s["cam"]["explanations"][0]["units"]) for s in group],
@@ -393,13 +403,14 @@ def answer_3d(results: dict, focus: dict) -> Answer:
 
     rest = [s for s in scenes if s not in effective]
     if effective and rest:
-        reading.append(f"Why: where CAM passes, the top-1 class's three strongest units hold {shares(effective)} of "
-                       f"its positive evidence; where it fails, {shares(rest)}.")
+        reading.append("Why: where CAM passes, the top-1 class's three strongest units hold "
+                       f"{shares(effective)} of its positive evidence; where it fails, {shares(rest)}.")
     shape = [s["cam"]["shape"]["concentration"] for s in scenes]
-    reading.append(f"By shape alone, the top-1 CAM puts {span(shape, lambda x: f'{100 * x:.0f}', ' %')} of its "
-                   "mass on its brightest 20 % of pixels (a uniform map: 20 %): that says how peaked a map is, "
-                   "not whether the network uses what it points at. Each cell of the 8 x 8 map covers 1/64 of the "
-                   "image, so even a faithful map localises only to about an eighth of the image's side.")
+    reading.append(f"By shape alone, the top-1 CAM puts {span(shape, lambda x: f'{100 * x:.0f}', ' %')} of "
+                   "its mass on its brightest 20 % of pixels (a uniform map: 20 %): that says how peaked a "
+                   "map is, not whether the network uses what it points at. Each cell of the 8 x 8 map "
+                   "covers 1/64 of the image, so even a faithful map localises only to about an eighth of "
+                   "the image's side.")
     if len(scenes) < len(results["scenes"]):
         reading.append(f"The {results.get('run', {}).get('preset', 'chosen')} preset measures "
                        f"{count_of(len(scenes), len(results['scenes']), 'scene')}.")
@@ -415,8 +426,8 @@ def answer_4a(results: dict) -> Answer:
         f"train shuffles the training images, augments each batch ({cfg['augment']}), computes the "
         f"cross-entropy loss (label smoothing {cfg['label_smoothing']}), back-propagates, and steps the "
         "optimizer and the per-batch learning-rate schedule; it stops a trial whose loss is not finite.",
-        f"On the baseline one epoch over {base['train_images']:,} images takes {base['median_epoch_s']:.1f} s "
-        f"({base['images_per_s']:,.0f} images/s).",
+        f"On the baseline one epoch over {base['train_images']:,} images takes "
+        f"{base['median_epoch_s']:.1f} s ({base['images_per_s']:,.0f} images/s).",
     ], glance=f"One epoch: shuffle, augment, loss, backward, step; {base['images_per_s']:,.0f} images/s.")
 
 
@@ -429,9 +440,11 @@ def answer_4b(results: dict) -> Answer:
     base = results["fashion_mnist"]["baseline"]
     return Answer("4b", [
         "get_prediction returns the arg-max of the network's logits (an int for one image, a tensor of "
-        "indices for a batch); evaluate returns the fraction of predictions equal to the labels, in eval mode.",
-        f"The baseline scores {pct(base['first_val_acc'], 2)} on the validation {_sample(base)} after epoch 1 "
-        f"and {pct(base['val_acc'], 2)} on all {base['val_images']:,} after epoch {base['epochs']}.",
+        "indices for a batch); evaluate returns the fraction of predictions equal to the labels, "
+        "in eval mode.",
+        f"The baseline scores {pct(base['first_val_acc'], 2)} on the validation {_sample(base)} "
+        f"after epoch 1 and {pct(base['val_acc'], 2)} on all {base['val_images']:,} "
+        f"after epoch {base['epochs']}.",
     ], glance=f"Arg-max of the logits; accuracy = share of correct predictions ({pct(base['val_acc'], 2)} "
               "for the baseline).")
 
@@ -445,17 +458,19 @@ def answer_4c(results: dict) -> Answer:
                  if len(history) > 1 else None)
     sentences = [
         f"The final validation accuracy after {base['epochs']} epochs is {pct(base['val_acc'], 2)}.",
-        f"make_optimizer builds {cfg['optimizer']} with learning rate {cfg['lr']} on a {cfg['schedule']} schedule "
-        f"and weight decay {cfg['weight_decay']} (not on BatchNorm weights and biases).",
+        f"make_optimizer builds {cfg['optimizer']} with learning rate {cfg['lr']} on a {cfg['schedule']} "
+        f"schedule and weight decay {cfg['weight_decay']} (not on BatchNorm weights and biases).",
     ]
-    glance = f"{pct(base['val_acc'], 2)} validation accuracy after {base['epochs']} epochs ({cfg['optimizer']})."
+    glance = (f"{pct(base['val_acc'], 2)} validation accuracy after {base['epochs']} epochs "
+              f"({cfg['optimizer']}).")
     reading = []
     if last_gain is not None:
         # two epochs scored on the same n images: their difference has at most sqrt(2 p (1 - p) / n)
         # standard error (less, as the scores are positively correlated), so 2 s.e. is a safe bar
         n, p = history[-2].get("val_images", base["val_images"]), history[-2]["val_acc"]
         bar = 2 * math.sqrt(2 * p * (1 - p) / n)
-        trend = "was still rising" if last_gain > bar else "fell" if last_gain < -bar else "stayed within noise"
+        trend = ("was still rising" if last_gain > bar else "fell" if last_gain < -bar
+                 else "stayed within noise")
         reading.append(f"Validation accuracy {trend} in the last epoch ({100 * last_gain:+.2f} pp on the "
                        f"{_sample(base)}; sampling noise gives up to {100 * bar:.2f} pp at 2 s.e.), up from "
                        f"{pct(base['first_val_acc'], 2)} after epoch 1"
@@ -475,15 +490,17 @@ def answer_4d(results: dict) -> Answer:
     test = fm["axes"][0]["test"]
     sentences = [
         f"Of {plural(len(rows), 'variant')} tried one axis at a time, {len(better)} beat the baseline "
-        f"({pct(fm['baseline']['val_acc'], 2)}) and {len(worse)} did worse beyond chance; the rest are within "
-        f"noise ({test['name']} on the same {test['images']:,} validation images, {test['correction']})."]
+        f"({pct(fm['baseline']['val_acc'], 2)}) and {len(worse)} did worse beyond chance; the rest are "
+        f"within noise ({test['name']} on the same {test['images']:,} validation images, "
+        f"{test['correction']})."]
     if better:
         axis, top = max(better, key=lambda ar: ar[1]["delta_pp"])
         sentences.append(f"The largest measurable gain is {top['variant']} on the {axis['axis']} axis, "
                          f"{top['delta_pp']:+.2f} pp.")
     elif rows:
         axis, top = max(rows, key=lambda ar: ar[1]["delta_pp"] if ar[1]["delta_pp"] is not None else -1e9)
-        sentences.append(f"The largest raw gain, {top['variant']} ({top['delta_pp']:+.2f} pp), is not beyond chance.")
+        sentences.append(f"The largest raw gain, {top['variant']} ({top['delta_pp']:+.2f} pp), "
+                         "is not beyond chance.")
     glance = (f"{len(better)} of {plural(len(rows), 'variant')} beat the baseline beyond chance, "
               f"{len(worse)} {'was' if len(worse) == 1 else 'were'} worse (paired test).")
     return Answer("4d", sentences, glance)
@@ -499,7 +516,8 @@ def answer_final(results: dict) -> Answer:
         final["decision"]["text"],
     ]
     chosen = final["decision"]["chosen"].removeprefix("finalist: ")
-    glance = f"{pct(final['test_acc'], 2)} test accuracy, {verdict} the 90 % bar ({chosen}, retrained on all images)."
+    glance = (f"{pct(final['test_acc'], 2)} test accuracy, {verdict} the 90 % bar "
+              f"({chosen}, retrained on all images).")
     return Answer("final", sentences, glance)
 
 
@@ -523,11 +541,14 @@ def build(results: dict, focus: str | None = None) -> dict[str, Answer]:
     plan: list[tuple[str, str, Callable[[], Answer]]] = [
         ("1a", "filters", lambda: answer_1a(results)), ("1b", "filters", lambda: answer_1b(results)),
         ("2a", "units", lambda: answer_2a(results)), ("2b", "units", lambda: answer_2b(results)),
-        ("2c", "units", lambda: answer_2c(results, scene)), ("2d", "units", lambda: answer_2d(results, scene)),
+        ("2c", "units", lambda: answer_2c(results, scene)),
+        ("2d", "units", lambda: answer_2d(results, scene)),
         ("3a", "cam", lambda: answer_3a(results)), ("3b", "cam", lambda: answer_3b(results)),
         ("3c", "cam", lambda: answer_3c(results, scene)), ("3d", "cam", lambda: answer_3d(results, scene)),
-        ("4a", "fashion_mnist", lambda: answer_4a(results)), ("4b", "fashion_mnist", lambda: answer_4b(results)),
-        ("4c", "fashion_mnist", lambda: answer_4c(results)), ("4d", "fashion_mnist", lambda: answer_4d(results)),
+        ("4a", "fashion_mnist", lambda: answer_4a(results)),
+        ("4b", "fashion_mnist", lambda: answer_4b(results)),
+        ("4c", "fashion_mnist", lambda: answer_4c(results)),
+        ("4d", "fashion_mnist", lambda: answer_4d(results)),
         ("final", "fashion_mnist", lambda: answer_final(results)),
     ]
     return {key: make() for key, section, make in plan if section in results}

@@ -65,6 +65,7 @@ def write_json(path: Path | str, obj: Any) -> None:
 
 
 def write_with(path: Path | str, writer: Callable[[IO], None]) -> None:
-    """Atomically write a file with a library writer that takes a binary handle (np.savez, torch.save, savefig)."""
+    """Atomically write a file with a library writer that takes a binary handle (np.savez, torch.save,
+    savefig)."""
     with atomic_open(path, "wb") as handle:
         writer(handle)

@@ -113,7 +113,8 @@ class Cache:
         if not self.enabled:
             return
         try:
-            atomic.write_bytes(self.path(namespace, key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+            atomic.write_bytes(self.path(namespace, key),
+                               pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as exc:  # a full disk must not lose the computed result of this run
             log.warning("could not write cache entry %s/%s: %s", namespace, key, exc)
 

@@ -30,7 +30,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "fashion_mnist": {"grid": "standard"},
     },
     "full": {
-        "filters": {"layers": ["conv1", "layer1.0.conv2", "layer2.0.conv2", "layer3.0.conv2", "layer4.0.conv2"],
+        "filters": {"layers": ["conv1", "layer1.0.conv2", "layer2.0.conv2", "layer3.0.conv2",
+                               "layer4.0.conv2"],
                     "max_filters": 64},
         "units": {"sweep_limit": 300, "top_units": 5},
         "cam": {"top_k": 5, "faithfulness": {"steps": 20, "random_seeds": 5, "score_cam": True}},

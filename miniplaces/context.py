@@ -93,7 +93,8 @@ class RunContext:
         def build() -> dict:
             places, c = self.places(), self.config
             inputs = {"sha256": places.sha256, "arch": places.arch, "labels": digest(places.labels),
-                      "image_size": c.image_size, "params": {s: c.params(s) for s in ("filters", "units", "cam")}}
+                      "image_size": c.image_size,
+                      "params": {s: c.params(s) for s in ("filters", "units", "cam")}}
             if with_scenes:
                 inputs["scenes"] = [(s.name, s.sha256, digest(s.concepts)) for s in self.scenes().scenes]
             return inputs
@@ -124,7 +125,8 @@ class RunContext:
         return self.shared("scenes", lambda: load_scenes(c.images, c.replace_images, self.warn))
 
     def feature_maps(self, scene):
-        """(FeatureMaps, was_cached) of layer4 for one scene: one forward pass per image per run, cached on disk.
+        """(FeatureMaps, was_cached) of layer4 for one scene: one forward pass per image per run,
+        cached on disk.
 
         The key holds everything the maps depend on: the weights' hash, the image bytes' hash, the
         input size, the architecture and the source of the decoding and feature-map code.
@@ -138,4 +140,5 @@ class RunContext:
                  "arch": places.arch, "code": code_version(fm, scenes_module)}
         return self.shared(f"feature_maps/{scene.id}", lambda: self.cache.get_or_compute(
             "feature_maps", parts,
-            lambda: fm.compute_feature_maps(places.model, scene.image, self.config.image_size, places.device)))
+            lambda: fm.compute_feature_maps(places.model, scene.image, self.config.image_size,
+                                            places.device)))

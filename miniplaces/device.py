@@ -12,5 +12,6 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu or auto")
+        raise UserError("--device cuda was asked for but no CUDA device is available; "
+                        "use --device cpu or auto")
     return torch.device(name)

@@ -102,7 +102,8 @@ def colour_scale(vmin: float, vmax: float, cmap: str = "jet"):
     return plt.cm.ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap)
 
 
-def mosaic(tiles: np.ndarray, gap: int = 1, fill: float = np.nan) -> tuple[np.ndarray, list[tuple[float, float]]]:
+def mosaic(tiles: np.ndarray, gap: int = 1,
+           fill: float = np.nan) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """Tiles (rows, cols, h, w[, 3]) as one image with ``gap`` pixels of ``fill`` between them, and each
     tile's top-centre (x, y) in that image's pixel coordinates: one ``imshow`` instead of an axes per
     tile, which is what made filter grids take seconds to draw."""

@@ -144,8 +144,8 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
     path = next((p for p in models if p.name == PREFERRED_MODEL), models[0])
     out: dict[str, Any] = {"model_file": path.name, "problems": []}
     if len(models) > 1:
-        out["problems"].append(f"{len(models)} model files at the root ({', '.join(p.name for p in models)}); "
-                               f"scored {path.name}")
+        out["problems"].append(f"{len(models)} model files at the root "
+                               f"({', '.join(p.name for p in models)}); scored {path.name}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -52,7 +52,8 @@ def listing(dotted: str) -> dict:
 
 def build(sections: list[str]) -> dict[str, list[dict]]:
     """The listings of every sub-question whose section ran."""
-    return {key: [listing(d) for d in names] for key, (section, names) in LISTED.items() if section in sections}
+    return {key: [listing(d) for d in names] for key, (section, names) in LISTED.items()
+            if section in sections}
 
 
 def stylesheet() -> str:

@@ -190,13 +190,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         if "weights_only" in str(exc) or "Unsupported global" in str(exc):
             raise UserError(f"{path}: refused to load: the file contains objects other than tensors "
-                            "(possibly code); only plain checkpoints are loaded (weights_only=True)") from None
+                            "(possibly code); only plain checkpoints are loaded "
+                            "(weights_only=True)") from None
         raise UserError(f"{path}: not a readable checkpoint ({_first_line(exc)}); {redownload}") from None
     except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError, AttributeError,
             UnicodeDecodeError, IndexError, TypeError, KeyError) as exc:
-        raise UserError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)}); {redownload}") from None
+        raise UserError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc)}); "
+                        f"{redownload}") from None
     state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
-    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not isinstance(state, Mapping) or not state or not all(isinstance(v, torch.Tensor)
+                                                              for v in state.values()):
         raise UserError(f"{path}: no state_dict of tensors inside; expected the official format "
                         "{{'state_dict': {{'module.conv1.weight': ...}}}}")
     return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
@@ -225,8 +228,8 @@ def build_model(arch: str, state_dict: dict[str, torch.Tensor] | None, source: s
         if wrong:
             key, got, want = wrong[0]
             what = "a different number of classes" if key.startswith("fc.") else "a different architecture"
-            raise UserError(f"{source}: {key} has shape {got}, {arch} with {NUM_CLASSES} classes needs {want} "
-                            f"({what}); use the official {weights_filename(arch)}")
+            raise UserError(f"{source}: {key} has shape {got}, {arch} with {NUM_CLASSES} classes needs "
+                            f"{want} ({what}); use the official {weights_filename(arch)}")
         model.load_state_dict(state_dict)
     return model.eval()
 
@@ -284,7 +287,8 @@ def parse_categories(path: Path) -> list[str]:
         # "/a/airfield" -> "airfield"; "/b/bedroom/indoor" -> "bedroom/indoor"
         labels[int(parts[1])] = name[3:] if name.startswith("/") and len(name) > 3 else name
     if sorted(labels) != list(range(NUM_CLASSES)):
-        raise UserError(f"{path}: expected {NUM_CLASSES} categories numbered 0..{NUM_CLASSES - 1}, got {len(labels)}")
+        raise UserError(f"{path}: expected {NUM_CLASSES} categories numbered 0..{NUM_CLASSES - 1}, "
+                        f"got {len(labels)}")
     return [labels[i] for i in range(NUM_CLASSES)]
 
 
@@ -306,5 +310,5 @@ def provision(weights: Path | None, categories: Path | None, arch: str, cache_di
         model = build_model(arch, read_state_dict(path), str(path))
         sha, shown, demo, reason = file_sha256(path), str(path), False, ""
     labels, source = load_labels(categories, path, cache_dir, offline or demo, progress)
-    return PlacesModel(model=model.to(dev), arch=arch, weights=shown, sha256=sha, demo=demo, demo_reason=reason,
-                       labels=labels, categories_source=source, device=dev)
+    return PlacesModel(model=model.to(dev), arch=arch, weights=shown, sha256=sha, demo=demo,
+                       demo_reason=reason, labels=labels, categories_source=source, device=dev)

@@ -78,8 +78,8 @@ def extract(zip_path: Path, dest: Path, limits: Limits = Limits()) -> list[str]:
                     while chunk := src.read(CHUNK):
                         written += len(chunk)
                         if written > limits.max_bytes:
-                            raise UnsafeZip(f"unpacks to more than {limits.max_bytes / 2**20:.0f} MiB although "
-                                            "its headers declare less (a zip bomb?)")
+                            raise UnsafeZip(f"unpacks to more than {limits.max_bytes / 2**20:.0f} MiB "
+                                            "although its headers declare less (a zip bomb?)")
                         out.write(chunk)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
                     RuntimeError) as exc:  # CRC error, unsupported compression, encryption

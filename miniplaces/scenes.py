@@ -150,8 +150,8 @@ def decode_image(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
                 image.draft(image.mode, (math.ceil(w * scale), math.ceil(h * scale)))
             elif limit and w * h > limit:
                 raise Unreadable(f"{w}x{h} ({w * h / 1e6:.0f} Mpixels) is above the decoding limit of "
-                                 f"{limit / 1e6:.0f} Mpixels for {image.format} files (only JPEGs are decoded "
-                                 "at reduced size); downscale it first")
+                                 f"{limit / 1e6:.0f} Mpixels for {image.format} files (only JPEGs are "
+                                 "decoded at reduced size); downscale it first")
             image.load()
             try:
                 transposed = ImageOps.exif_transpose(image)
@@ -166,8 +166,8 @@ def decode_image(data: bytes) -> tuple[Image.Image, tuple[int, int]]:
         raise Unreadable("not an image PIL can identify (wrong extension or not an image file)") from None
     except Exception as exc:   # truncated data, broken chunks, unsupported modes: PIL raises many types
         text = str(exc).strip().splitlines()
-        raise Unreadable(f"cannot decode: {type(exc).__name__}: {text[0][:120] if text else ''}".rstrip(": ")) \
-            from None
+        raise Unreadable(
+            f"cannot decode: {type(exc).__name__}: {text[0][:120] if text else ''}".rstrip(": ")) from None
     if max(rgb.size) > MAX_SIDE:
         rgb.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS)
     return rgb, displayed
@@ -194,7 +194,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def safe_id(name: str, taken: set[str]) -> str:
-    """A file-name stem of [A-Za-z0-9_-] only, at most 40 characters, unique among ``taken`` (which it joins)."""
+    """A file-name stem of [A-Za-z0-9_-] only, at most 40 characters, unique among ``taken`` (which it
+    joins)."""
     stem = name[: -len(CONCEPTS_SUFFIX)] if name.endswith(CONCEPTS_SUFFIX) else Path(name).stem
     return unique_slug(stem, taken, "image")
 
@@ -224,8 +225,8 @@ def load_concepts(path: Path, displayed_size: tuple[int, int], warn: Callable[[s
         warn(f"{where}: malformed JSON ({_clip(str(exc), 80)}); no concept masks for this image")
         return {}
     if not isinstance(doc, dict) or not isinstance(doc.get("concepts"), dict):
-        warn(f"{where}: expected an object with a \"concepts\" object (see docs/concepts.md); no concept masks "
-             "for this image")
+        warn(f"{where}: expected an object with a \"concepts\" object (see docs/concepts.md); no concept "
+             "masks for this image")
         return {}
     scale = (1.0, 1.0)
     if "image_size" in doc:
@@ -239,8 +240,8 @@ def load_concepts(path: Path, displayed_size: tuple[int, int], warn: Callable[[s
     for name, entries in doc["concepts"].items():
         shown = _clip(name)
         if name not in VOCABULARY:
-            warn(f"{where}: unknown concept {shown!r} ignored (known: see docs/concepts.md, e.g. sky, building, "
-                 "mountain)")
+            warn(f"{where}: unknown concept {shown!r} ignored (known: see docs/concepts.md, e.g. sky, "
+                 "building, mountain)")
             continue
         shapes = _parse_shapes(entries, scale, f"{where}: concept {shown!r}", warn, budget)
         if not shapes:
@@ -250,7 +251,8 @@ def load_concepts(path: Path, displayed_size: tuple[int, int], warn: Callable[[s
         if outside:
             warn(f"{where}: concept {shown!r} has {len(outside)} point(s) outside the {w}x{h} image "
                  f"(e.g. {outside[0][0]:g},{outside[0][1]:g}); clipped to the image")
-        shapes = [Shape(points, s.exclude) for s in shapes if len(points := clip_polygon(s.points, w, h)) >= 3]
+        shapes = [Shape(points, s.exclude) for s in shapes
+                  if len(points := clip_polygon(s.points, w, h)) >= 3]
         if not shapes or not rasterise(shapes, displayed_size, (min(h, 1024), min(w, 1024))).any():
             warn(f"{where}: concept {shown!r} covers no pixel of the image; ignored")
             continue
@@ -304,8 +306,8 @@ def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callabl
                   budget: list[int]) -> list[Shape]:
     """Valid shapes of one concept; ``budget`` holds the points the file may still use (MAX_FILE_POINTS)."""
     if not isinstance(entries, list):
-        warn(f"{where}: expected a list of shapes ({{\"polygon\": [[x, y], ...]}} or {{\"box\": [x0, y0, x1, y1]}}); "
-             "ignored")
+        warn(f"{where}: expected a list of shapes ({{\"polygon\": [[x, y], ...]}} or "
+             f"{{\"box\": [x0, y0, x1, y1]}}); ignored")
         return []
     sx, sy = scale
     shapes = []
@@ -317,7 +319,8 @@ def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callabl
                 warn(f"{where}: shape {number} has {len(raw)} points, more than the {MAX_POLYGON_POINTS} a "
                      f"polygon (and {MAX_FILE_POINTS} a file) may have; ignored")
                 continue
-            if len(raw) >= 3 and all(isinstance(p, list) and len(p) == 2 and all(map(_number, p)) for p in raw):
+            if len(raw) >= 3 and all(isinstance(p, list) and len(p) == 2 and all(map(_number, p))
+                                     for p in raw):
                 points = [(_bounded(x * sx), _bounded(y * sy)) for x, y in raw]
         elif isinstance(entry, dict) and isinstance(entry.get("box"), list):
             raw = entry["box"]
@@ -363,7 +366,8 @@ def user_scene(path: Path, name: str, taken_ids: set[str], warn: Callable[[str],
     except OSError as exc:
         raise Unreadable(f"cannot read ({exc.strerror or type(exc).__name__})") from None
     image, displayed = decode_image(data)
-    scene = Scene(name, safe_id(path.name, taken_ids), image, hashlib.sha256(data).hexdigest(), str(path), displayed)
+    scene = Scene(name, safe_id(path.name, taken_ids), image, hashlib.sha256(data).hexdigest(), str(path),
+                  displayed)
     sidecar = concepts_file_for(path)
     if sidecar.is_file():
         scene.concepts = load_concepts(sidecar, displayed, warn)

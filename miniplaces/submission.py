@@ -17,7 +17,8 @@ def check_name(name: str) -> str:
     """A kerberos-like name: it becomes a file name in the out dir, so no paths or odd characters."""
     stem = name[:-4] if name.lower().endswith(".zip") else name
     if not NAME.fullmatch(stem):   # fullmatch: '$' alone would accept a trailing newline
-        raise UserError(f"--submission {name!r}: use letters, digits, '.', '_' or '-' (your kerberos), no paths")
+        raise UserError(f"--submission {name!r}: use letters, digits, '.', '_' or '-' (your kerberos), "
+                        "no paths")
     return stem
 
 

@@ -66,11 +66,13 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-POOL_MIN_TMACS = 2.0   # work per worker that pays for starting it (importing torch, reading the data: ~7 s here)
+POOL_MIN_TMACS = 2.0   # work per worker that pays for starting it
+                       # (importing torch, reading the data: ~7 s here)
 
 
 def layout(device: str, tmacs: Sequence[float], available: int | None = None) -> tuple[int, int]:
-    """(workers, threads per trial) for trials costing ``tmacs`` (10^12 multiply-accumulates each) on ``device``.
+    """(workers, threads per trial) for trials costing ``tmacs`` (10^12 multiply-accumulates each)
+    on ``device``.
 
     On a CPU, nets this small use one core better than two (measured: benchmarks/bench_trial_layout.py),
     so several trials run side by side, one process per core with one thread each. A single trial
@@ -117,7 +119,8 @@ def run_trial(spec: TrialSpec, env: TrialEnv, on_epoch: Callable[[dict], None] |
         data = load_data(env.data_folder)
         if data.sha256 != env.data_sha256:
             raise RuntimeError(f"{env.data_folder} changed during the run (SHA-256 differs)")
-        result = ftrials.compute(spec, data, env.val_size, env.train_subset, torch.device(env.device), on_epoch)
+        result = ftrials.compute(spec, data, env.val_size, env.train_subset, torch.device(env.device),
+                                 on_epoch)
         return {**result, "threads": torch.get_num_threads()}
 
     return cache.get_or_compute(NAMESPACE, cache_parts(spec, env), compute)
@@ -157,7 +160,8 @@ def _run_in_worker(spec: TrialSpec, env: TrialEnv) -> Outcome:
 
 
 def run_pool(specs: Sequence[TrialSpec], env: TrialEnv,
-             iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter, cache: Cache | None = None) -> list[Outcome]:
+             iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter,
+             cache: Cache | None = None) -> list[Outcome]:
     """Run trials ``env.workers`` at a time in fresh processes. Ctrl-C stops them all at once: every
     finished trial is already in the cache."""
     pool = ProcessPoolExecutor(env.workers, mp_context=get_context("spawn"), initializer=_worker_init)
@@ -178,7 +182,8 @@ def run_pool(specs: Sequence[TrialSpec], env: TrialEnv,
 
 
 def run_local(specs: Sequence[TrialSpec], env: TrialEnv,
-              iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter, cache: Cache | None = None) -> list[Outcome]:
+              iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter,
+              cache: Cache | None = None) -> list[Outcome]:
     """Run trials here, one after another (``env.workers`` == 1) or in a pool of processes."""
     if env.workers > 1 and len(specs) > 1:
         return run_pool(specs, env, iterate, cache)
@@ -203,7 +208,8 @@ def import_ray():
         import ray
         from ray import tune
     except ImportError:
-        raise UserError("--executor ray needs Ray: pip install '.[ray]' (or pip install 'ray[tune]')") from None
+        raise UserError("--executor ray needs Ray: pip install '.[ray]' "
+                        "(or pip install 'ray[tune]')") from None
     return ray, tune
 
 
@@ -257,8 +263,8 @@ def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = Non
                      runtime_env={"env_vars": {"PYTHONPATH": str(REPO_ROOT)}})
         cpus = ray.cluster_resources().get("CPU", 0)
         if cpus < env.threads:
-            raise UserError(f"--executor ray: the cluster has {cpus:g} CPUs, a trial needs {env.threads} (the "
-                            "local executor's thread count, which the numbers depend on)")
+            raise UserError(f"--executor ray: the cluster has {cpus:g} CPUs, a trial needs {env.threads} "
+                            "(the local executor's thread count, which the numbers depend on)")
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         trainable = tune.with_resources(tune.with_parameters(_tune_trial, specs=list(specs), env=env),
                                         {"cpu": env.threads})
@@ -307,6 +313,7 @@ def run_specs(specs: Sequence[TrialSpec], env: TrialEnv, executor: str = "local"
     todo = [i for i in range(len(specs)) if i not in outcomes]
     if todo:
         missing = [specs[i] for i in todo]
-        ran = run_ray(missing, env, address, cache) if executor == "ray" else run_local(missing, env, iterate, cache)
+        ran = (run_ray(missing, env, address, cache) if executor == "ray"
+               else run_local(missing, env, iterate, cache))
         outcomes.update(zip(todo, ran))
     return [outcomes[i] for i in range(len(specs))]

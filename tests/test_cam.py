@@ -21,8 +21,8 @@ def test_cam_equals_an_independent_computation():
             expected += float(weight[cls, u]) * maps[u].astype(np.float64)
         assert np.allclose(got[i], expected, rtol=1e-10, atol=1e-10)
     # display: torch's bilinear upsampling then min-max, computed independently
-    up = torch.nn.functional.interpolate(torch.tensor(got[0])[None, None].float(), size=(40, 30), mode="bilinear",
-                                         align_corners=False)[0, 0].double().numpy()
+    up = torch.nn.functional.interpolate(torch.tensor(got[0])[None, None].float(), size=(40, 30),
+                                         mode="bilinear", align_corners=False)[0, 0].double().numpy()
     assert np.allclose(cam.display_cam(got[0], (40, 30)), (up - up.min()) / (up.max() - up.min()), atol=1e-6)
 
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def cli(*args: str, tmp_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), **(env or {})}
-    return subprocess.run([sys.executable, str(ROOT / "generate_report.py"), "--cache-dir", str(tmp_path / "cache"),
+    return subprocess.run([sys.executable, str(ROOT / "generate_report.py"),
+                           "--cache-dir", str(tmp_path / "cache"),
                            *args], capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=300)
 
 
@@ -49,8 +50,8 @@ def test_strict_without_weights_stops_before_work(tmp_path, monkeypatch, capsys)
 def test_named_unloadable_weights_exit_2(tmp_path, monkeypatch, capsys):
     bad = tmp_path / "w.pth.tar"
     bad.write_text("<html><body>Forbidden</body></html>")
-    result = run_here("--weights", str(bad), "--only", "filters", "--out", str(tmp_path / "o"), tmp_path=tmp_path,
-                      monkeypatch=monkeypatch, capsys=capsys)
+    result = run_here("--weights", str(bad), "--only", "filters", "--out", str(tmp_path / "o"),
+                      tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert_clean_error(result, 2, str(bad), "HTML page")
 
 
@@ -102,7 +103,8 @@ def test_filters_only_run_writes_outputs_and_reuses_cache(tmp_path, monkeypatch,
     assert first.returncode == 0, first.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["model"]["demo"] is True and results["model"]["arch"] == "resnet18"
-    assert [layer["layer"] for layer in results["filters"]["layers"]] == ["conv1", "layer1.0.conv2", "layer4.0.conv2"]
+    assert [layer["layer"] for layer in results["filters"]["layers"]] == ["conv1", "layer1.0.conv2",
+                                                                          "layer4.0.conv2"]
     assert results["filters"]["layers"][0]["shape"] == [64, 3, 7, 7]
     assert "untrained" in first.stderr  # the demo warning on stderr
     second = run_here(*args, tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)

@@ -38,7 +38,8 @@ def html_section(out, anchor: str) -> str:
 
 
 def pdf_section(out, title_prefix: str) -> str:
-    """Text of the PDF pages from the bookmark whose title starts with ``title_prefix`` to the next bookmark."""
+    """Text of the PDF pages from the bookmark whose title starts with ``title_prefix`` to the next
+    bookmark."""
     reader = PdfReader(out / "report.pdf")
     marks = []
 
@@ -74,7 +75,8 @@ def test_outputs_exist(quick_report):
         assert (out / name).stat().st_size > 1000
     assert len(list((out / "figures").glob("*.png"))) >= 3
     report = (out / "report.html").read_text()
-    assert "<img" in report and 'src="figures/' not in report and "data:image/png;base64," in report  # self-contained
+    assert ("<img" in report and 'src="figures/' not in report
+            and "data:image/png;base64," in report)  # self-contained
 
 
 def test_demo_is_marked_everywhere(quick_report):
@@ -133,12 +135,13 @@ def _strip_timings(obj):
     return obj
 
 
-def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, tmp_path, monkeypatch, capsys):
+def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, tmp_path, monkeypatch,
+                                                                  capsys):
     import zipfile
 
     common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
-    refused = run_here("--preset", "quick", "--offline", "--submission", "jdoe", "--out", str(tmp_path / "refused"),
-                       tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    refused = run_here("--preset", "quick", "--offline", "--submission", "jdoe", "--out",
+                       str(tmp_path / "refused"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert refused.returncode == 2 and "DEMO" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "refused" / "results.json").exists()  # refused before any work
     out = tmp_path / "packed"

@@ -62,13 +62,15 @@ def test_section_end_to_end_and_warm_rerun(tmp_path):
     assert all(t["status"] == "ok" and 0 < t["val_acc"] <= 1 for n, t in trials.items() if t is not diverged)
     assert {"epoch", "train_s", "val_acc"} <= set(trials["baseline"]["history"][0])
     final = results["final"]
-    assert final["model_file"] == "fashion_mnist_model.pt" and final["train_images"] == 60000  # all, not the subset
+    assert (final["model_file"] == "fashion_mnist_model.pt"
+            and final["train_images"] == 60000)  # all, not the subset
     html = (out / "report.html").read_text()
     row = html[html.index(f'<tr data-name="{diverged["name"]}">'):]
-    assert "<b>diverged</b>" in row[:row.index("</tr>")]       # the diverged trial's row in 4d's table says so
+    assert "<b>diverged</b>" in row[:row.index("</tr>")]   # the diverged trial's row in 4d's table says so
     assert 'id="fm-4d"' in html and "validation split" in html
     printed = subprocess.run([sys.executable, "-m", "analyses.fashion_mnist.evaluate_model",
-                              str(out / final["model_file"])], cwd=ROOT, capture_output=True, text=True, check=True)
+                              str(out / final["model_file"])], cwd=ROOT, capture_output=True, text=True,
+                             check=True)
     assert f"{100 * final['test_acc']:.2f} %" in printed.stdout
     before = _entries(cache)
     subprocess.run(_command(grid, out, cache, "-q"), check=True, cwd=ROOT, timeout=120)

@@ -25,7 +25,8 @@ def test_shipped_grids_score_every_variant_like_the_baseline(path):
 
 def test_variant_without_flips_is_not_scored_on_mirror_images():
     grid = fgrid.parse_grid({"base": {"augment": "flip+crop", "flip_tta": True},
-                             "axes": {"augmentation": [{"augment": "none"}, {"augment": "crop"}, {"augment": "flip"}]}},
+                             "axes": {"augmentation": [{"augment": "none"}, {"augment": "crop"},
+                                                       {"augment": "flip"}]}},
                             "g.toml")
     specs = {s.name: s for s in fgrid.one_at_a_time(grid, seed=0)}
     for name in ("augmentation: augment=none", "augmentation: augment=crop"):
@@ -48,6 +49,7 @@ def test_grid_scoring_untrained_flips_is_refused(raw, where):
 
 def test_check_fair_catches_an_unstated_change():
     base = TrialConfig(flip_tta=True)
-    sneaky = fgrid.TrialSpec("axis: lr=0.1", "axis", {"lr": 0.1}, base.updated({"lr": 0.1, "flip_tta": False}), 0)
+    sneaky = fgrid.TrialSpec("axis: lr=0.1", "axis", {"lr": 0.1},
+                             base.updated({"lr": 0.1, "flip_tta": False}), 0)
     with pytest.raises(fgrid.GridError, match="flip_tta = False differs"):
         fgrid.check_fair(base, [sneaky])

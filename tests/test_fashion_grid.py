@@ -55,8 +55,8 @@ def test_bad_grid_file_exits_2_before_any_work(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[base]\nepochs = -1\n")
     cache = tmp_path / "cache"
-    code = generate_report.main(["--only", "fashion_mnist", "--grid", str(bad), "--out", str(tmp_path / "out"),
-                                 "--cache-dir", str(cache), "--no-pdf", "-q"])
+    code = generate_report.main(["--only", "fashion_mnist", "--grid", str(bad), "--out",
+                                 str(tmp_path / "out"), "--cache-dir", str(cache), "--no-pdf", "-q"])
     assert code == 2
     assert "epochs" in capsys.readouterr().err
     assert not (cache / "results").exists()
@@ -113,17 +113,21 @@ def test_finalists_are_the_best_and_the_baseline_and_decide_the_final_model():
     specs = fgrid.one_at_a_time(grid, 0)
     results = _results({"baseline": [0.80, 0.82], "opt: optimizer=sgd": [0.85, 0.83],
                         "opt: optimizer=adam": [0.95, None], "lr: lr=0.1": [0.84, 0.86]})
-    assert fsel.ranked(results) == ["lr: lr=0.1", "opt: optimizer=sgd", "baseline"]  # a diverged repeat drops out
+    assert fsel.ranked(results) == ["lr: lr=0.1", "opt: optimizer=sgd",
+                                    "baseline"]  # a diverged repeat drops out
     finalists = fsel.finalist_specs(grid, results, specs, 0, _budget(grid, results, specs))
     assert [(s.name, s.seed) for s in finalists] == [("finalist: lr: lr=0.1", 0), ("finalist: lr: lr=0.1", 1),
                                                      ("finalist: baseline", 0), ("finalist: baseline", 1)]
-    assert all(s.stage == "finalist" and s.config.epochs == 5 for s in finalists)  # trained as the final will be
+    assert all(s.stage == "finalist" and s.config.epochs == 5
+               for s in finalists)  # trained as the final will be
     # at full scale the baseline wins: the final model is the baseline, whatever the grid said
     at_scale = _results({"finalist: lr: lr=0.1": [0.90, 0.91], "finalist: baseline": [0.92, 0.92]})
     decision = fsel.decide(at_scale, _budget(grid, results, specs))
     assert (decision.chosen, decision.rule) == ("finalist: baseline", "accuracy")
     final = fsel.final_spec(grid, decision.chosen, finalists, 0)
     assert final.name == "final (baseline)" and final.config == grid.base.updated({"epochs": 5})
-    assert fsel.finalist_specs(replace(grid, finalists=0), results, specs, 0, _budget(grid, results, specs)) == []
+    assert fsel.finalist_specs(replace(grid, finalists=0), results, specs, 0,
+                               _budget(grid, results, specs)) == []
     # when the baseline is already among the best, it is not trained twice
-    assert len(fsel.finalist_specs(replace(grid, finalists=3), results, specs, 0, _budget(grid, results, specs))) == 6
+    assert len(fsel.finalist_specs(replace(grid, finalists=3), results, specs, 0,
+                                   _budget(grid, results, specs))) == 6

@@ -97,9 +97,11 @@ def test_family_verdicts_follow_holm_adjusted_p():
     base = _correct(2000, range(200))
     results = {
         "baseline": [_result(0, base)],
-        "a: better": [_result(0, _correct(2000, range(200), flip_to_right=range(40), flip_to_wrong=[1999, 1998]))],
+        "a: better": [_result(0, _correct(2000, range(200), flip_to_right=range(40),
+                                          flip_to_wrong=[1999, 1998]))],
         "a: worse": [_result(0, _correct(2000, range(200), flip_to_wrong=range(1000, 1040)))],
-        "a: same": [_result(0, _correct(2000, range(200), flip_to_right=range(6), flip_to_wrong=[1500, 1501]))],
+        "a: same": [_result(0, _correct(2000, range(200), flip_to_right=range(6),
+                                        flip_to_wrong=[1500, 1501]))],
         # 6 vs 0: p = 2 / 64 alone, too weak once corrected for four comparisons (Holm: 2 x 2 / 64)
         "a: borderline": [_result(0, _correct(2000, range(200), flip_to_right=range(6)))],
         "a: diverged": [{"seed": 0, "val_correct": None, "val_acc": None, "status": "diverged"}],
@@ -111,7 +113,8 @@ def test_family_verdicts_follow_holm_adjusted_p():
     assert tests["a: borderline"]["p_value"] < 0.05 <= tests["a: borderline"]["p_adjusted"]
     assert tests["a: better"]["discordant"] == [40, 2]
     info = fsel.family_info(tests, fsel.CORRECTION)
-    assert info == {"name": "exact McNemar (two-sided)", "correction": "Holm over the k variants of this axis",
+    assert info == {"name": "exact McNemar (two-sided)",
+                    "correction": "Holm over the k variants of this axis",
                     "alpha": 0.05, "k": 4, "images": 2000, "seeds": 1}
 
 
@@ -121,10 +124,12 @@ def test_count_macs_by_hand():
     # 28x28: conv 1->4 (28*28*4*9); pool to 14; conv 4->8 twice (14*14*8*4*9 + 14*14*8*8*9); pool to 7;
     # hidden 8*7*7 -> 16, classifier 16 -> 10
     config = ModelConfig(channels=(4, 8), depth=(1, 2), hidden=16)
-    assert count_macs(config) == 28 * 28 * 4 * 9 + 14 * 14 * 8 * 4 * 9 + 14 * 14 * 8 * 8 * 9 + 392 * 16 + 16 * 10
+    assert count_macs(config) == (
+        28 * 28 * 4 * 9 + 14 * 14 * 8 * 4 * 9 + 14 * 14 * 8 * 8 * 9 + 392 * 16 + 16 * 10)
     # the standard baseline: 32-64-128 channels, depth 1-1-2 (the 7 x 7 stage pools to 3 x 3)
     assert count_macs(ModelConfig(channels=(32, 64, 128), depth=(1, 1, 2))) == (
-        28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 7 * 7 * 128 * 64 * 9 + 7 * 7 * 128 * 128 * 9 + 128 * 9 * 10)
+        28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 + 7 * 7 * 128 * 64 * 9 + 7 * 7 * 128 * 128 * 9
+        + 128 * 9 * 10)
 
 
 @pytest.mark.parametrize("config", [ModelConfig(), ModelConfig(channels=(16, 32), depth=2, hidden=64),
@@ -135,7 +140,7 @@ def test_count_macs_matches_torch_flop_counter(config):
     net = build_model(config).train()   # one pass: flip TTA is an evaluation-time cost
     with FlopCounterMode(display=False) as counter:
         net(torch.rand(2, 1, 28, 28))        # two images: BatchNorm needs more than one value in training
-    assert counter.get_total_flops() == 2 * 2 * count_macs(config)   # torch counts a multiply-add as two FLOPs
+    assert counter.get_total_flops() == 2 * 2 * count_macs(config)  # torch counts a multiply-add as two FLOPs
 
 
 # --- budget and final choice --------------------------------------------------------------------
@@ -167,7 +172,8 @@ def test_decision_by_accuracy_without_and_within_budget():
     budget = fsel.budget_split(grid, results, specs, 60_000)
     decision = fsel.decide(results, budget)
     assert (decision.chosen, decision.rule, decision.excluded) == (WIDE, "accuracy", [])
-    text = section.decision_json(decision, fsum.decision_accuracies(decision, results, results), 60_000)["text"]
+    text = section.decision_json(decision, fsum.decision_accuracies(decision, results, results),
+                                 60_000)["text"]
     assert text == (f"The final model retrains {WIDE}, which has the best validation accuracy of the grid "
                     f"configurations (90.00 %); no compute budget was set. It was picked from 4 grid "
                     f"configurations by the same validation images that measure its lead over the "
@@ -233,7 +239,8 @@ def test_decision_when_nothing_fits_the_budget():
     budget = fsel.budget_split(grid, results, specs, 60_000)
     decision = fsel.decide(results, budget)
     assert (decision.chosen, decision.rule, budget.within) == (WIDE, "none_within_budget", [])
-    text = section.decision_json(decision, fsum.decision_accuracies(decision, results, results), 60_000)["text"]
+    text = section.decision_json(decision, fsum.decision_accuracies(decision, results, results),
+                                 60_000)["text"]
     assert text.startswith("No candidate's final training fits the budget of 1e-09 TMAC (the cheapest, "
                            f"{NARROW}, needs")
     assert f"grid configurations, {WIDE} (90.00 %). It was picked from" in text
@@ -342,7 +349,8 @@ def test_same_inputs_give_the_same_final_model_whatever_the_speed():
 # --- the sentences ------------------------------------------------------------------------------
 
 def _row(variant, mean, verdict=None, discordant=(0, 0), base=0.911, seeds=1, status="ok"):
-    test = None if verdict is None else {"discordant": list(discordant), "p_value": 0.001, "p_adjusted": 0.003,
+    test = None if verdict is None else {"discordant": list(discordant), "p_value": 0.001,
+                                         "p_adjusted": 0.003,
                                          "verdict": verdict, "delta_pp": 100 * (mean - base), "seeds": seeds,
                                          "seed_delta_std_pp": None,
                                          "per_seed": [{"delta_pp": 100 * (mean - base)}] * seeds}
@@ -358,10 +366,11 @@ def test_conclusion_names_the_significant_gain_with_its_evidence():
             _row("augment=flip+crop+erase", 0.909, "no measurable difference", (300, 320)),
             _row("augment=none", 0.880, "worse", (100, 410))]
     text = section.conclusion(rows, INFO)
-    assert text == ("Augment=flip raises validation accuracy from 91.10 % to 92.00 % (+0.90 pp; the two models "
-                    "disagree on 1 130 of the same 10 000 images, and a paired test puts the gain beyond chance "
-                    "even after Holm's correction for 3 comparisons), while augment=flip+crop+erase changes "
-                    "nothing measurable (90.90 %) and augment=none lowers it to 88.00 %.")
+    assert text == ("Augment=flip raises validation accuracy from 91.10 % to 92.00 % (+0.90 pp; the two "
+                    "models disagree on 1 130 of the same 10 000 images, and a paired test puts the gain "
+                    "beyond chance even after Holm's correction for 3 comparisons), while "
+                    "augment=flip+crop+erase changes nothing measurable (90.90 %) "
+                    "and augment=none lowers it to 88.00 %.")
     assert text.count(".") == 1 + text.count(" %") + text.count("pp")   # one sentence: decimals and its end
 
 

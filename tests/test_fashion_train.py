@@ -68,7 +68,8 @@ def test_fit_is_deterministic_and_learns(small):
     b = fit(TINY, small, seed=3, device=torch.device("cpu"), keep_model=True)
     assert a["status"] == "ok" and [r["epoch"] for r in a["history"]] == [1, 2]
     assert {"train_s", "val_acc", "train_loss", "val_loss"} <= set(a["history"][0])
-    assert a["history"] == b["history"] or [r["val_acc"] for r in a["history"]] == [r["val_acc"] for r in b["history"]]
+    assert (a["history"] == b["history"]
+            or [r["val_acc"] for r in a["history"]] == [r["val_acc"] for r in b["history"]])
     for (k, v), w in zip(a["net"].state_dict().items(), b["net"].state_dict().values()):
         assert torch.equal(v, w), k
     assert a["val_acc"] > 0.5  # 10 classes: chance is 0.1
@@ -93,7 +94,8 @@ def test_epochs_before_the_last_are_scored_on_a_sample(small):
     assert sample.accuracy == pytest.approx(history[-1]["curve_acc"])
     whole = fit(TINY.updated({"curve_images": 0}), small, seed=3, device=torch.device("cpu"))
     assert [r["val_images"] for r in whole["history"]] == [n, n] and "curve_acc" not in whole["history"][-1]
-    assert fit(TINY.updated({"curve_images": 10 * n}), small, seed=3, device=torch.device("cpu"))["history"][0][
+    assert fit(TINY.updated({"curve_images": 10 * n}), small, seed=3,
+               device=torch.device("cpu"))["history"][0][
         "val_images"] == n   # a sample larger than the split is the split
 
 
@@ -108,7 +110,8 @@ def test_get_prediction_and_evaluate(small):
 
 
 def test_divergence_is_recorded(small):
-    result = fit(TrialConfig(epochs=3, batch_size=64, channels=(4,), optimizer="sgd", lr=1e30, schedule="constant"),
+    result = fit(TrialConfig(epochs=3, batch_size=64, channels=(4,), optimizer="sgd", lr=1e30,
+                             schedule="constant"),
                  small, seed=0, device=torch.device("cpu"))
     assert result["status"] == "diverged" and result["val_acc"] is None and result["val_correct"] is None
     assert len(result["history"]) < 3 and "loss" in result["error"]

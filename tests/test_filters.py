@@ -18,7 +18,8 @@ def test_range_is_exactly_zero_to_one(per):
 
 
 def test_per_filter_stretches_every_filter_and_keeps_order():
-    x = torch.stack([torch.linspace(-1, 1, 27).reshape(3, 3, 3), torch.linspace(0, 0.01, 27).reshape(3, 3, 3)])
+    x = torch.stack([torch.linspace(-1, 1, 27).reshape(3, 3, 3),
+                     torch.linspace(0, 0.01, 27).reshape(3, 3, 3)])
     y = normalize_tensor(x, "filter")
     for f in range(2):
         assert y[f].min() == 0 and y[f].max() == 1
@@ -88,7 +89,7 @@ def test_colour_is_judged_against_the_layers_own_shuffled_filters():
     assert noise.chance_median == pytest.approx(2 / 3, abs=0.03)        # unstructured weights: about 2/3
     inside = [(c.layer_median_p05 <= float(np.median(c.fraction)) <= c.layer_median_p95)
               for c in (colour_vs_chance(torch.randn(64, 3, 7, 7), draws=50) for _ in range(20))]
-    assert sum(inside) >= 14                   # a random layer is a shuffled layer: inside the 5-95 % range ~90 %
+    assert sum(inside) >= 14   # a random layer is a shuffled layer: inside the 5-95 % range ~90 %
     assert noise.colour_filters + noise.grey_filters <= 12                # about 5 % on each side by chance
     assert colour_vs_chance(torch.randn(64, 3, 7, 7)).draws == noise.draws == 200
     # a layer of 32 grey and 32 colour-opponent filters: every filter falls outside the chance range
@@ -104,7 +105,8 @@ def test_norm_ratio_is_largest_over_smallest_norm():
     model = torch.nn.Sequential()
     model.add_module("conv1", torch.nn.Conv2d(3, 4, 3, bias=False))
     with torch.no_grad():
-        model.conv1.weight.copy_(torch.ones(4, 3, 3, 3) * torch.tensor([1.0, 2.0, 4.0, 0.5])[:, None, None, None])
+        model.conv1.weight.copy_(torch.ones(4, 3, 3, 3)
+                                 * torch.tensor([1.0, 2.0, 4.0, 0.5])[:, None, None, None])
     grid = filter_grid(model, "conv1")
     assert grid.norm_ratio == pytest.approx(8.0)
     # constant filters shuffle to themselves: chance is 0 too, so none is called grey "against chance"

@@ -22,8 +22,10 @@ from checkpoints import write_malicious
 pytestmark = pytest.mark.skipif(not fdata.SYSTEM_DIR.is_dir(), reason="needs dataset-fashion-mnist")
 
 MODEL = "fashion_mnist_model.pt"
-REPORT_HTML = b"<!DOCTYPE html><html><head><style>body{color:#222}</style></head><body><p>report</p></body></html>"
-EXTERNAL_HTML = b'<html><head><script src="https://cdn.example.com/plot.js"></script></head><body></body></html>'
+REPORT_HTML = (b"<!DOCTYPE html><html><head><style>body{color:#222}</style></head>"
+               b"<body><p>report</p></body></html>")
+EXTERNAL_HTML = (b'<html><head><script src="https://cdn.example.com/plot.js"></script></head>'
+                 b'<body></body></html>')
 
 
 def tiny_model(seed: int = 0, **config):
@@ -132,7 +134,8 @@ def test_good_submission_is_rescored_to_the_same_accuracy(graded, measured):
     row = graded[1]["good.zip"]
     assert row["verdict"] == "no credit"  # a tiny untrained model: the pass mark is 90 %
     assert float(row["accuracy"]) == pytest.approx(measured[1], abs=5e-5)
-    assert row["credit"] == "False" and row["claim_check"] == "matches" and row["claimed_from"] == "model file"
+    assert (row["credit"] == "False" and row["claim_check"] == "matches"
+            and row["claimed_from"] == "model file")
     assert row["report_html"] == "self-contained" and row["report_pdf"] == "2 pages" and row["problems"] == ""
 
 

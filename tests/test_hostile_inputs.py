@@ -261,8 +261,8 @@ def test_a_run_refused_at_validation_keeps_the_earlier_report(tmp_path):
     out.mkdir()
     (out / "results.json").write_text("{}")
     bad_grid = _write(tmp_path, "[base]\nx = 1")
-    config = generate_report.parse_args(["--only", "fashion_mnist", "--grid", str(bad_grid), "--out", str(out),
-                                         "--cache-dir", str(tmp_path / "cache")])
+    config = generate_report.parse_args(["--only", "fashion_mnist", "--grid", str(bad_grid), "--out",
+                                         str(out), "--cache-dir", str(tmp_path / "cache")])
     with pytest.raises(UserError):
         generate_report.run(config)
     assert (out / "results.json").read_text() == "{}"
@@ -289,7 +289,8 @@ def test_axes_whose_names_differ_only_in_punctuation_get_distinct_figures():
 
 def test_a_box_reaching_far_outside_is_clipped_not_dropped(tmp_path):
     warnings = []
-    far = {"sky": [{"box": [0, 0, 1e308, 1e308]}], "sea": [{"polygon": [[-1e308, 50], [1e308, 50], [0, 1e308]]}]}
+    far = {"sky": [{"box": [0, 0, 1e308, 1e308]}],
+           "sea": [{"polygon": [[-1e308, 50], [1e308, 50], [0, 1e308]]}]}
     path = _write(tmp_path, json.dumps({"concepts": far}), "x.concepts.json")
     concepts = scenes.load_concepts(path, (100, 100), warnings.append)
     assert scenes.rasterise(concepts["sky"], (100, 100), (100, 100)).all()

@@ -42,7 +42,8 @@ def test_out_dir_under_a_regular_file_is_refused_even_as_root(tmp_path):
 
 
 def test_out_dir_where_nothing_can_be_written_is_refused_even_as_root(tmp_path):
-    """The write probe is a directory here: writing it fails for root too (EISDIR), so the check is exercised."""
+    """The write probe is a directory here: writing it fails for root too (EISDIR), so the check is
+    exercised."""
     out = tmp_path / "out"
     (out / ".write-probe").mkdir(parents=True)
     with pytest.raises(UserError, match="not writable"):

@@ -10,8 +10,8 @@ from conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -57,7 +57,8 @@ def test_report_in_a_browser(quick_report):
         page.locator("#table-4d thead th", has_text="validation accuracy").click()
         ascending = page.evaluate("""Array.from(document.querySelectorAll('#table-4d tbody tr'))
             .map(r => parseFloat(r.cells[2].dataset.sort))""")
-        listings_closed = page.evaluate("Array.from(document.querySelectorAll('details.listing')).every(d => !d.open)")
+        listings_closed = page.evaluate("Array.from(document.querySelectorAll('details.listing'))"
+                                        ".every(d => !d.open)")
         browser.close()
     assert images >= 3 and broken == []
     assert missing_alt == 0

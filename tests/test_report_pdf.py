@@ -37,7 +37,8 @@ def test_pdf_pages_headings_and_bookmarks(quick_report):
         number = BY_NAME[section].problem
         assert f"Problem {number}:" in text
         assert any(t.startswith(f"Problem {number}:") for t in titles), titles
-    for heading in ("Run summary", "Answers at a glance", "Contents", "Provenance", "Appendix A: every scene"):
+    for heading in ("Run summary", "Answers at a glance", "Contents", "Provenance",
+                    "Appendix A: every scene"):
         assert heading in text and heading in titles
     assert "page 2 of" in text  # page numbers printed
 

@@ -68,7 +68,8 @@ def test_transparency_is_composited_on_white(tmp_path):
 def test_grayscale_and_one_pixel_images(tmp_path):
     rgb, size = scenes.decode_image(save(Image.new("L", (5, 3), 77), tmp_path / "g.png").read_bytes())
     assert rgb.mode == "RGB" and size == (5, 3) and tuple(np.asarray(rgb)[0, 0]) == (77, 77, 77)
-    rgb, size = scenes.decode_image(save(Image.new("RGB", (1, 1), (1, 2, 3)), tmp_path / "one.png").read_bytes())
+    rgb, size = scenes.decode_image(save(Image.new("RGB", (1, 1), (1, 2, 3)),
+                                         tmp_path / "one.png").read_bytes())
     assert size == (1, 1) and rgb.size == (1, 1)
 
 
@@ -182,7 +183,8 @@ def test_ids_are_safe_and_unique(tmp_path):
     dots = save(Image.new("RGB", (4, 4)), tmp_path / "..jpg", format="JPEG")
     scene_set = scenes.load_scenes([hostile, one, two, dots], True, lambda m: None)
     ids = [s.id for s in scene_set.scenes]
-    assert len(set(ids)) == 4 and all(set(i) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+    assert len(set(ids)) == 4 and all(set(i) <= set("abcdefghijklmnopqrstuvwxyz"
+                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
                                       for i in ids)
     names = [s.name for s in scene_set.scenes]
     assert len(set(names)) == 4 and names[0] == "<img src=x onerror=alert(1)>.jpg"

@@ -66,7 +66,8 @@ def test_noise_units_are_not_detectors_but_a_planted_one_is():
              for i, (name, m) in enumerate(maps.items())}
     assert concept_units.dissect(noise, masks).overall["sky"].detectors() == []
     planted = concept_units.dissect(maps, masks).overall["sky"]
-    assert [d.unit for d in planted.detectors()] == [7] and planted.above_null(7) and not planted.above_null(0)
+    assert ([d.unit for d in planted.detectors()] == [7] and planted.above_null(7)
+            and not planted.above_null(0))
 
 
 def test_a_mask_that_no_shift_moves_has_no_null_and_no_calibrated_detector():
@@ -88,7 +89,8 @@ def test_activity_rank_counts_units_with_a_larger_mean():
 
 
 def test_thresholds_are_the_top_half_percent_quantile_over_all_images():
-    maps = [np.arange(64, dtype=np.float32).reshape(1, 8, 8), np.arange(64, 128, dtype=np.float32).reshape(1, 8, 8)]
+    maps = [np.arange(64, dtype=np.float32).reshape(1, 8, 8),
+            np.arange(64, 128, dtype=np.float32).reshape(1, 8, 8)]
     assert concept_units.unit_thresholds(maps)[0] == pytest.approx(np.quantile(np.arange(128), 0.995))
 
 
@@ -206,7 +208,8 @@ def test_zeroing_feature_maps_equals_zeroing_the_pooled_entries(tiny_resnet):
 # ------------------------------------------------------------------ 2d: the exact minimum against brute force
 
 def brute_force_minimum(pooled, weight, bias) -> int | None:
-    """Fewest units of any subset whose zeroing changes the argmax of the recomputed logits (None: none does)."""
+    """Fewest units of any subset whose zeroing changes the argmax of the recomputed logits (None: none
+    does)."""
     from itertools import combinations
 
     cls = int(np.argmax(unit_ablation.logits_of(pooled, weight, bias)))
@@ -306,8 +309,9 @@ def test_exact_minimum_is_fast_at_places365_size():
     weight = rng.normal(0, 0.05, (365, 2048)).astype(np.float32)
     start = time.perf_counter()
     exact = unit_ablation.exact_minimum(pooled, weight, np.zeros(365, np.float32))
-    assert time.perf_counter() - start < 2.0          # one sort per class; a forward per subset would be hopeless
-    assert exact.k is not None and unit_ablation.top1_changes(pooled, weight, np.zeros(365), exact.units, exact.cls)
+    assert time.perf_counter() - start < 2.0   # one sort per class; a forward per subset would be hopeless
+    assert exact.k is not None and unit_ablation.top1_changes(pooled, weight, np.zeros(365), exact.units,
+                                                              exact.cls)
 
 
 def test_ablation_rank_and_change_flags():

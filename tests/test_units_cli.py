@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
-    """One CLI run of Problems 2 and 3 on a user image with a concepts file, a hostile name and a broken file."""
+    """One CLI run of Problems 2 and 3 on a user image with a concepts file, a hostile name and a broken
+    file."""
     tmp_path = tmp_path_factory.mktemp("units_cli")
     pictures = tmp_path / "pictures"
     pictures.mkdir()
@@ -71,19 +72,23 @@ def test_user_image_with_concepts_from_the_command_line(hostile_run):
         assert all(arrays[k].shape == (2, 2) for k in arrays.files)        # 64 px input -> 2 x 2 layer4 maps
 
     written = [p for p in tmp_path.rglob("*") if p.is_file()
-               and not p.resolve().is_relative_to(out.resolve()) and not p.resolve().is_relative_to(tmp_path / "cache")]
-    assert sorted(p.name for p in written) == sorted(p.name for p in pictures.iterdir())   # nothing written outside out/
+               and not p.resolve().is_relative_to(out.resolve())
+               and not p.resolve().is_relative_to(tmp_path / "cache")]
+    assert (sorted(p.name for p in written)
+            == sorted(p.name for p in pictures.iterdir()))   # nothing written outside out/
 
     html = (out / "report.html").read_text()
     assert "<img src=x onerror" not in html and "&lt;img src=x onerror=alert(1)&gt;.jpg" in html
-    warning = next(line for line in html.splitlines() if "unknown concept" in line)   # shown in the run summary
+    warning = next(line for line in html.splitlines()
+                   if "unknown concept" in line)   # shown in the run summary
     assert "&#39;&lt;script&gt;&#39;" in warning and "<script>" not in warning
     for anchor in ["units-2a", "units-2b", "units-2c", "units-2d", "cam-3a", "cam-3b", "cam-3c", "cam-3d"]:
         assert f'id="{anchor}"' in html
 
 
 def test_every_iou_can_be_recomputed_from_the_saved_dissection(hostile_run):
-    """units/dissection.npz holds the thresholds, maps and masks: one IoU recomputed from it matches results.json."""
+    """units/dissection.npz holds the thresholds, maps and masks: one IoU recomputed from it matches
+    results.json."""
     from analyses import concept_units
 
     out, results = hostile_run["out"], hostile_run["results"]
@@ -98,13 +103,15 @@ def test_every_iou_can_be_recomputed_from_the_saved_dissection(hostile_run):
     assert masks.shape[1:] == tuple(dissection["mask_size"])
     sky = next(c for c in scene["concepts"] if c["concept"] == "sky")
     best = sky["top"][0]
-    inter, union = concept_units.iou_counts(maps[best["unit"]:best["unit"] + 1], thresholds[best["unit"]:best["unit"] + 1],
+    inter, union = concept_units.iou_counts(maps[best["unit"]:best["unit"] + 1],
+                                            thresholds[best["unit"]:best["unit"] + 1],
                                             masks[concepts.index("sky")])
     assert inter[0, 0] / union[0, 0] == pytest.approx(best["iou"], abs=1e-12)
     # the calibrated call follows the stated rule, and the Network Dissection count is kept beside it
     for concept in scene["concepts"]:
         for unit in concept["top"]:
-            assert unit["above_null"] == (concept["null_max_iou"] is not None and unit["iou"] > concept["null_max_iou"])
+            assert unit["above_null"] == (concept["null_max_iou"] is not None
+                                          and unit["iou"] > concept["null_max_iou"])
         assert concept["netdissect_count"] >= sum(u["iou"] >= dissection["cutoff"] for u in concept["top"])
         assert all(u["iou"] <= concept["cap"] + 1e-12 for u in concept["top"])
 
@@ -121,4 +128,5 @@ def test_the_exact_minimum_is_reported_beside_the_greedy_rankings(hostile_run):
         else:
             assert exact["k"] is not None and sweep["greedy_excess"][ranking] == min_k - exact["k"] >= 0
     if exact["k"] is not None:
-        assert len(exact["units"]) == exact["k"] and exact["new_top1"]["index"] != sweep["by_weight"]["class"]["index"]
+        assert (len(exact["units"]) == exact["k"]
+                and exact["new_top1"]["index"] != sweep["by_weight"]["class"]["index"])

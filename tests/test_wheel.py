@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHIPPED = ("pyproject.toml", "README.md", "generate_report.py", "analyses", "miniplaces", "templates", "grids", "data")
+SHIPPED = ("pyproject.toml", "README.md", "generate_report.py", "analyses", "miniplaces", "templates",
+           "grids", "data")
 pytestmark = pytest.mark.slow
 
 
@@ -37,7 +38,8 @@ def test_wheel_installs_and_its_command_runs_from_another_directory(tmp_path):
     env = tmp_path / "venv"
     venv.create(env, with_pip=False)
     python = env / "bin" / "python"
-    purelib = Path(_run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
+    purelib = Path(_run(python, "-c",
+                        "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
     # torch and the other dependencies come from the test environment (a .pth line adds its site-packages
     # after the venv's own; the editable install of this checkout there is not activated that way)
     (purelib / "test-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -55,7 +57,8 @@ def test_wheel_installs_and_its_command_runs_from_another_directory(tmp_path):
     assert (templates / "report.css").is_file() and (grids / "standard.toml").is_file()
     assert (scenes / "rocket.concepts.json").is_file()
 
-    result = _run(env / "bin" / "miniplaces-report", "--preset", "quick", "--only", "filters", "--arch", "resnet18",
+    result = _run(env / "bin" / "miniplaces-report", "--preset", "quick", "--only", "filters",
+                  "--arch", "resnet18",
                   "--offline", "--cache-dir", tmp_path / "cache", "--out", "out", "-q", cwd=elsewhere,
                   env={**os.environ, "TORCH_HOME": str(tmp_path / "torch")})
     assert result.returncode == 0, result.stderr[-2000:]

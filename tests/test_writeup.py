@@ -109,7 +109,8 @@ def test_numbers_shown_for_2b_to_4d_match_results(quick_report):
         for row in axis["rows"][1:]:
             cells = row_cells(dom.by_id("table-4d").find("tr", data_name=row["name"]))
             assert cells[2] == pct(row["mean"], 2) and cells[3] == f"{row['delta_pp']:+.2f}"
-            assert cells[4].startswith(row["test"]["verdict"]) and render.p_value(row["test"]["p_adjusted"]) in cells[4]
+            assert (cells[4].startswith(row["test"]["verdict"])
+                    and render.p_value(row["test"]["p_adjusted"]) in cells[4])
         conclusion = dom.by_id("conclusions-4d").find("li", data_axis=axis["axis"]).words
         assert conclusion.endswith(" ".join(axis["conclusion"].split()))
 
@@ -134,8 +135,9 @@ def test_focus_scene_in_front_every_scene_in_the_appendix(quick_report):
 @pytest.mark.slow
 def test_focus_image_option(quick_report, tmp_path, monkeypatch, capsys):
     common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
-    bad = run_here("--preset", "quick", "--offline", "--only", "units", "--focus-image", "nope.jpg", "--no-pdf",
-                   "--out", str(tmp_path / "bad"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    bad = run_here("--preset", "quick", "--offline", "--only", "units", "--focus-image", "nope.jpg",
+                   "--no-pdf", "--out", str(tmp_path / "bad"), tmp_path=tmp_path, monkeypatch=monkeypatch,
+                   capsys=capsys)
     assert bad.returncode == 2 and "--focus-image nope.jpg" in bad.stderr and "Traceback" not in bad.stderr
     ok = run_here("--preset", "quick", "--offline", "--only", "units", "--focus-image", "coffee", "--no-pdf",
                   "--out", str(tmp_path / "ok"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
@@ -162,7 +164,8 @@ def test_each_per_scene_section_renders_alone(quick_report, tmp_path, monkeypatc
 
 # -------------------------------------------------------------------------- sentences, synthetically
 
-def places_results(k_exact=(1, 2), by_weight=(3, None), changed=(True, False), effective=(True, False)) -> dict:
+def places_results(k_exact=(1, 2), by_weight=(3, None), changed=(True, False),
+                   effective=(True, False)) -> dict:
     """Two scenes with the keys the answers read, in the shape results.json has them."""
     scenes = []
     for i, name in enumerate(["rocket.jpg", "coffee.png"]):
@@ -170,14 +173,19 @@ def places_results(k_exact=(1, 2), by_weight=(3, None), changed=(True, False), e
         scenes.append({
             "image": name, "id": name.split(".")[0],
             "ablation": {"class": cls, "prob_before": 0.6, "prob_after": 0.3 - 0.1 * i,
-                         "top1_changed": changed[i], "top5_after": [{"index": 99, "label": "barn", "prob": 0.4}]},
-            "sweep": {"by_weight": {"class": cls, "min_k": by_weight[i]}, "by_contribution": {"class": cls, "min_k": 2},
-                      "exact": {"k": k_exact[i], "units": list(range(k_exact[i] or 0)), "rival": {"index": 5, "label": "barn"},
+                         "top1_changed": changed[i],
+                         "top5_after": [{"index": 99, "label": "barn", "prob": 0.4}]},
+            "sweep": {"by_weight": {"class": cls, "min_k": by_weight[i]},
+                      "by_contribution": {"class": cls, "min_k": 2},
+                      "exact": {"k": k_exact[i], "units": list(range(k_exact[i] or 0)),
+                                "rival": {"index": 5, "label": "barn"},
                                 "new_top1": {"index": 5, "label": "barn"} if k_exact[i] else None}},
             "cam": {"shape": {"concentration": 0.6 if effective[i] else 0.3, "correlation": 0.5},
                     "faithfulness": faithfulness(cls, effective[i]),
-                    "explanations": [{"label": cls["label"], "prob": 0.6, "units": [{"unit": 1, "share": 0.3}],
-                                      "concepts": [{"concept": "sky", "mass": 0.7, "area": 0.4, "lift": 1.75}]}]},
+                    "explanations": [{"label": cls["label"], "prob": 0.6,
+                                      "units": [{"unit": 1, "share": 0.3}],
+                                      "concepts": [{"concept": "sky", "mass": 0.7, "area": 0.4,
+                                                    "lift": 1.75}]}]},
         })
     return {"units": {"sweep_limit": 100}, "cam": {}, "scenes": scenes}
 
@@ -195,7 +203,8 @@ def faithfulness(cls: dict, effective: bool) -> dict:
 
 def test_2d_answer_states_the_exact_minimum_and_the_bounds():
     a = answers.answer_2d(places_results(), places_results()["scenes"][0])
-    assert a.sentences[0].startswith("Zeroing one unit, 0, changes the top-1 class of rocket from class 10 to barn")
+    assert a.sentences[0].startswith("Zeroing one unit, 0, changes the top-1 class of rocket "
+                                     "from class 10 to barn")
     assert "1 to 2" in a.sentences[0]
     assert "ranking by FC weight needs 3 units (none within 100 on 1 scene)" in a.sentences[2]
     assert len(a.sentences) == 3 and "upper bounds" in a.sentences[2]
@@ -259,7 +268,8 @@ def _baseline(history: list[tuple[float, int]], last_curve: float | None, val_im
     config = {"optimizer": "adamw", "lr": 0.003, "schedule": "onecycle", "weight_decay": 0.05}
     return {"fashion_mnist": {"baseline": {"history": rows, "val_acc": history[-1][0], "epochs": len(rows),
                                            "first_val_acc": history[0][0], "val_images": val_images,
-                                           "curve_images": curve_images({"history": rows, "val_images": val_images}),
+                                           "curve_images": curve_images({"history": rows,
+                                                                         "val_images": val_images}),
                                            "config": config}}}
 
 

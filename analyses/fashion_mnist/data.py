@@ -177,7 +177,8 @@ def load(folder: Path) -> FashionData:
         return x.to(torch.float32).div_(255).unsqueeze(1).contiguous()
 
     return FashionData(images(arrays["train_images"]), arrays["train_labels"].long(),
-                       images(arrays["test_images"]), arrays["test_labels"].long(), h.hexdigest(), str(folder))
+                       images(arrays["test_images"]), arrays["test_labels"].long(), h.hexdigest(),
+                       str(folder))
 
 
 def split(data: FashionData, val_size: int, train_subset: int = 0, full_train: bool = False) -> Split:
@@ -196,7 +197,8 @@ def split(data: FashionData, val_size: int, train_subset: int = 0, full_train: b
         train_idx = train_idx[:train_subset]
     if full_train:
         train_idx, val_idx = torch.cat([train_idx, val_idx]), val_idx[:0]
-    return Split(data.train_x[train_idx], data.train_y[train_idx], data.train_x[val_idx], data.train_y[val_idx])
+    return Split(data.train_x[train_idx], data.train_y[train_idx], data.train_x[val_idx],
+                 data.train_y[val_idx])
 
 
 def parse_augment(spec: str) -> tuple[str, ...]:

@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m analyses.fashion_mnist.evaluate_model",
                                 description="Print the FashionMNIST test accuracy of a saved model file.")
     p.add_argument("model", type=Path, help="the .pt file written by generate_report.py")
-    p.add_argument("--data-dir", type=Path, help="folder with the four IDX files (default: the Debian package's)")
+    p.add_argument("--data-dir", type=Path,
+                   help="folder with the four IDX files (default: the Debian package's)")
     a = p.parse_args(argv)
     try:
         net = load_model(a.model)
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
     acc = evaluate(net, data.test_x, data.test_y).accuracy
-    print(f"test accuracy {100 * acc:.2f} % ({round(acc * len(data.test_y))}/{len(data.test_y)}) of {a.model}")
+    print(f"test accuracy {100 * acc:.2f} % ({round(acc * len(data.test_y))}/{len(data.test_y)}) "
+          f"of {a.model}")
     return 0
 
 

@@ -21,8 +21,8 @@ from .train import FIELDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrialConfig
 
 TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_tmacs", "data", "base", "axes",
             "final"}
-RENAMED = {"final_budget_s": "final_budget_tmacs (the budget is counted in multiply-accumulates now, the same "
-                             "on every machine: see docs/fashion_mnist.md)"}
+RENAMED = {"final_budget_s": "final_budget_tmacs (the budget is counted in multiply-accumulates now, the "
+                             "same on every machine: see docs/fashion_mnist.md)"}
 DATA_KEYS = {"val_size", "train_subset"}
 CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "precision": PRECISIONS}
 # The sizes a grid may ask for, (least, most): generous for 28 x 28 images, small enough that no value
@@ -33,7 +33,8 @@ SIZES = {"epochs": (1, 1000), "batch_size": (1, 60_000), "hidden": (0, 16_384), 
 MAX_PARAMETERS = 50_000_000   # 200 MB of float32 weights (x4 with gradients and Adam's moments)
 MAX_TRIAL_TMACS = 10_000      # one configuration trained on all 60 000 images; the standard final model: 40
 MAX_TRIALS = 2_000            # trials of the one-axis-at-a-time search (configurations x repeats)
-TRAIN_PASSES = 3   # a training step costs about three forward passes: the forward and a backward twice as dear
+TRAIN_PASSES = 3   # a training step costs about three forward passes:
+                   # the forward and a backward twice as dear
 TMAC = 1e12
 
 
@@ -164,7 +165,8 @@ def count_weights(config: ModelConfig) -> int:
 
 
 def training_tmacs(config: TrialConfig, images: int) -> float:
-    """Cost of training ``config`` on ``images`` images in 10^12 multiply-accumulates (selection.BUDGET_FORMULA)."""
+    """Cost of training ``config`` on ``images`` images in 10^12 multiply-accumulates
+    (selection.BUDGET_FORMULA)."""
     return count_macs(config.model_config()) * TRAIN_PASSES * images * config.epochs / TMAC
 
 
@@ -217,8 +219,8 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
         _fail(f"{source}: description", f"{description!r} must be a string")
     budget = raw.get("final_budget_tmacs", 0.0)
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 <= budget < math.inf:
-        _fail(f"{source}: final_budget_tmacs", f"{budget!r} must be a number of 10^12 multiply-accumulates >= 0 "
-                                               f"(0: no budget)")
+        _fail(f"{source}: final_budget_tmacs", f"{budget!r} must be a number of 10^12 multiply-accumulates "
+                                               ">= 0 (0: no budget)")
     repeats = _int_setting(raw, "repeats", source, 1)
     trials = (1 + sum(map(len, axes.values()))) * repeats
     if trials > MAX_TRIALS:
@@ -301,7 +303,8 @@ def one_at_a_time(grid: Grid, seed: int) -> list[TrialSpec]:
             if config in seen:
                 continue
             seen.add(config)
-            specs += [TrialSpec(f"{axis}: {describe(overrides)}", axis, overrides, config, s, coupled=coupling)
+            specs += [TrialSpec(f"{axis}: {describe(overrides)}", axis, overrides, config, s,
+                                coupled=coupling)
                       for s in grid.seeds(seed)]
     check_fair(grid.base, specs)
     return specs

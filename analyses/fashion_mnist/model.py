@@ -1,11 +1,12 @@
 """The small CNN, built from a plain config so that a saved file can rebuild it.
 
-VGG-style stages of (3x3 conv, BatchNorm, ReLU) x depth (one number, or one per stage) with 2x2 max-pooling after each stage's
-last convolution, then dropout and one linear layer on the flattened feature map (global average
-pooling would throw away where on the garment a feature is, which separates shirts from T-shirts). The pooling comes
-right after that convolution, before BatchNorm and ReLU: on a CPU the element-wise layers at full
-resolution cost more than the convolutions of so small a net, and pooling first quarters them. With ``flip_tta`` the network predicts, in eval mode, from the mean of
-the logits of an image and of its mirror image. The network normalises its own input (buffers
+VGG-style stages of (3x3 conv, BatchNorm, ReLU) x depth (one number, or one per stage) with 2x2
+max-pooling after each stage's last convolution, then dropout and one linear layer on the flattened
+feature map (global average pooling would throw away where on the garment a feature is, which separates
+shirts from T-shirts). The pooling comes right after that convolution, before BatchNorm and ReLU: on a
+CPU the element-wise layers at full resolution cost more than the convolutions of so small a net, and
+pooling first quarters them. With ``flip_tta`` the network predicts, in eval mode, from the mean of the
+logits of an image and of its mirror image. The network normalises its own input (buffers
 ``mean``/``std``), so a caller hands it images in [0, 1] and a saved file needs nothing else.
 """
 from __future__ import annotations
@@ -33,10 +34,12 @@ class ModelConfig:
     """The architecture; TrialConfig takes these fields (and their defaults) from here by name."""
 
     channels: tuple[int, ...] = (32, 64, 128)   # one entry per stage; each stage halves the resolution
-    depth: int | tuple[int, ...] = 1             # convolutions per stage: one number for all, or one per stage
+    depth: int | tuple[int, ...] = 1             # convolutions per stage: one number for all,
+                                                 # or one per stage
     dropout: float = 0.0                         # before each classifier layer
     hidden: int = 0                              # units of a hidden fully connected layer (0: none)
-    flip_tta: bool = False                       # in eval mode, average the logits of the image and its mirror
+    flip_tta: bool = False                       # in eval mode, average the logits of the image
+                                                 # and its mirror
     init: str = "default"                        # PyTorch's default, or kaiming/xavier/orthogonal
     num_classes: int = 10
     mean: float = 0.2860                         # FashionMNIST training-set pixel mean and std
@@ -59,7 +62,8 @@ class ModelConfig:
         if isinstance(self.depth, int):
             return (self.depth,) * len(self.channels)
         if len(self.depth) != len(self.channels):
-            raise ValueError(f"depth {list(self.depth)} needs one entry per stage of channels {list(self.channels)}")
+            raise ValueError(f"depth {list(self.depth)} needs one entry per stage of channels "
+                             f"{list(self.channels)}")
         return tuple(self.depth)
 
 
@@ -137,7 +141,8 @@ def model_file_bytes(model: SmallCNN, extra: dict[str, Any] | None = None) -> by
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> SmallCNN:
-    """``model = load_model("reports/fashion_mnist_model.pt")``: rebuild the network, load weights, eval mode."""
+    """``model = load_model("reports/fashion_mnist_model.pt")``: rebuild the network, load weights, eval
+    mode."""
     blob = torch.load(path, map_location=device, weights_only=True)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")

@@ -100,21 +100,25 @@ def paired_test(variant: list[dict[str, Any]], baseline: list[dict[str, Any]]) -
     over matched seeds; ``per_seed`` holds each seed pair's counts, McNemar p and accuracy difference.
     None when no seed pair has per-image results (a diverged trial)."""
     by_seed = {r["seed"]: r for r in baseline if r.get("val_correct") is not None}
-    pairs = [(r, by_seed[r["seed"]]) for r in variant if r.get("val_correct") is not None and r["seed"] in by_seed]
+    pairs = [(r, by_seed[r["seed"]]) for r in variant
+             if r.get("val_correct") is not None and r["seed"] in by_seed]
     if not pairs:
         return None
     per_seed, summed = [], None
     for v, b in pairs:
         v_ok, b_ok = np.asarray(v["val_correct"], dtype=bool), np.asarray(b["val_correct"], dtype=bool)
         if v_ok.shape != b_ok.shape:
-            raise ValueError(f"seed {v['seed']}: {v_ok.size} and {b_ok.size} validation images cannot be paired")
+            raise ValueError(f"seed {v['seed']}: {v_ok.size} and {b_ok.size} validation images "
+                             "cannot be paired")
         only_v, only_b = int((v_ok & ~b_ok).sum()), int((b_ok & ~v_ok).sum())
         per_seed.append({"seed": v["seed"], "discordant": [only_v, only_b],
-                         "p_value": exact_mcnemar(only_v, only_b), "delta_pp": 100 * (only_v - only_b) / v_ok.size})
+                         "p_value": exact_mcnemar(only_v, only_b),
+                         "delta_pp": 100 * (only_v - only_b) / v_ok.size})
         step = v_ok.astype(np.int64) - b_ok.astype(np.int64)
         summed = step if summed is None else summed + step
     deltas = [s["delta_pp"] for s in per_seed]
-    return {"discordant": [sum(s["discordant"][0] for s in per_seed), sum(s["discordant"][1] for s in per_seed)],
+    return {"discordant": [sum(s["discordant"][0] for s in per_seed),
+                           sum(s["discordant"][1] for s in per_seed)],
             "p_value": sign_flip_p(summed), "images": int(summed.size), "seeds": len(pairs),
             "delta_pp": statistics.fmean(deltas),
             "seed_delta_std_pp": statistics.stdev(deltas) if len(deltas) > 1 else None,
@@ -180,7 +184,8 @@ def best_per_axis(grid: Grid, results: Results, allowed: set[str] | None = None)
     return best
 
 
-def combined_values(grid: Grid, results: Results, specs: list[TrialSpec], final_images: int) -> dict[str, str]:
+def combined_values(grid: Grid, results: Results, specs: list[TrialSpec],
+                    final_images: int) -> dict[str, str]:
     """For each axis, the trial whose value the combination takes: the best whose own final training fits
     the budget, so that the combination stays a candidate for the final model (a value over the budget
     alone, such as a wider network, would make it one unless another axis cut its cost). Every value
@@ -190,7 +195,8 @@ def combined_values(grid: Grid, results: Results, specs: list[TrialSpec], final_
 
 
 def combined_overrides(specs: list[TrialSpec], values: dict[str, str]) -> dict[str, Any]:
-    """The overrides of the trials in ``values`` (axis -> trial name), merged: what the combination changes."""
+    """The overrides of the trials in ``values`` (axis -> trial name), merged: what the combination
+    changes."""
     by_name = {s.name: s for s in specs}
     overrides: dict[str, Any] = {}
     for name in values.values():
@@ -267,7 +273,8 @@ def finalist_specs(grid: Grid, results: Results, specs: list[TrialSpec], seed: i
     if "baseline" not in names and "baseline" in ranked(results):
         names.append("baseline")
     return [TrialSpec(f"finalist: {name}", "finalist", by_name[name].overrides,
-                      by_name[name].config.updated(grid.final), s, stage="finalist", coupled=by_name[name].coupled)
+                      by_name[name].config.updated(grid.final), s, stage="finalist",
+                      coupled=by_name[name].coupled)
             for name in names for s in grid.seeds(seed)]
 
 

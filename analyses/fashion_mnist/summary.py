@@ -15,14 +15,16 @@ import numpy as np
 from . import selection as fsel
 from .grid import Grid, TrialSpec, describe
 
-TEST_KEYS = ("discordant", "p_value", "p_adjusted", "verdict", "delta_pp", "seeds", "seed_delta_std_pp", "per_seed")
+TEST_KEYS = ("discordant", "p_value", "p_adjusted", "verdict", "delta_pp", "seeds", "seed_delta_std_pp",
+             "per_seed")
 
 
 def spread(accs: list[float | None]) -> dict[str, Any]:
     """Mean and standard deviation over the seeds that finished; the diverged ones counted apart."""
     ok = [a for a in accs if a is not None]
     return {"mean": statistics.fmean(ok) if ok else None,
-            "std": statistics.stdev(ok) if len(ok) > 1 else None, "n": len(ok), "diverged": len(accs) - len(ok)}
+            "std": statistics.stdev(ok) if len(ok) > 1 else None, "n": len(ok),
+            "diverged": len(accs) - len(ok)}
 
 
 def row_test(test: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -39,7 +41,8 @@ def rows(names: list[str], results: fsel.Results, tests: dict[str, dict | None],
     for name in names:
         s = spread([r["val_acc"] for r in results[name]])
         variant = fsel.grid_name(name)
-        out.append({"name": name, "variant": "baseline" if variant == "baseline" else variant.split(": ", 1)[-1],
+        out.append({"name": name,
+                    "variant": "baseline" if variant == "baseline" else variant.split(": ", 1)[-1],
                     **s, "status": "diverged" if s["diverged"] else "ok",
                     "delta_pp": None if s["mean"] is None or base["mean"] is None
                     else 100 * (s["mean"] - base["mean"]),
@@ -95,7 +98,8 @@ def finalist_table(sel: fsel.Selection) -> dict | None:
         row["grid_val_acc"] = fsel.mean_val_acc(sel.grid.results[row["variant"]])
         row["final_tmacs"] = budget.cost.get(row["variant"])
         row["over_budget"] = row["variant"] in budget.over
-    return {"rows": table, "chosen": sel.decision.chosen, "train_images": results[names[0]][0]["train_images"],
+    return {"rows": table, "chosen": sel.decision.chosen,
+            "train_images": results[names[0]][0]["train_images"],
             "test": fsel.family_info(sel.finalist_tests, fsel.FINALIST_CORRECTION)}
 
 

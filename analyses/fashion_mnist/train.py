@@ -76,7 +76,8 @@ class EpochStats:
 class Scores:
     accuracy: float
     loss: float
-    correct: torch.Tensor        # bool per image, in the order given: paired tests compare trials image by image
+    correct: torch.Tensor        # bool per image, in the order given:
+                                 # paired tests compare trials image by image
 
 
 def make_optimizer(model: nn.Module, cfg: TrialConfig) -> torch.optim.Optimizer:
@@ -99,8 +100,8 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrialConfig,
     """A per-batch learning-rate schedule; ``cfg.lr`` is the peak (onecycle) or starting rate."""
     total = cfg.epochs * steps_per_epoch
     if cfg.schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.25,
-                                                   div_factor=10.0, final_div_factor=100.0)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total,
+                                                   pct_start=0.25, div_factor=10.0, final_div_factor=100.0)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if cfg.schedule == "step":  # divide by 10 after half and again after three quarters of training
@@ -116,7 +117,8 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     cpu = getattr(torch, "cpu", None)
-    return any(getattr(cpu, probe, lambda: False)() for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(getattr(cpu, probe, lambda: False)()
+               for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
 def training_precision(cfg: TrialConfig, device: torch.device) -> str:
@@ -216,12 +218,13 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
     curve = min(cfg.curve_images or len(split.val_y), len(split.val_y))
     for epoch in range(1, cfg.epochs + 1):
         try:
-            stats = train(net, split.train_x, split.train_y, optimizer, scheduler, criterion, cfg, generator, device)
+            stats = train(net, split.train_x, split.train_y, optimizer, scheduler, criterion, cfg, generator,
+                          device)
         except Diverged as exc:
             status, error = "diverged", f"epoch {epoch}: {exc}"
             break
-        row = {"epoch": epoch, "train_s": stats.seconds, "train_loss": stats.loss, "train_acc": stats.accuracy,
-               "lr": optimizer.param_groups[0]["lr"]}
+        row = {"epoch": epoch, "train_s": stats.seconds, "train_loss": stats.loss,
+               "train_acc": stats.accuracy, "lr": optimizer.param_groups[0]["lr"]}
         if len(split.val_y):
             val_start = time.perf_counter()
             n = len(split.val_y) if epoch == cfg.epochs else curve
@@ -235,9 +238,11 @@ def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
         if on_epoch:
             on_epoch(row)
     ok = status == "ok" and scores is not None
-    result = {"config": cfg.to_dict(), "seed": seed, "status": status, "precision": training_precision(cfg, device),
+    result = {"config": cfg.to_dict(), "seed": seed, "status": status,
+              "precision": training_precision(cfg, device),
               "error": error, "history": history, "params": count_parameters(net),
-              "train_s": sum(r["train_s"] for r in history), "val_s": sum(r.get("val_s", 0.0) for r in history),
+              "train_s": sum(r["train_s"] for r in history),
+              "val_s": sum(r.get("val_s", 0.0) for r in history),
               "train_images": len(split.train_y), "val_images": len(split.val_y),
               "val_acc": scores.accuracy if ok else None,
               "val_correct": scores.correct.numpy() if ok else None}  # the final epoch's, image by image

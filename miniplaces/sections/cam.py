@@ -20,7 +20,8 @@ from ..figures import colour_scale, display_image, overlay, plain
 
 TITLE = "Class activation maps (CAM)"
 TOC = [("cam-3a", "3a. (1 x c x h x w) to (hw x c)"), ("cam-3b", "3b. FC layer per position: (hw x 365)"),
-       ("cam-3c", "3c. CAMs of the top-5 classes, explained"), ("cam-3d", "3d. Every scene: is CAM effective?")]
+       ("cam-3c", "3c. CAMs of the top-5 classes, explained"),
+       ("cam-3d", "3d. Every scene: is CAM effective?")]
 CONTRIBUTORS = 3   # units listed per class
 
 
@@ -58,15 +59,18 @@ def run(ctx: RunContext) -> SectionResult:
         "method": {
             "definition": "M_j(x, y) = sum_u W[j, u] f_u(x, y) over the units u of layer4 (Zhou et al. 2016)",
             "negative_weights": "kept, as in the problem set (the official Places365 CAM script zeroes them)",
-            "bias": "the (hw x 365) output of 3b includes the FC bias b_j; the CAM stored in the .npz files leaves "
-                    "it out. b_j is one constant per class, so the normalised maps are identical either way.",
+            "bias": "the (hw x 365) output of 3b includes the FC bias b_j; the CAM stored in the .npz files "
+                    "leaves it out. b_j is one constant per class, so the normalised maps are identical "
+                    "either way.",
             "display": "raw h x w map upsampled bilinearly to the image, then min-max normalised to [0, 1] "
-                       "(a constant map is shown as all zeros); colour map jet (blue 0, red 1) blended at 50 %",
+                       "(a constant map is shown as all zeros); colour map jet (blue 0, red 1) "
+                       "blended at 50 %",
         },
         "shapes": shapes,
         "faithfulness": cam_faithfulness.rule(faithful),
-        "shape_text": "share of the top-1 CAM's mass in its brightest 20 % of pixels (a uniform map: 20 %) and "
-                      "mean correlation between the top-5 classes' CAMs: a description of the maps, not a verdict",
+        "shape_text": "share of the top-1 CAM's mass in its brightest 20 % of pixels (a uniform map: 20 %) "
+                      "and mean correlation between the top-5 classes' CAMs: "
+                      "a description of the maps, not a verdict",
         "effective_scenes": effective,
         "measured_scenes": [s["image"] for s in scenes_json if "faithfulness" in s["cam"]],
         "top_k": k,
@@ -86,11 +90,13 @@ def _scene(ctx, scene, fm, weight, bias, k, places):
     top = top_k(fm.probs, labels, k)
     classes = [t["index"] for t in top]
     raw = analysis.raw_cams(fm.maps, weight, classes)
-    shapes = {"chopped": [1, c, h, w], "reshaped": list(reshaped.shape), "fc_output": list(per_position.shape),
+    shapes = {"chopped": [1, c, h, w], "reshaped": list(reshaped.shape),
+              "fc_output": list(per_position.shape),
               # checks that 3b is what CAM and the classifier say it is (float32 round-off only)
               "mean_over_positions_vs_logits": float(np.abs(per_position.mean(axis=0) - fm.logits).max()),
               "columns_vs_cam_plus_bias": float(np.abs(
-                  per_position[:, classes].T.reshape(len(classes), h, w) - (raw + bias[classes, None, None])).max())}
+                  per_position[:, classes].T.reshape(len(classes), h, w)
+                  - (raw + bias[classes, None, None])).max())}
 
     npz_path = ctx.out / "cam" / f"{scene.id}.npz"
     arrays = {str(cls): raw[i].astype(np.float32) for i, cls in enumerate(classes)}
@@ -121,7 +127,8 @@ def _explain(t, maps, weight, shown, raw, masks) -> dict:
     for name, mask in masks.items():
         area = float(mask.mean())
         mass = analysis.mass_in_mask(shown, mask)
-        concepts.append({"concept": name, "mass": mass, "area": area, "lift": mass / area if area > 0 else None})
+        concepts.append({"concept": name, "mass": mass, "area": area,
+                         "lift": mass / area if area > 0 else None})
     concepts.sort(key=lambda d: -d["mass"])
     peak = np.unravel_index(int(np.argmax(raw)), raw.shape)
     parts = [f"'{t['label']}' (p = {t['prob']:.4f}) is driven most by units "
@@ -129,7 +136,8 @@ def _explain(t, maps, weight, shown, raw, masks) -> dict:
     covered = [d for d in concepts if d["lift"] is not None and d["lift"] > 1.0]
     if covered:
         parts.append("its CAM concentrates on " + ", ".join(
-            f"{d['concept']} ({d['mass']:.0%} of the CAM mass on {d['area']:.0%} of the image)" for d in covered))
+            f"{d['concept']} ({d['mass']:.0%} of the CAM mass on {d['area']:.0%} of the image)"
+            for d in covered))
     elif concepts:
         parts.append("its CAM falls on no annotated concept more than that concept's share of the image")
     parts.append(f"peak at cell (row {peak[0]}, col {peak[1]}) of the {raw.shape[0]}x{raw.shape[1]} map")

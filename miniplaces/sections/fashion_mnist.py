@@ -39,10 +39,10 @@ GRIDS = resources.folder("grids")
 MODEL_FILE = "fashion_mnist_model.pt"
 PROTOCOL = ("Model selection uses a fixed validation split of the 60 000 training images (the same images "
             "for every trial and seed); within a run, the official 10 000-image test set is scored once, on "
-            "the finished final model, and chooses nothing. The grid's design did see it once: the test score "
-            "of an earlier grid's final model (91.9 %, after its winning combination overfitted at full scale) "
-            "led to a finalist stage (in grids that have one) and to a new baseline, so the reported test "
-            "accuracy is not an untouched estimate.")
+            "the finished final model, and chooses nothing. The grid's design did see it once: the test "
+            "score of an earlier grid's final model (91.9 %, after its winning combination overfitted at "
+            "full scale) led to a finalist stage (in grids that have one) and to a new baseline, so the "
+            "reported test accuracy is not an untouched estimate.")
 UNIT = "TMAC (10^12 multiply-accumulates)"
 FINAL_IMAGES = fdata.COUNTS["train"]   # the final model trains on every training image
 
@@ -104,8 +104,8 @@ def run(ctx: RunContext) -> SectionResult:
         "protocol": PROTOCOL,
         "data": {"source": data.source, "sha256": data.sha256, "train_images": len(data.train_y),
                  "test_images": len(data.test_y), "val_images": grid.val_size,
-                 "grid_train_images": summary.baseline["train_images"], "val_split_seed": fdata.VAL_SPLIT_SEED,
-                 **_curve_sample(summary.baseline)},
+                 "grid_train_images": summary.baseline["train_images"],
+                 "val_split_seed": fdata.VAL_SPLIT_SEED, **_curve_sample(summary.baseline)},
         "grid": {"source": _shown_path(grid.source), "description": grid.description, "repeats": grid.repeats,
                  **summary.grid,
                  "executor": cfg.executor, "threads": envs[0].threads, "workers": envs[0].workers,
@@ -124,7 +124,8 @@ def run(ctx: RunContext) -> SectionResult:
                                          "train_images": finalists[0]["train_images"]},
         "final": {"name": sel.final_spec.name, "config": final["config"],
                   "overrides": _jsonable(sel.final_spec.overrides),
-                  "test_acc": final["test_acc"], "model_file": ctx.relative(model_path), "params": final["params"],
+                  "test_acc": final["test_acc"], "model_file": ctx.relative(model_path),
+                  "params": final["params"],
                   "train_s": final["train_s"], "wall_s": final_wall_s, "train_images": final["train_images"],
                   "seed": sel.final_spec.seed,
                   "history": final["history"], "cached": final_cached,
@@ -156,7 +157,8 @@ def _executor(ctx: RunContext, grid: fgrid.Grid, folder: Path, data_sha256: str,
     envs: list[TrialEnv] = []
 
     def execute(specs: list[fgrid.TrialSpec], stage: str) -> list[tuple[dict, bool]]:
-        workers, threads = layout(device, [fsel.trial_tmacs(s, grid.val_size, grid.train_subset) for s in specs])
+        workers, threads = layout(device,
+                                  [fsel.trial_tmacs(s, grid.val_size, grid.train_subset) for s in specs])
         envs.append(TrialEnv(str(folder), data_sha256, str(cfg.cache_dir), cfg.use_cache, grid.val_size,
                              grid.train_subset, device, threads, workers))
 
@@ -169,7 +171,8 @@ def _executor(ctx: RunContext, grid: fgrid.Grid, folder: Path, data_sha256: str,
 def _train(ctx: RunContext, grid: fgrid.Grid, execute):
     """The search (grid, combination, finalists, choice), then the final model on all training images."""
     try:
-        sel = fsel.select(grid, fgrid.one_at_a_time(grid, ctx.config.seed), ctx.config.seed, execute, FINAL_IMAGES)
+        sel = fsel.select(grid, fgrid.one_at_a_time(grid, ctx.config.seed), ctx.config.seed, execute,
+                          FINAL_IMAGES)
     except fgrid.GridError as exc:
         raise UserError(f"FashionMNIST ({grid.source}): {exc}") from None
     if sel.decision.rule == "none_within_budget":
@@ -188,7 +191,8 @@ def _figures(ctx: RunContext, sel: fsel.Selection, baseline: dict, axes: list[di
     """Every Problem 4 figure, through the run's figure cache."""
     grouped = sel.grid.results
     title = f"Baseline ({baseline['config']['epochs']} epochs): loss and accuracy per epoch"
-    figs = {"fm_baseline_curves": _figure(ctx, "fm_baseline_curves", _draw_history, baseline["history"], title)}
+    figs = {"fm_baseline_curves": _figure(ctx, "fm_baseline_curves", _draw_history, baseline["history"],
+                                          title)}
     for axis in axes:
         figs[axis["figure"]] = _figure(ctx, axis["figure"], _draw_axis, axis, _histories(axis, grouped))
     if finalists:
@@ -202,7 +206,8 @@ def _figures(ctx: RunContext, sel: fsel.Selection, baseline: dict, axes: list[di
 
 
 def _shown_path(path: str | Path) -> str:
-    """A path relative to the working directory when it is inside it (shorter, and no home dirs in reports)."""
+    """A path relative to the working directory when it is inside it (shorter, and no home dirs in
+    reports)."""
     path = Path(path)
     try:
         return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
@@ -214,12 +219,14 @@ def _axes_json(tables: list[dict]) -> list[dict]:
     """Per axis: every value's validation accuracy, its paired test against the baseline, one conclusion."""
     taken: set[str] = set()
     return [{"axis": t["axis"], "figure": "fm_axis_" + unique_slug(t["axis"], taken, "axis"),
-             "rows": t["rows"], "best": t["best"], "test": t["test"], "conclusion": conclusion(t["rows"], t["test"])}
+             "rows": t["rows"], "best": t["best"], "test": t["test"],
+             "conclusion": conclusion(t["rows"], t["test"])}
             for t in tables]
 
 
 def _finalists_json(grid: fgrid.Grid, table: dict | None) -> dict | None:
-    """The finalists side by side, shaped like an axis (rows, test, figure) so that one drawing serves both."""
+    """The finalists side by side, shaped like an axis (rows, test, figure) so that one drawing serves
+    both."""
     if table is None:
         return None
     picked = ("the finalists were picked as the best of the grid on these same validation images, "
@@ -249,8 +256,8 @@ def _evidence(test: dict, info: dict) -> str:
     if test["seeds"] > 1:
         deltas = [s["delta_pp"] for s in test["per_seed"]]
         seen = (f"averaged over {test['seeds']} seeds whose gains range from {min(deltas):+.2f} to "
-                f"{max(deltas):+.2f} pp; the models disagree on {_count(round(disagree / test['seeds']))} of the "
-                f"same {_count(info['images'])} images per seed")
+                f"{max(deltas):+.2f} pp; the models disagree on {_count(round(disagree / test['seeds']))} of "
+                f"the same {_count(info['images'])} images per seed")
     else:
         seen = f"the two models disagree on {_count(disagree)} of the same {_count(info['images'])} images"
     family = f" even after Holm's correction for {info['k']} comparisons" if info["k"] > 1 else ""
@@ -274,7 +281,8 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
     def subject(group: list[dict]) -> tuple[str, str]:
         return _names([r["variant"] for r in group]), "s" if len(group) == 1 else ""
 
-    better, same, worse = with_verdict("better"), with_verdict("no measurable difference"), with_verdict("worse")
+    better, same, worse = (with_verdict("better"), with_verdict("no measurable difference"),
+                           with_verdict("worse"))
     clauses = []
     if len(better) > 1:
         names, s = subject(better[1:])
@@ -291,16 +299,17 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
     untested = [r for r in variants if r["test"] is None and r["status"] != "diverged"]
     if untested:
         names, s = subject(untested)
-        clauses.append(f"{names} reach{'es' if s else ''} {accs(untested)} but had no per-image results to test")
+        clauses.append(f"{names} reach{'es' if s else ''} {accs(untested)} "
+                       "but had no per-image results to test")
     if better:
         top = better[0]
-        text = (f"{top['variant']} raises validation accuracy from {_pct(base['mean'])} to {_pct(top['mean'])} "
-                f"({top['delta_pp']:+.2f} pp; {_evidence(top['test'], info)})")
+        text = (f"{top['variant']} raises validation accuracy from {_pct(base['mean'])} to "
+                f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; {_evidence(top['test'], info)})")
         text += f", while {_names(clauses)}" if clauses else ""
     elif info["k"]:
         family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
-        text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond chance (a paired test on the same "
-                f"{_count(info['images'])} images{family}): {_names(clauses)}")
+        text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond chance (a paired test on the "
+                f"same {_count(info['images'])} images{family}): {_names(clauses)}")
     else:
         text = f"No variant could be tested against the baseline's {_pct(base['mean'])}: {_names(clauses)}"
     text = text[0].upper() + text[1:]
@@ -329,15 +338,15 @@ def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: i
     if decision.rule == "none_within_budget":
         cheapest = min(budget.cost, key=budget.cost.get)
         text = (f"No candidate's final training fits the budget of {limit} (the cheapest, {cheapest}, needs "
-                f"{budget.cost[cheapest]:.0f} TMAC), so the final model retrains the one with the best validation "
-                f"accuracy of the {where}, {chosen} ({acc}).")
+                f"{budget.cost[cheapest]:.0f} TMAC), so the final model retrains the one with the best "
+                f"validation accuracy of the {where}, {chosen} ({acc}).")
     elif decision.rule == "budget":
         over = decision.excluded
         need = _names([f"{budget.cost[n]:.0f}" for n in over])
         ranked_at = _names([_pct(accuracies["excluded"][n]) for n in over])
-        text = (f"The final model retrains {chosen} ({acc} validation accuracy), because {_names(over)} ranked "
-                f"higher in the grid ({ranked_at}) but need{'s' if len(over) == 1 else ''} {need} TMAC to train, "
-                f"over the budget of {limit}.")
+        text = (f"The final model retrains {chosen} ({acc} validation accuracy), because {_names(over)} "
+                f"ranked higher in the grid ({ranked_at}) but need{'s' if len(over) == 1 else ''} {need} "
+                f"TMAC to train, over the budget of {limit}.")
     elif budget.limit:
         text = (f"The final model retrains {chosen}, which has the best validation accuracy of the {where} "
                 f"({acc}) and needs {budget.cost[chosen]:.0f} TMAC to train, within the budget of {limit}.")
@@ -434,11 +443,13 @@ def _draw_history(history: list[dict], title: str, test_acc: float | None = None
 def _draw_axis(axis: dict, histories: dict[str, list[dict]]):
     """Left: final validation accuracy per value (mean ± std over seeds); right: the learning curves."""
     rows = axis["rows"]
-    fig, (ax_bar, ax_curve) = figures.plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [1, 1.2]})
+    fig, (ax_bar, ax_curve) = figures.plt.subplots(1, 2, figsize=(10, 3.4),
+                                                   gridspec_kw={"width_ratios": [1, 1.2]})
     y = np.arange(len(rows))
     means = [100 * r["mean"] if r["mean"] is not None else 0 for r in rows]
     errs = [100 * r["std"] if r["std"] else 0 for r in rows]
-    colours = ["#888" if r["variant"] == "baseline" else "#c33" if r["status"] == "diverged" else "#369" for r in rows]
+    colours = ["#888" if r["variant"] == "baseline" else "#c33" if r["status"] == "diverged" else "#369"
+               for r in rows]
     ax_bar.barh(y, means, xerr=errs, color=colours)
     ok = [m for m, r in zip(means, rows) if r["mean"] is not None]
     lo = min(ok) - 2 if ok else 0

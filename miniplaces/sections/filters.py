@@ -23,7 +23,8 @@ def run(ctx: RunContext) -> SectionResult:
 
     def compute() -> list[analysis.FilterGrid]:
         try:
-            return [analysis.filter_grid(places.model, layer, params["max_filters"]) for layer in params["layers"]]
+            return [analysis.filter_grid(places.model, layer, params["max_filters"])
+                    for layer in params["layers"]]
         except ValueError as exc:
             raise UserError(f"filter layers (--filter-layers or the preset): {exc}") from None
 
@@ -32,7 +33,8 @@ def run(ctx: RunContext) -> SectionResult:
     for grid in grids:
         fig_id = "filters_" + grid.layer.replace(".", "_")
         draw = _draw_rgb if grid.rgb is not None else _draw_slices
-        figs[fig_id] = ctx.figure(fig_id, lambda: draw(grid), places.demo, ctx.places_inputs(with_scenes=False))
+        figs[fig_id] = ctx.figure(fig_id, lambda: draw(grid), places.demo,
+                                  ctx.places_inputs(with_scenes=False))
         layers.append(_layer_json(grid, fig_id))
     data = {"normalization": {"method": "min-max per output filter", "why": _why_per_filter(grids)},
             "layers": layers}
@@ -59,15 +61,15 @@ def _layer_json(grid: analysis.FilterGrid, fig_id: str) -> dict:
            "display": "RGB image per filter" if grid.rgb is not None else
            "signed slices of the strongest input channels of the strongest filters",
            "filters_shown": int(len(grid.rgb) if grid.rgb is not None else len(grid.slice_filters)),
-           "norm_min": float(norms.min()), "norm_median": float(np.median(norms)), "norm_max": float(norms.max()),
-           "norm_ratio": grid.norm_ratio}
+           "norm_min": float(norms.min()), "norm_median": float(np.median(norms)),
+           "norm_max": float(norms.max()), "norm_ratio": grid.norm_ratio}
     if grid.colour is not None:
         colour = grid.colour
         out.update({
             "filters": int(len(colour.fraction)),
             "colour_fraction_median": float(np.median(colour.fraction)),
-            "colour_chance": {"method": colour.method, "median": colour.chance_median, "p05": colour.chance_p05,
-                              "p95": colour.chance_p95, "draws": colour.draws,
+            "colour_chance": {"method": colour.method, "median": colour.chance_median,
+                              "p05": colour.chance_p05, "p95": colour.chance_p95, "draws": colour.draws,
                               "layer_median_p05": colour.layer_median_p05,
                               "layer_median_p95": colour.layer_median_p95},
             "colour_filters": colour.colour_filters,
@@ -99,15 +101,17 @@ def _draw_slices(grid: analysis.FilterGrid):
     image, anchors = figures.mosaic(grid.slices, gap=1)
     width, height = cols * 0.8 + 1.6, rows * 0.8 + 0.7
     fig = figures.plt.figure(figsize=(width, height))
-    ax = fig.add_axes((0.4 / width, 0.01, cols * 0.8 / width, 1 - 0.7 / height))  # row labels left, title above
+    ax = fig.add_axes((0.4 / width, 0.01, cols * 0.8 / width,
+                       1 - 0.7 / height))  # row labels left, title above
     cmap = figures.plt.get_cmap("RdBu_r").with_extremes(bad="white")
     shown = ax.imshow(image, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     for (x, y), channel in zip(anchors, grid.slice_channels.ravel()):
         ax.text(x, y, f"in {channel}", fontsize=5, ha="center", va="bottom")
     figures.bare(ax)
-    ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(rows)], [f"f{f}" for f in grid.slice_filters], fontsize=6)
+    ax.set_yticks([r * (h + 1) + (h - 1) / 2 for r in range(rows)], [f"f{f}" for f in grid.slice_filters],
+                  fontsize=6)
     colour_bar = fig.add_axes(((cols * 0.8 + 0.55) / width, 0.2, 0.15 / width, 0.6))
     fig.colorbar(shown, cax=colour_bar, label="weight / max |weight| of the filter")
-    fig.suptitle(f"{grid.layer} {tuple(grid.shape)}: strongest filters (rows) x their strongest input channels",
-                 fontsize=9)
+    fig.suptitle(f"{grid.layer} {tuple(grid.shape)}: strongest filters (rows) x their strongest input "
+                 "channels", fontsize=9)
     return fig

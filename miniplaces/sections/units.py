@@ -28,10 +28,10 @@ PROBLEM_SET_UNIT = 300     # the problem set's mountain unit, always shown
 MASK_SIZE = (112, 112)     # dissection resolution of the masks, as Broden's 112 x 112 segmentations
 SHOWN_UNITS = 3            # units drawn per concept in the figure (the table lists ``top_units``)
 DISSECTION_FILE = "units/dissection.npz"
-ZEROED = ("the whole h x w activation map of each ablated unit in layer4's output (after the last ReLU, before "
-          "global average pooling) is set to 0; because average pooling is linear this equals zeroing the unit's "
-          "entry of the pooled vector, so every ablation is computed as softmax(W @ pooled' + b) on the cached "
-          "maps (no new forward pass). FC weights and the other units are untouched.")
+ZEROED = ("the whole h x w activation map of each ablated unit in layer4's output (after the last ReLU, "
+          "before global average pooling) is set to 0; because average pooling is linear this equals zeroing "
+          "the unit's entry of the pooled vector, so every ablation is computed as softmax(W @ pooled' + b) "
+          "on the cached maps (no new forward pass). FC weights and the other units are untouched.")
 
 
 def check(ctx: RunContext) -> None:
@@ -78,9 +78,11 @@ def run(ctx: RunContext) -> SectionResult:
     data = {
         "model": {
             "arch": places.arch,
-            "children_kept": [name for name, _ in places.model.named_children() if name not in ("avgpool", "fc")],
+            "children_kept": [name for name, _ in places.model.named_children()
+                              if name not in ("avgpool", "fc")],
             "children_dropped": ["avgpool", "fc"],
-            "code": "nn.Sequential(*[m for name, m in model.named_children() if name not in ('avgpool', 'fc')])",
+            "code": "nn.Sequential(*[m for name, m in model.named_children() "
+                    "if name not in ('avgpool', 'fc')])",
             "summary": _describe(chop(places.model)),
             "input_shape": list(example.input_shape),
             "output_shape": list(example.chopped_shape),
@@ -92,7 +94,8 @@ def run(ctx: RunContext) -> SectionResult:
             "null": {"method": concept_units.NULL_METHOD, "draws": len(concept_units.shifts(MASK_SIZE)),
                      "level": concept_units.NULL_LEVEL},
             "cap_method": "largest IoU any unit's thresholded region could reach with its size fixed: "
-                          "sum over images of min(|active|, |mask|) / sum of max(|active|, |mask|), best unit",
+                          "sum over images of min(|active|, |mask|) / sum of max(|active|, |mask|), "
+                          "best unit",
             "file": DISSECTION_FILE,
             "mask_size": list(MASK_SIZE),
             "images": len(maps),
@@ -128,7 +131,8 @@ def _concept_json(ranking: concept_units.ConceptRanking, n: int) -> dict:
     """What 2b says about one concept: the best units, the cap, the null level and both detector counts."""
     calibrated = ranking.null_level is not None
     return {"mask_fraction": ranking.mask_fraction,
-            "top": [{"unit": s.unit, "iou": s.iou, "above_null": ranking.above_null(s.unit)} for s in ranking.top(n)],
+            "top": [{"unit": s.unit, "iou": s.iou, "above_null": ranking.above_null(s.unit)}
+                    for s in ranking.top(n)],
             "cap": ranking.cap, "null_max_iou": ranking.null_level, "null_draws": ranking.null_draws,
             "detector_count": len(ranking.detectors()) if calibrated else None,
             "netdissect_count": len(ranking.netdissect())}
@@ -173,7 +177,8 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
                             "threshold": float(dissection.thresholds[PROBLEM_SET_UNIT]),
                             "activity_rank": concept_units.activity_rank(fm.maps, PROBLEM_SET_UNIT)}
     fig_id = f"units_{scene.id}_concepts"
-    figs[fig_id] = ctx.figure(fig_id, lambda: _draw_concepts(scene, fm.maps, dissection.thresholds, rankings, entry),
+    figs[fig_id] = ctx.figure(fig_id,
+                              lambda: _draw_concepts(scene, fm.maps, dissection.thresholds, rankings, entry),
                               demo, inputs)
     entry["figures"] = {"concepts": fig_id}
 
@@ -218,15 +223,18 @@ def _sweep_json(s: unit_ablation.Sweep, labels: list[str]) -> dict:
 
 
 def _exact_json(e: unit_ablation.ExactMinimum, labels: list[str]) -> dict:
-    return {"k": e.k, "units": [int(u) for u in e.units], "rival": {"index": e.rival, "label": labels[e.rival]},
-            "new_top1": {"index": e.new_top1, "label": labels[e.new_top1]} if e.new_top1 is not None else None,
+    return {"k": e.k, "units": [int(u) for u in e.units],
+            "rival": {"index": e.rival, "label": labels[e.rival]},
+            "new_top1": ({"index": e.new_top1, "label": labels[e.new_top1]}
+                         if e.new_top1 is not None else None),
             "prob_before": e.prob_before, "prob_after": e.prob_after}
 
 
 # ------------------------------------------------------------------------------------------- figures
 
 def _unit_panel(ax, rgb, unit_map, threshold, mask, title):
-    """A unit's upsampled map above its threshold (cyan) and, if given, the concept mask's outline (yellow)."""
+    """A unit's upsampled map above its threshold (cyan) and, if given, the concept mask's outline
+    (yellow)."""
     size = rgb.shape[:2]
     active = concept_units.upsample(unit_map, size) > threshold
     overlay(ax, rgb)
@@ -245,7 +253,8 @@ def _draw_concepts(scene, maps, thresholds, rankings, entry):
         level = f"\nchance IoU {r.null_level:.3f}" if r.null_level is not None else ""
         rows.append((f"{plain(concept, 24)} (mask){level}", masks[concept],
                      [(s.unit, masks[concept], f"unit {s.unit}\nIoU {s.iou:.3f}"
-                       + (" > null" if r.above_null(s.unit) else "")) for s in r.top(SHOWN_UNITS) if s.iou > 0]))
+                       + (" > null" if r.above_null(s.unit) else "")) for s in r.top(SHOWN_UNITS)
+                      if s.iou > 0]))
     if not rankings:
         rows.append(("no masks: most active", None,
                      [(d["unit"], None, f"unit {d['unit']}\nmean {d['mean']:.2f}")
@@ -299,9 +308,11 @@ def _draw_ablation(scene, maps, ab):
     for i, (unit, up) in enumerate(zip(ab["units"], ups)):
         ax = fig.add_subplot(grid[0, i])
         overlay(ax, rgb, up, vmin=0.0, vmax=vmax, alpha=0.55)
-        ax.set_title(f"unit {unit}\nW={ab['weights'][i]:.3f}, mean {ab['mean_activation'][i]:.2f}", fontsize=7)
+        ax.set_title(f"unit {unit}\nW={ab['weights'][i]:.3f}, mean {ab['mean_activation'][i]:.2f}",
+                     fontsize=7)
     fig.colorbar(colour_scale(0.0, vmax), cax=fig.add_subplot(grid[0, 5]), label="activation")
-    for col, (key, title) in enumerate([("top5_before", "before"), ("top5_after", "after zeroing the 5 units")]):
+    for col, (key, title) in enumerate([("top5_before", "before"),
+                                        ("top5_after", "after zeroing the 5 units")]):
         ax = fig.add_subplot(grid[1, col * 3: col * 3 + 2])
         rows = ab[key][::-1]
         colours = ["#b3261e" if r["index"] == ab["class"]["index"] else "#2457a6" for r in rows]
@@ -313,9 +324,9 @@ def _draw_ablation(scene, maps, ab):
         ax.set_xlim(0, max(r["prob"] for r in rows) * 1.35)
         ax.tick_params(axis="x", labelsize=7)
         ax.set_title(f"top-5 {title}", fontsize=8)
-    fig.suptitle(f"{plain(scene.name)}: the 5 units with the largest FC weight for '{plain(ab['class']['label'])}' "
-                 "(layer4 maps, upsampled bilinearly) and the prediction without them (red: original top-1)",
-                 fontsize=8)
+    fig.suptitle(f"{plain(scene.name)}: the 5 units with the largest FC weight for "
+                 f"'{plain(ab['class']['label'])}' (layer4 maps, upsampled bilinearly) and the prediction "
+                 "without them (red: original top-1)", fontsize=8)
     return fig
 
 
@@ -344,8 +355,8 @@ def _draw_sweep(scene, fewest: unit_ablation.FewestUnits, labels):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("k = number of units zeroed")
     ax.set_ylabel(f"P('{plain(labels[exact.cls])}')")
-    ax.set_title(f"{plain(scene.name)}: probability of the original top-1 class while zeroing the top-k units",
-                 fontsize=9)
+    ax.set_title(f"{plain(scene.name)}: probability of the original top-1 class "
+                 "while zeroing the top-k units", fontsize=9)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
