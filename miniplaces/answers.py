@@ -509,14 +509,19 @@ def answer_4d(results: dict) -> Answer:
 def answer_final(results: dict) -> Answer:
     final = results["fashion_mnist"]["final"]
     test_images = results["fashion_mnist"]["data"]["test_images"]
-    verdict = "above" if final["test_acc"] > 0.9 else "below"
+    (low, high), acc = final["test_interval"], final["test_acc"]
+    verdict = "above" if acc > 0.9 else "below"
+    noise = ", but not by more than the test set's sampling noise" if low <= 0.9 <= high else ""
     sentences = [
-        f"The saved model scores {pct(final['test_acc'], 2)} on the {test_images:,} test images, "
-        f"{verdict} the 90 % the problem set asks for.",
+        f"The saved model scores {pct(acc, 2)} on the {test_images:,} test images, {verdict} the 90 % the "
+        f"problem set asks for{noise}.",
+        f"With 95 % confidence its accuracy on new images of the same kind lies between {pct(low, 2)} and "
+        f"{pct(high, 2)} (exact binomial interval over the {test_images:,} test images, which were scored "
+        "once).",
         final["decision"]["text"],
     ]
     chosen = final["decision"]["chosen"].removeprefix("finalist: ")
-    glance = (f"{pct(final['test_acc'], 2)} test accuracy, {verdict} the 90 % bar "
+    glance = (f"{pct(acc, 2)} test accuracy, {verdict} the 90 % bar "
               f"({chosen}, retrained on all images).")
     return Answer("final", sentences, glance)
 

@@ -382,3 +382,17 @@ def test_conclusion_without_a_measurable_gain_says_so_and_lists_divergence():
                     "images): init=kaiming changes nothing measurable (91.40 %) and lr=1e30 diverged.")
     assert section.conclusion([_row("baseline", None, status="diverged"), rows[1]], INFO).startswith(
         "The baseline diverged")
+
+
+def test_test_accuracy_interval_is_the_exact_binomial_one():
+    """Clopper-Pearson: at the lower bound the chance of scoring at least as high is 2.5 %, at the
+    upper bound the chance of scoring at most as high is 2.5 %; textbook values at the edges."""
+    from scipy.stats import binom
+    low, high = fsum.accuracy_interval(0.9395, 10_000)
+    assert 0.9345 < low < 0.9395 < high < 0.9445
+    assert binom.sf(9394, 10_000, low) == pytest.approx(0.025, rel=1e-6)
+    assert binom.cdf(9395, 10_000, high) == pytest.approx(0.025, rel=1e-6)
+    assert fsum.accuracy_interval(0.0, 10) == (0.0, pytest.approx(0.3085, abs=1e-4))
+    assert fsum.accuracy_interval(1.0, 10) == (pytest.approx(0.6915, abs=1e-4), 1.0)
+    wider = fsum.accuracy_interval(0.9395, 1000)
+    assert wider[0] < low and wider[1] > high   # fewer test images, more noise

@@ -285,3 +285,18 @@ def test_4c_calls_a_trend_only_beyond_the_noise_of_the_images_it_compares():
     whole = answers.answer_4c(_baseline([(0.80, 10_000), (0.900, 10_000), (0.91, 10_000)], last_curve=None))
     assert "was still rising" in whole.reading[0] and "on the split" in whole.reading[0]
     assert "fell" in answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000), (0.9, 10_000)], 0.87)).reading[0]
+
+
+def test_final_answer_gives_the_test_score_with_its_interval_and_says_when_90_is_within_noise():
+    def final(acc: float, interval: list[float]) -> str:
+        results = {"fashion_mnist": {"data": {"test_images": 10_000}, "final": {
+            "test_acc": acc, "test_interval": interval, "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
+        return " ".join(answers.answer_final(results).sentences)
+
+    clear = final(0.9395, [0.9347, 0.9441])
+    assert "93.95 % on the 10,000 test images, above the 90 % the problem set asks for." in clear
+    assert "between 93.47 % and 94.41 %" in clear and "exact binomial interval" in clear
+    close = final(0.9012, [0.8953, 0.9069])
+    assert "above the 90 % the problem set asks for, but not by more than the test set's sampling noise" in close
+    assert "below the 90 %" in final(0.85, [0.843, 0.857]) and "noise" not in final(0.85, [0.843, 0.857])
+

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import data as fdata
 from .model import load_model
+from .summary import accuracy_interval
 from .train import evaluate
 
 
@@ -29,9 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, fdata.DataError) as exc:
         print(f"error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
-    acc = evaluate(net, data.test_x, data.test_y).accuracy
-    print(f"test accuracy {100 * acc:.2f} % ({round(acc * len(data.test_y))}/{len(data.test_y)}) "
-          f"of {a.model}")
+    acc, n = evaluate(net, data.test_x, data.test_y).accuracy, len(data.test_y)
+    low, high = accuracy_interval(acc, n)
+    print(f"test accuracy {100 * acc:.2f} % ({round(acc * n)}/{n}; exact 95 % interval "
+          f"{100 * low:.2f} to {100 * high:.2f} %) of {a.model}")
     return 0
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import beta
 
 from . import selection as fsel
 from .grid import Grid, TrialSpec, describe
@@ -25,6 +26,16 @@ def spread(accs: list[float | None]) -> dict[str, Any]:
     return {"mean": statistics.fmean(ok) if ok else None,
             "std": statistics.stdev(ok) if len(ok) > 1 else None, "n": len(ok),
             "diverged": len(accs) - len(ok)}
+
+
+def accuracy_interval(accuracy: float, images: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) ``level`` interval of an accuracy measured once on ``images``
+    images: where the model's accuracy on new images of the same kind lies, given the test set's
+    sampling noise (about 0.24 pp of standard error at 94 % on 10 000 images)."""
+    right, tail = round(accuracy * images), (1 - level) / 2
+    low = float(beta.ppf(tail, right, images - right + 1)) if right > 0 else 0.0
+    high = float(beta.ppf(1 - tail, right + 1, images - right)) if right < images else 1.0
+    return low, high
 
 
 def row_test(test: dict[str, Any] | None) -> dict[str, Any] | None:
