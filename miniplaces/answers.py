@@ -188,10 +188,9 @@ def answer_2b(results: dict) -> Answer:
     units = results["units"]
     overall = units["dissection"]["overall"]
     if not overall:
-        return Answer("2b", [
-            "No scene has concept masks, so no unit can be scored against sky or building; the report lists "
-            "each scene's most active units instead."], "No concept masks given: nothing to score.",
-                      places=True)
+        return Answer("2b", ["No scene has concept masks, so no unit can be scored against sky or building; "
+                             "the report lists each scene's most active units instead."],
+                      "No concept masks given: nothing to score.", places=True)
     asked = [c for c in PROBLEM_CONCEPTS if c in overall] or list(overall)[:2]
     best = [f"{overall[c]['top'][0]['unit']} for {c} (IoU {overall[c]['top'][0]['iou']:.3f} "
             f"on {plural(overall[c]['images'], 'image')})" for c in asked]

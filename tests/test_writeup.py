@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import re
 
 import pytest
 
-from conftest import run_here
+from conftest import ROOT, run_here
 from analyses.fashion_mnist.summary import curve_images
 from miniplaces import answers, listings, render
 from report_dom import parse, row_cells
@@ -299,4 +300,20 @@ def test_final_answer_gives_the_test_score_with_its_interval_and_says_when_90_is
     close = final(0.9012, [0.8953, 0.9069])
     assert "above the 90 % the problem set asks for, but not by more than the test set's sampling noise" in close
     assert "below the 90 %" in final(0.85, [0.843, 0.857]) and "noise" not in final(0.85, [0.843, 0.857])
+
+
+def test_no_template_line_runs_its_last_word_into_the_next_line():
+    """The templates render with trim_blocks, which drops the newline after a block tag: text before
+    a tag that ends a line then runs into the next line's first word ("1-1-2convolution(s)"). Such a
+    tag ends with ``+%}``, which keeps the newline."""
+    tag = re.compile(r"\{%.*?%\}")
+    glued = []
+    for path in sorted((ROOT / "templates").glob("*.j2")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, (line, following) in enumerate(zip(lines, lines[1:]), 1):
+            line = line.rstrip()
+            if (line.endswith("%}") and not line.endswith(("+%}", "-%}")) and tag.sub("", line).strip()
+                    and re.match(r"[\w(]", following)):
+                glued.append(f"{path.name}:{number}: {line[-40:]!r} + {following[:20]!r}")
+    assert not glued, glued
 
