@@ -512,11 +512,8 @@ def answer_final(results: dict) -> Answer:
     verdict = "above" if acc > 0.9 else "below"
     noise = ", but not by more than the test set's sampling noise" if low <= 0.9 <= high else ""
     sentences = [
-        f"The saved model scores {pct(acc, 2)} on the {test_images:,} test images, {verdict} the 90 % the "
-        f"problem set asks for{noise}.",
-        f"With 95 % confidence its accuracy on new images of the same kind lies between {pct(low, 2)} and "
-        f"{pct(high, 2)} (exact binomial interval over the {test_images:,} test images, which were scored "
-        "once).",
+        f"The saved model scores {pct(acc, 2)} on the {test_images:,} test images (exact 95 % interval "
+        f"{pct(low, 2)} to {pct(high, 2)}), {verdict} the 90 % the problem set asks for{noise}.",
         final["decision"]["text"],
     ]
     chosen = final["decision"]["chosen"].removeprefix("finalist: ")

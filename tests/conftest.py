@@ -98,9 +98,15 @@ def quick_report(tmp_path_factory):
 
 @pytest.hookimpl(trylast=True)   # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
-    """The tests that read the quick report run last, and its run starts now, in the background."""
+    """The tests that read the quick report run last (``start_quick_report_early`` starts its run)."""
     readers = [item for item in items if "quick_report" in getattr(item, "fixturenames", ())]
-    if readers and not config.option.collectonly:
+    if readers:
         items[:] = [item for item in items if item not in readers] + readers
-        start_quick_report(_shared_folder(config._tmp_path_factory))
 
+
+@pytest.fixture(scope="session", autouse=True)
+def start_quick_report_early(request, tmp_path_factory):
+    """Start the quick report's run in the background before the first test of the session (of each
+    pytest-xdist worker; the first to get there starts it), when a test that reads it will run."""
+    if any("quick_report" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        start_quick_report(_shared_folder(tmp_path_factory))
