@@ -4,7 +4,9 @@
 An untrained ResNet-50 (365 classes; the cost does not depend on the weights) on one 256 x 256
 input: the CAM, Grad-CAM and Grad-CAM++ maps, then deletion and insertion curves of those maps, the
 centre prior and the random maps, with each preset's steps and seeds (config.PRESETS). Prints the
-wall-clock and CPU seconds per part, median over --repeats. Pin the cores to measure "2 cores":
+wall-clock and CPU seconds per part, median over --repeats, for the network's weights in NCHW and in
+the NHWC (channels-last) layout that ``places_model.provision`` uses, side by side with their ratio.
+Pin the cores to measure "2 cores":
 
     taskset -c 0,1 .venv/bin/python benchmarks/bench_cam_faithfulness.py --threads 2 --repeats 3
 """
@@ -23,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analyses import cam, cam_faithfulness as ff  # noqa: E402
 from analyses.feature_maps import chop, fc_params  # noqa: E402
 from miniplaces.config import PRESETS  # noqa: E402
+
+LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
 
 def one_scene(model, x, steps: int, seeds: int, batch_size: int) -> dict[str, float]:
@@ -56,6 +60,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--presets", nargs="+", default=["quick", "standard"])
+    p.add_argument("--layouts", nargs="+", choices=LAYOUTS, default=list(LAYOUTS))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -64,13 +69,20 @@ def main() -> None:
     print(f"{a.threads} threads, torch {torch.__version__}")
     for preset in a.presets:
         f = PRESETS[preset]["cam"]["faithfulness"]
-        runs = [one_scene(model, x, f["steps"], f["random_seeds"], a.batch_size) for _ in range(a.repeats)]
-        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        each = ", ".join(f"{r['total']:.1f}" for r in runs)
-        print(f"{preset}: {f['steps']} steps, {f['random_seeds']} seeds, {med['passes']:.0f} curve passes: "
-              f"maps {med['maps']:.1f} s (cpu {med['maps cpu']:.1f}), curves {med['curves']:.1f} s "
-              f"(cpu {med['curves cpu']:.1f}), total {med['total']:.1f} s per scene "
-              f"(median of {a.repeats}; each: {each})")
+        totals = {}
+        for layout in a.layouts:
+            laid_out = model.to(memory_format=LAYOUTS[layout])
+            runs = [one_scene(laid_out, x, f["steps"], f["random_seeds"], a.batch_size)
+                    for _ in range(a.repeats)]
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            totals[layout] = med["total"]
+            each = ", ".join(f"{r['total']:.1f}" for r in runs)
+            print(f"{preset}, {layout}: {f['steps']} steps, {f['random_seeds']} seeds, {med['passes']:.0f} "
+                  f"curve passes: maps {med['maps']:.1f} s (cpu {med['maps cpu']:.1f}), curves "
+                  f"{med['curves']:.1f} s (cpu {med['curves cpu']:.1f}), total {med['total']:.1f} s "
+                  f"per scene (median of {a.repeats}; each: {each})")
+        if len(totals) == 2:
+            print(f"{preset}: channels_last is {totals['nchw'] / totals['channels_last']:.2f}x NCHW's speed")
 
 
 if __name__ == "__main__":

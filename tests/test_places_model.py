@@ -126,6 +126,22 @@ def test_cached_weights_and_categories_beside_them_are_used(tmp_path, state, mon
     assert places.sha256 == expected
 
 
+def test_the_cpu_model_runs_channels_last_with_the_checkpoints_results(tmp_path, state, monkeypatch):
+    """The NHWC layout is a speed-up only: same weights, same logits up to float rounding."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    path = write_official(tmp_path / "w.pth.tar", state)
+    places = provision(path, None, "resnet18", tmp_path / "cache", "cpu", 0, strict=False, offline=True)
+    assert places.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert same_weights(places.model, state)
+    reference = load(path)
+    x = torch.rand(3, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        got, want = places.model(x), reference(x)
+    assert not reference.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+    assert torch.equal(got.argmax(dim=1), want.argmax(dim=1))
+
+
 def test_categories_parser(tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("".join(f"/b/bedroom/indoor_{i} {i}\n" for i in range(365)))
