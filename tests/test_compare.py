@@ -69,9 +69,28 @@ def test_places_numbers_allow_float_rounding_only():
     old, new = results(), results()
     new["filters"]["layers"][0]["norm_ratio"] = 12.5 * (1 + 1e-7)      # float32 noise
     new["filters"]["layers"][1]["norm_ratio"] = 3.25 * (1 + 1e-3)      # a real move
+    # another convolution algorithm (NCHW against NHWC weights) moved a probability by 1.3e-5 relative
+    new["scenes"][0]["top5"][0]["prob"] = 0.5 * (1 + 1.3e-5)
+    new["scenes"][0]["top5"][1]["prob"] = 0.25 * (1 + 1e-3)           # a real move
     assert statuses(compare.compare(new, old, "x")) == {
         "filters.layers[conv1].norm_ratio": "within tolerance",
-        "filters.layers[layer1.0.conv2].norm_ratio": "beyond tolerance"}
+        "filters.layers[layer1.0.conv2].norm_ratio": "beyond tolerance",
+        "scenes[rocket.jpg].top5[3].prob": "within tolerance",
+        "scenes[rocket.jpg].top5[7].prob": "beyond tolerance"}
+
+
+def test_residuals_of_the_identity_checks_may_move_while_they_stay_rounding_sized():
+    old, new = results(), results()
+    for tree in (old, new):
+        tree["scenes"][0]["cam"] = {"shapes": {"mean_over_positions_vs_logits": 2.1e-5,
+                                               "columns_vs_cam_plus_bias": 1.2e-5}}
+    new["scenes"][0]["cam"]["shapes"]["mean_over_positions_vs_logits"] = 2.7e-5   # rounding, measured
+    new["scenes"][0]["cam"]["shapes"]["columns_vs_cam_plus_bias"] = 0.5           # the identity broke
+    report = compare.compare(new, old, "x")
+    assert statuses(report) == {
+        "scenes[rocket.jpg].cam.shapes.mean_over_positions_vs_logits": "within tolerance",
+        "scenes[rocket.jpg].cam.shapes.columns_vs_cam_plus_bias": "beyond tolerance"}
+    assert {c["kind"] for c in report["changes"]} == {"rounding residual"}
 
 
 def test_retrained_accuracy_moves_within_binomial_noise():
