@@ -219,7 +219,7 @@ def check_focus(name: str, scenes) -> None:
 def render_context(results: dict, sections: list[dict], skipped: list[dict], warnings: list[str],
                    focus_image: str | None, changes: dict | None = None) -> dict:
     """What the templates display: results.json, the sections, every answer sentence and source listing."""
-    from miniplaces import answers, listings
+    from miniplaces import answers, listings, render
 
     focus = answers.focus_scene(results, focus_image)
     if focus is not None:
@@ -232,7 +232,9 @@ def render_context(results: dict, sections: list[dict], skipped: list[dict], war
             "scenes": results.get("scenes", []), "focus": focus,
             "section_data": {s["name"]: s["data"] for s in sections},
             "all_figures": {k: v for s in sections for k, v in s["figures"].items()},
-            "gates": results.get("gates", []), "changes": changes}
+            "gates": results.get("gates", []), "changes": changes,
+            "contents": render.table_of_contents(sections, results.get("scenes", []),
+                                                 results.get("gates", []), changes)}
 
 
 def merge_scenes(results: dict, scenes: list[dict]) -> None:

@@ -317,3 +317,25 @@ def test_no_template_line_runs_its_last_word_into_the_next_line():
                 glued.append(f"{path.name}:{number}: {line[-40:]!r} + {following[:20]!r}")
     assert not glued, glued
 
+
+
+def test_contents_are_two_columns_of_nearly_equal_length_under_one_numbering():
+    def section(name, number, subs):
+        return {"name": name, "number": number, "title": name,
+                "toc": [{"id": f"{name}{i}", "label": str(i)} for i in range(subs)]}
+    sections = [section("filters", 1, 2), section("units", 2, 4), section("cam", 3, 4),
+                section("fashion_mnist", 4, 5)]
+    scenes = [{"id": f"s{i}", "image": f"s{i}.jpg"} for i in range(5)]
+    columns = render.table_of_contents(sections, scenes, gates=[{"name": "no-demo"}], changes=None)
+    entries = [e for column in columns for e in column]
+    assert [e["number"] for e in entries] == list(range(1, len(entries) + 1))
+    assert [e["href"] for e in entries] == ["run-summary", "gates", "answers-at-a-glance", "filters",
+                                            "units", "cam", "fashion_mnist", "provenance",
+                                            "appendix-scenes", "appendix-training"]
+    assert [c["href"] for c in entries[-2]["children"]] == [f"scene-s{i}" for i in range(5)]
+    lines = [1 + len(e["children"]) for e in entries]
+    best = min(max(sum(lines[:k]), sum(lines[k:])) for k in range(1, len(lines)))
+    assert len(columns) == 2 and max(sum(1 + len(e["children"]) for e in c) for c in columns) == best
+    only_filters = render.table_of_contents(sections[:1], [], [], None)   # --only filters: no appendices
+    assert [e["label"] for c in only_filters for e in c] == [
+        "Run summary", "Answers at a glance", "Problem 1: filters", "Provenance"]
