@@ -291,14 +291,16 @@ def test_4c_calls_a_trend_only_beyond_the_noise_of_the_images_it_compares():
 def test_final_answer_gives_the_test_score_with_its_interval_and_says_when_90_is_within_noise():
     def final(acc: float, interval: list[float]) -> str:
         results = {"fashion_mnist": {"data": {"test_images": 10_000}, "final": {
-            "test_acc": acc, "test_interval": interval, "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
+            "test_acc": acc, "test_interval": interval,
+            "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
         return " ".join(answers.answer_final(results).sentences)
 
     clear = final(0.9395, [0.9347, 0.9441])
     assert ("93.95 % on the 10,000 test images (exact 95 % interval 93.47 % to 94.41 %), above the 90 % the "
             "problem set asks for.") in clear
     close = final(0.9012, [0.8953, 0.9069])
-    assert "above the 90 % the problem set asks for, but not by more than the test set's sampling noise" in close
+    assert ("above the 90 % the problem set asks for, but not by more than the test set's sampling noise"
+            in close)
     assert "below the 90 %" in final(0.85, [0.843, 0.857]) and "noise" not in final(0.85, [0.843, 0.857])
 
 
