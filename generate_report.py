@@ -224,17 +224,16 @@ def render_context(results: dict, sections: list[dict], skipped: list[dict], war
     focus = answers.focus_scene(results, focus_image)
     if focus is not None:
         results["run"]["focus_scene"] = focus["image"]
-    model = results["model"]
+    model, scenes, gates = results["model"], results.get("scenes", []), results.get("gates", [])
     return {"run": results["run"], "model": model, "sections": sections, "skipped": skipped,
             "warnings": warnings, "demo": bool(model and model["demo"]),
             "answers": answers.build(results, focus_image),
             "listings": listings.build(results["run"]["sections"]),
-            "scenes": results.get("scenes", []), "focus": focus,
+            "scenes": scenes, "focus": focus,
             "section_data": {s["name"]: s["data"] for s in sections},
             "all_figures": {k: v for s in sections for k, v in s["figures"].items()},
-            "gates": results.get("gates", []), "changes": changes,
-            "contents": render.table_of_contents(sections, results.get("scenes", []),
-                                                 results.get("gates", []), changes)}
+            "gates": gates, "changes": changes,
+            "contents": render.table_of_contents(sections, scenes, gates, changes)}
 
 
 def merge_scenes(results: dict, scenes: list[dict]) -> None:
