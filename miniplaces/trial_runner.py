@@ -18,11 +18,11 @@ import os
 import shutil
 import signal
 import tempfile
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -32,12 +32,14 @@ from analyses.fashion_mnist.grid import TrialSpec
 
 from .cache import Cache, code_version, digest
 from .errors import UserError
+from .progress import Ticker, silent
 
 log = logging.getLogger("miniplaces")
 NAMESPACE = "fashion_mnist_trial"
 EXECUTORS = ("local", "ray")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 Outcome = tuple[dict, bool]  # (result, was_cached)
+Track = Callable[[int, str], Ticker]   # (total, unit) -> a progress counter: trials in a pool, epochs here
 
 
 @dataclass(frozen=True)
@@ -133,19 +135,6 @@ def count(cache: Cache | None, spec: TrialSpec, env: TrialEnv, cached: bool) -> 
         (cache.stats.hits if cached else cache.stats.misses).append(label)
 
 
-class _Completed:
-    """Futures as they finish, with a length, so that a progress bar knows the total."""
-
-    def __init__(self, futures: Sequence[Future]):
-        self.futures = futures
-
-    def __len__(self) -> int:
-        return len(self.futures)
-
-    def __iter__(self) -> Iterator[Future]:
-        return as_completed(self.futures)
-
-
 def _worker_init() -> None:
     """A pool worker leaves Ctrl-C to the parent, which stops it, and dies with it (Linux)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -159,16 +148,17 @@ def _run_in_worker(spec: TrialSpec, env: TrialEnv) -> Outcome:
     return run_trial(spec, env)
 
 
-def run_pool(specs: Sequence[TrialSpec], env: TrialEnv,
-             iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter,
+def run_pool(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,
              cache: Cache | None = None) -> list[Outcome]:
-    """Run trials ``env.workers`` at a time in fresh processes. Ctrl-C stops them all at once: every
-    finished trial is already in the cache."""
+    """Run trials ``env.workers`` at a time in fresh processes, counting finished trials. Ctrl-C stops
+    them all at once: every finished trial is already in the cache."""
     pool = ProcessPoolExecutor(env.workers, mp_context=get_context("spawn"), initializer=_worker_init)
     try:
         futures = [pool.submit(_run_in_worker, spec, env) for spec in specs]
-        for future in iterate(_Completed(futures)):
-            future.result()  # a failed trial stops the run now
+        with track(len(futures), "trials") as ticker:
+            for future in as_completed(futures):
+                future.result()  # a failed trial stops the run now
+                ticker.update()
         outcomes = [future.result() for future in futures]
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -181,17 +171,21 @@ def run_pool(specs: Sequence[TrialSpec], env: TrialEnv,
     return outcomes
 
 
-def run_local(specs: Sequence[TrialSpec], env: TrialEnv,
-              iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter,
+def run_local(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,
               cache: Cache | None = None) -> list[Outcome]:
-    """Run trials here, one after another (``env.workers`` == 1) or in a pool of processes."""
+    """Run trials here, one after another (``env.workers`` == 1) or in a pool of processes. Here the
+    progress counts epochs: the final model is one trial of many minutes."""
     if env.workers > 1 and len(specs) > 1:
-        return run_pool(specs, env, iterate, cache)
+        return run_pool(specs, env, track, cache)
     outcomes = []
-    for spec in iterate(specs):
-        def report(row: dict, name: str = spec.name) -> None:
-            log.debug("%s epoch %d: %s", name, row["epoch"], row)
-        outcomes.append(run_trial(spec, env, report, cache))
+    with track(sum(spec.config.epochs for spec in specs), "epochs") as ticker:
+        for spec in specs:
+            def report(row: dict, name: str = spec.name) -> None:
+                log.debug("%s epoch %d: %s", name, row["epoch"], row)
+                ticker.update()
+            before = ticker.done
+            outcomes.append(run_trial(spec, env, report, cache))
+            ticker.update(spec.config.epochs - (ticker.done - before))  # a diverged or cached trial's rest
     return outcomes
 
 
@@ -295,8 +289,7 @@ def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = Non
 
 
 def run_specs(specs: Sequence[TrialSpec], env: TrialEnv, executor: str = "local", address: str | None = None,
-              iterate: Callable[[Iterable[Any]], Iterable[Any]] = iter,
-              cache: Cache | None = None) -> list[Outcome]:
+              track: Track = silent, cache: Cache | None = None) -> list[Outcome]:
     """[(result, was_cached)] in the order of ``specs``; every trial is counted in ``cache``'s stats.
 
     Cached trials are read here; only the others go to a worker process or to Ray, so a warm rerun
@@ -314,6 +307,6 @@ def run_specs(specs: Sequence[TrialSpec], env: TrialEnv, executor: str = "local"
     if todo:
         missing = [specs[i] for i in todo]
         ran = (run_ray(missing, env, address, cache) if executor == "ray"
-               else run_local(missing, env, iterate, cache))
+               else run_local(missing, env, track, cache))
         outcomes.update(zip(todo, ran))
     return [outcomes[i] for i in range(len(specs))]

@@ -181,6 +181,7 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
     from analyses.fashion_mnist import grid as fgrid
     from miniplaces import trial_runner
     from miniplaces.sections.fashion_mnist import load_grid
+    from miniplaces.progress import Ticker
     from miniplaces.trial_runner import TrialEnv, run_specs
 
     grid = load_grid(_grid(tmp_path, subset=400))
@@ -188,19 +189,34 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
     folder = fdata.locate(None, None, offline=True)
     env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "pool-cache"), True, grid.val_size,
                    grid.train_subset, "cpu", threads=1, workers=2)
-    pooled = run_specs(specs, env)
-    here = run_specs(specs, replace(env, cache_dir=str(tmp_path / "here-cache"), workers=1))
+    tickers = []
+
+    class Recording(Ticker):
+        def update(self, n=1):
+            self.steps.append(n)
+            super().update(n)
+
+    def track(total, unit):
+        tickers.append(Recording("", total, unit, quiet=True))
+        tickers[-1].steps = []
+        return tickers[-1]
+    pooled = run_specs(specs, env, track=track)
+    here = run_specs(specs, replace(env, cache_dir=str(tmp_path / "here-cache"), workers=1), track=track)
     assert [cached for _, cached in pooled + here] == [False] * 4
     assert [_numbers(r) for r, _ in pooled] == [_numbers(r) for r, _ in here]
+    # progress: a pool counts finished trials; in process, where the final model runs, each epoch as it ends
+    assert [(t.total, t.unit, t.done) for t in tickers] == [(2, "trials", 2), (2, "epochs", 2)]
+    assert [t.steps for t in tickers] == [[1, 1], [1, 0, 1, 0]]   # 0: no epoch left to add after a trial
 
     def no_worker(*args, **kwargs):
         raise AssertionError("a cached trial was sent to a worker")
     monkeypatch.setattr(trial_runner, "run_pool", no_worker)
     monkeypatch.setattr(trial_runner, "run_ray", no_worker)
     for executor in ("local", "ray"):
-        again = run_specs(specs, env, executor)
+        again = run_specs(specs, env, executor, track=track)
         assert [cached for _, cached in again] == [True, True]
         assert [_numbers(r) for r, _ in again] == [_numbers(r) for r, _ in pooled]
+    assert len(tickers) == 2   # a warm rerun trains nothing and shows no progress
 
 
 def test_trials_run_side_by_side_only_when_the_work_pays_for_the_workers():

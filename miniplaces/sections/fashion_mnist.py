@@ -27,7 +27,7 @@ from ..context import RunContext, SectionResult
 from ..device import pick_device
 from ..errors import UserError
 from ..outdir import unique_slug
-from ..progress import progress
+from ..progress import Ticker
 from ..render import p_value
 from ..trial_runner import TrialEnv, layout, run_specs
 
@@ -164,9 +164,9 @@ def _executor(ctx: RunContext, grid: fgrid.Grid, folder: Path, data_sha256: str,
         envs.append(TrialEnv(str(folder), data_sha256, str(cfg.cache_dir), cfg.use_cache, grid.val_size,
                              grid.train_subset, device, threads, workers))
 
-        def iterate(items):
-            return progress(items, f"FashionMNIST {stage}", quiet=not ctx.show_progress)
-        return run_specs(specs, envs[-1], cfg.executor, cfg.ray_address, iterate=iterate, cache=ctx.cache)
+        def track(total: int, unit: str) -> Ticker:
+            return Ticker(f"FashionMNIST {stage}", total, unit, quiet=not ctx.show_progress)
+        return run_specs(specs, envs[-1], cfg.executor, cfg.ray_address, track=track, cache=ctx.cache)
     return execute, envs
 
 
