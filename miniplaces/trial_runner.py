@@ -232,8 +232,16 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _counting(tune, ticker: Ticker):
+    """A Tune callback that counts finished trials (Tune calls it here, in the driver process)."""
+    class Counting(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            ticker.update()
+    return Counting()
+
+
 def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = None,
-            cache: Cache | None = None) -> list[Outcome]:
+            cache: Cache | None = None, track: Track = silent) -> list[Outcome]:
     """Run trials as Ray Tune trials with ``env.threads`` CPUs (and torch threads) each.
 
     Workers write results to the cache; the driver then reads them from there, so the content is
@@ -262,10 +270,13 @@ def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = Non
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         trainable = tune.with_resources(tune.with_parameters(_tune_trial, specs=list(specs), env=env),
                                         {"cpu": env.threads})
-        tuner = tune.Tuner(trainable, param_space={"index": tune.grid_search(list(range(len(specs))))},
-                           run_config=tune.RunConfig(storage_path=storage, name="fashion_mnist", verbose=0))
+        with track(len(specs), "trials") as ticker:
+            tuner = tune.Tuner(trainable, param_space={"index": tune.grid_search(list(range(len(specs))))},
+                               run_config=tune.RunConfig(storage_path=storage, name="fashion_mnist", verbose=0,
+                                                         callbacks=[_counting(tune, ticker)]))
+            results = tuner.fit()
         trained = {}
-        for result in tuner.fit():
+        for result in results:
             if result.error or "cached" not in (result.metrics or {}):
                 raise RuntimeError(f"Ray trial {result.config['index']} failed: "
                                    f"{result.error or 'it ended without a result'}")
@@ -306,7 +317,7 @@ def run_specs(specs: Sequence[TrialSpec], env: TrialEnv, executor: str = "local"
     todo = [i for i in range(len(specs)) if i not in outcomes]
     if todo:
         missing = [specs[i] for i in todo]
-        ran = (run_ray(missing, env, address, cache) if executor == "ray"
+        ran = (run_ray(missing, env, address, cache, track) if executor == "ray"
                else run_local(missing, env, track, cache))
         outcomes.update(zip(todo, ran))
     return [outcomes[i] for i in range(len(specs))]

@@ -132,6 +132,7 @@ def test_ray_and_local_executors_train_identical_numbers(tmp_path):
 
     from analyses.fashion_mnist import grid as fgrid
     from miniplaces.sections.fashion_mnist import load_grid
+    from miniplaces.progress import silent
     from miniplaces.trial_runner import TrialEnv, layout, run_specs
 
     grid = load_grid(_grid(tmp_path, subset=400))
@@ -140,7 +141,13 @@ def test_ray_and_local_executors_train_identical_numbers(tmp_path):
     workers, threads = layout("cpu", [0.01] * len(specs))   # what a run of these trials uses: every core
     env = TrialEnv(str(folder), fdata.load(folder).sha256, str(tmp_path / "ray-cache"), True, grid.val_size,
                    grid.train_subset, "cpu", threads=threads, workers=workers)
-    on_ray = run_specs(specs, env, "ray")
+    tickers = []
+
+    def track(total, unit):
+        tickers.append(silent(total, unit))
+        return tickers[-1]
+    on_ray = run_specs(specs, env, "ray", track=track)
+    assert [(t.total, t.unit, t.done) for t in tickers] == [(2, "trials", 2)]   # Tune counts finished trials
     local = run_specs(specs, replace(env, cache_dir=str(tmp_path / "local-cache")), "local")
     assert [cached for _, cached in on_ray + local] == [False] * 4   # both trained, neither read the other
     assert all(r["status"] == "ok" and r["history"] and r["threads"] == threads for r, _ in on_ray + local)
