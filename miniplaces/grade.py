@@ -139,7 +139,7 @@ def grade_all(opts: Options) -> list[dict[str, Any]]:
             ThreadPoolExecutor(max_workers=opts.workers) as pool:
         futures = {pool.submit(grade_one, path, Path(work) / str(i), opts, context): i
                    for i, path in enumerate(opts.zips)}
-        for future in progress(as_completed(futures), "grading", total=len(futures)):
+        for future in progress(as_completed(futures), "grading", total=len(futures), settle=opts.workers):
             rows[futures[future]] = future.result()
     return [rows[i] for i in range(len(opts.zips))]
 

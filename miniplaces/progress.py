@@ -27,10 +27,13 @@ def time_left(seconds: float) -> str:
 
 
 class Ticker:
-    """Progress through ``total`` units of work (trials, epochs, submissions), advanced by ``update``."""
+    """Progress through ``total`` units of work (trials, epochs, submissions), advanced by ``update``.
 
-    def __init__(self, desc: str, total: int | None, unit: str = "", quiet: bool = False):
-        self.desc, self.total, self.unit, self.quiet = desc, total, unit, quiet
+    ``settle``: how many units must be done before the time left is projected. Trials that run side by
+    side finish in a bunch, and the rate of the first of them alone would double the projection."""
+
+    def __init__(self, desc: str, total: int | None, unit: str = "", quiet: bool = False, settle: int = 1):
+        self.desc, self.total, self.unit, self.quiet, self.settle = desc, total, unit, quiet, settle
         self.done = 0
         self.start = self.last_log = clock()
         self.bar = None
@@ -55,7 +58,7 @@ class Ticker:
         of = f"/{self.total}" if self.total else ""
         unit = f" {self.unit}" if self.unit else ""
         left = (f", {time_left(elapsed * (self.total - self.done) / self.done)}"
-                if self.total and not finished else "")
+                if self.total and not finished and self.done >= self.settle else "")
         log.info("%s: %d%s%s (%.1fs%s)", self.desc, self.done, of, unit, elapsed, left)
 
     def close(self) -> None:
@@ -69,19 +72,20 @@ class Ticker:
         self.close()
 
 
-def silent(total: int | None, unit: str = "") -> Ticker:
+def silent(total: int | None, unit: str = "", settle: int = 1) -> Ticker:
     """A Ticker that shows nothing: the default where a caller asks for no progress."""
-    return Ticker("", total, unit, quiet=True)
+    return Ticker("", total, unit, quiet=True, settle=settle)
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None, quiet: bool = False) -> Iterator[T]:
+def progress(items: Iterable[T], desc: str, total: int | None = None, quiet: bool = False,
+             settle: int = 1) -> Iterator[T]:
     """Iterate ``items`` while a Ticker counts them."""
     if total is None:
         try:
             total = len(items)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    with Ticker(desc, total, quiet=quiet) as ticker:
+    with Ticker(desc, total, quiet=quiet, settle=settle) as ticker:
         for item in items:
             yield item
             ticker.update()

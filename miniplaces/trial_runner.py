@@ -39,7 +39,7 @@ NAMESPACE = "fashion_mnist_trial"
 EXECUTORS = ("local", "ray")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 Outcome = tuple[dict, bool]  # (result, was_cached)
-Track = Callable[[int, str], Ticker]   # (total, unit) -> a progress counter: trials in a pool, epochs here
+Track = Callable[[int, str, int], Ticker]   # (total, unit, settle) -> a progress counter (progress.Ticker)
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def run_pool(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,
     pool = ProcessPoolExecutor(env.workers, mp_context=get_context("spawn"), initializer=_worker_init)
     try:
         futures = [pool.submit(_run_in_worker, spec, env) for spec in specs]
-        with track(len(futures), "trials") as ticker:
+        with track(len(futures), "trials", env.workers) as ticker:   # the first finishes come together
             for future in as_completed(futures):
                 future.result()  # a failed trial stops the run now
                 ticker.update()
@@ -178,7 +178,7 @@ def run_local(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,
     if env.workers > 1 and len(specs) > 1:
         return run_pool(specs, env, track, cache)
     outcomes = []
-    with track(sum(spec.config.epochs for spec in specs), "epochs") as ticker:
+    with track(sum(spec.config.epochs for spec in specs), "epochs", 1) as ticker:
         for spec in specs:
             def report(row: dict, name: str = spec.name) -> None:
                 log.debug("%s epoch %d: %s", name, row["epoch"], row)
@@ -270,7 +270,7 @@ def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = Non
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
         trainable = tune.with_resources(tune.with_parameters(_tune_trial, specs=list(specs), env=env),
                                         {"cpu": env.threads})
-        with track(len(specs), "trials") as ticker:
+        with track(len(specs), "trials", max(1, int(cpus // env.threads))) as ticker:
             tuner = tune.Tuner(trainable, param_space={"index": tune.grid_search(list(range(len(specs))))},
                                run_config=tune.RunConfig(storage_path=storage, name="fashion_mnist", verbose=0,
                                                          callbacks=[_counting(tune, ticker)]))

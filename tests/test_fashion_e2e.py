@@ -143,8 +143,8 @@ def test_ray_and_local_executors_train_identical_numbers(tmp_path):
                    grid.train_subset, "cpu", threads=threads, workers=workers)
     tickers = []
 
-    def track(total, unit):
-        tickers.append(silent(total, unit))
+    def track(total, unit, settle):
+        tickers.append(silent(total, unit, settle))
         return tickers[-1]
     on_ray = run_specs(specs, env, "ray", track=track)
     assert [(t.total, t.unit, t.done) for t in tickers] == [(2, "trials", 2)]   # Tune counts finished trials
@@ -203,8 +203,8 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
             self.steps.append(n)
             super().update(n)
 
-    def track(total, unit):
-        tickers.append(Recording("", total, unit, quiet=True))
+    def track(total, unit, settle):
+        tickers.append(Recording("", total, unit, quiet=True, settle=settle))
         tickers[-1].steps = []
         return tickers[-1]
     pooled = run_specs(specs, env, track=track)
@@ -212,7 +212,8 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
     assert [cached for _, cached in pooled + here] == [False] * 4
     assert [_numbers(r) for r, _ in pooled] == [_numbers(r) for r, _ in here]
     # progress: a pool counts finished trials; in process, where the final model runs, each epoch as it ends
-    assert [(t.total, t.unit, t.done) for t in tickers] == [(2, "trials", 2), (2, "epochs", 2)]
+    assert [(t.total, t.unit, t.settle, t.done) for t in tickers] == [(2, "trials", 2, 2),
+                                                                       (2, "epochs", 1, 2)]
     assert [t.steps for t in tickers] == [[1, 1], [1, 0, 1, 0]]   # 0: no epoch left to add after a trial
 
     def no_worker(*args, **kwargs):

@@ -81,10 +81,20 @@ def test_in_process_trials_count_each_epoch_and_the_epochs_a_diverged_trial_neve
             super().update(n)
     made = []
 
-    def track(total, unit):
-        made.append((total, unit))
-        return Recording("", total, unit, quiet=True)
+    def track(total, unit, settle):
+        made.append((total, unit, settle))
+        return Recording("", total, unit, quiet=True, settle=settle)
     outcomes = trial_runner.run_local(specs, SimpleNamespace(workers=1), track)
     assert [r["name"] for r, _ in outcomes] == ["ok", "diverged after 2"]
-    assert made == [(7, "epochs")]
+    assert made == [(7, "epochs", 1)]
     assert steps == [1, 1, 1, 0, 1, 1, 2]
+
+
+def test_trials_side_by_side_project_the_time_left_once_the_first_bunch_has_finished(clock, caplog):
+    caplog.set_level(logging.INFO, logger="miniplaces")
+    ticker = prog.Ticker("FashionMNIST grid", 18, "trials", settle=2)
+    for finished_at in (120, 125, 240, 246):   # two lanes: trials end two by two, every 120 s
+        clock[0] = 100 + finished_at
+        ticker.update()
+    assert _lines(caplog) == ["FashionMNIST grid: 1/18 trials (120.0s)",       # not 'about 34 min left'
+                              "FashionMNIST grid: 3/18 trials (240.0s, about 20 min left)"]

@@ -164,8 +164,8 @@ def _executor(ctx: RunContext, grid: fgrid.Grid, folder: Path, data_sha256: str,
         envs.append(TrialEnv(str(folder), data_sha256, str(cfg.cache_dir), cfg.use_cache, grid.val_size,
                              grid.train_subset, device, threads, workers))
 
-        def track(total: int, unit: str) -> Ticker:
-            return Ticker(f"FashionMNIST {stage}", total, unit, quiet=not ctx.show_progress)
+        def track(total: int, unit: str, settle: int) -> Ticker:
+            return Ticker(f"FashionMNIST {stage}", total, unit, quiet=not ctx.show_progress, settle=settle)
         return run_specs(specs, envs[-1], cfg.executor, cfg.ray_address, track=track, cache=ctx.cache)
     return execute, envs
 
