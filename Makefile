@@ -22,7 +22,7 @@ quick: venv             ## a fast smoke report in reports/quick
 	$(PY) generate_report.py --preset quick --out reports/quick $(ARGS)
 
 test: venv              ## the test suite (what CI runs), on every core (pytest-xdist)
-	$(PY) -m pytest -q -n auto $(ARGS)
+	$(PY) -m pytest -q -n auto --dist worksteal $(ARGS)   # an idle worker takes tests from a busy one
 
 clean:
 	rm -rf reports/* .pytest_cache

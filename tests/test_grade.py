@@ -82,7 +82,8 @@ def measured():
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory, measured):
     net, accuracy = measured
-    folder = tmp_path_factory.mktemp("submissions")
+    folder = tmp_path_factory.mktemp("grading") / "submissions"  # its parent holds only this module's files
+    folder.mkdir()
     good_model = model_file_bytes(net, {"test_acc": accuracy})
     report = {"report.html": REPORT_HTML, "report.pdf": pdf_bytes(2)}
     marker = folder.parent / "PAYLOAD_RAN"
