@@ -7,8 +7,10 @@ step.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import math
+import statistics
 import sys
 import time
 from typing import Iterable, Iterator, TypeVar
@@ -43,7 +45,9 @@ class Ticker:
             self.bar = tqdm(desc=desc, total=total, unit=f" {unit}" if unit else "it", leave=False,
                             dynamic_ncols=True)
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: int = 1, left: float | None = None) -> None:
+        """Count ``n`` more units done; ``left``: the seconds still needed, where the caller knows better
+        than the rate so far (a pool's PoolForecast)."""
         if n <= 0:
             return
         self.done += n
@@ -57,9 +61,10 @@ class Ticker:
         self.last_log, elapsed = now, now - self.start
         of = f"/{self.total}" if self.total else ""
         unit = f" {self.unit}" if self.unit else ""
-        left = (f", {time_left(elapsed * (self.total - self.done) / self.done)}"
-                if self.total and not finished and self.done >= self.settle else "")
-        log.info("%s: %d%s%s (%.1fs%s)", self.desc, self.done, of, unit, elapsed, left)
+        if left is None and self.total and self.done >= self.settle:
+            left = elapsed * (self.total - self.done) / self.done
+        shown = f", {time_left(left)}" if left is not None and self.total and not finished else ""
+        log.info("%s: %d%s%s (%.1fs%s)", self.desc, self.done, of, unit, elapsed, shown)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -70,6 +75,39 @@ class Ticker:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class PoolForecast:
+    """The time left for ``total`` jobs run ``workers`` at a time, in the order submitted (a process
+    pool): the k-th job to finish frees a worker for job ``workers + k``, so every job's start is known.
+    The jobs still running or queued are projected at the mean duration of the jobs finished so far.
+    The rate so far cannot see that the jobs still running near the end have mostly run already."""
+
+    def __init__(self, total: int, workers: int):
+        self.total, self.workers = total, max(1, workers)
+        self.starts = [clock()] * min(self.workers, total)   # by job, in the order submitted
+        self.running = set(range(len(self.starts)))
+        self.durations: list[float] = []
+
+    def finished(self, job: int, timed: bool = True) -> float | None:
+        """Record that ``job`` (its index in the order submitted) finished and return the seconds left;
+        None until a timed job has finished. ``timed=False``: no real work (a cache hit)."""
+        now = clock()
+        self.running.discard(job)
+        if timed:
+            self.durations.append(now - self.starts[job])
+        if len(self.starts) < self.total:            # the freed worker takes the next job
+            self.running.add(len(self.starts))
+            self.starts.append(now)
+        if not self.durations:
+            return None
+        mean = statistics.fmean(self.durations)
+        free = [max(now, self.starts[j] + mean) for j in self.running]
+        free += [now] * (self.workers - len(free))
+        heapq.heapify(free)
+        for _ in range(self.total - len(self.starts)):  # each queued job goes to the first worker free
+            heapq.heappush(free, heapq.heappop(free) + mean)
+        return max(free) - now
 
 
 def silent(total: int | None, unit: str = "", settle: int = 1) -> Ticker:

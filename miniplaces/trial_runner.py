@@ -32,7 +32,7 @@ from analyses.fashion_mnist.grid import TrialSpec
 
 from .cache import Cache, code_version, digest
 from .errors import UserError
-from .progress import Ticker, silent
+from .progress import PoolForecast, Ticker, silent
 
 log = logging.getLogger("miniplaces")
 NAMESPACE = "fashion_mnist_trial"
@@ -154,11 +154,12 @@ def run_pool(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,
     them all at once: every finished trial is already in the cache."""
     pool = ProcessPoolExecutor(env.workers, mp_context=get_context("spawn"), initializer=_worker_init)
     try:
-        futures = [pool.submit(_run_in_worker, spec, env) for spec in specs]
+        futures = {pool.submit(_run_in_worker, spec, env): job for job, spec in enumerate(specs)}
+        forecast = PoolForecast(len(futures), env.workers)
         with track(len(futures), "trials", env.workers) as ticker:   # the first finishes come together
             for future in as_completed(futures):
-                future.result()  # a failed trial stops the run now
-                ticker.update()
+                _, cached = future.result()  # a failed trial stops the run now
+                ticker.update(left=forecast.finished(futures[future], timed=not cached))
         outcomes = [future.result() for future in futures]
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)

@@ -199,9 +199,9 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
     tickers = []
 
     class Recording(Ticker):
-        def update(self, n=1):
+        def update(self, n=1, left=None):
             self.steps.append(n)
-            super().update(n)
+            super().update(n, left)
 
     def track(total, unit, settle):
         tickers.append(Recording("", total, unit, quiet=True, settle=settle))

@@ -98,3 +98,48 @@ def test_trials_side_by_side_project_the_time_left_once_the_first_bunch_has_fini
         ticker.update()
     assert _lines(caplog) == ["FashionMNIST grid: 1/18 trials (120.0s)",       # not 'about 34 min left'
                               "FashionMNIST grid: 3/18 trials (240.0s, about 20 min left)"]
+
+
+def _forecasts(clock, workers: int, finishes: list[tuple[float, int]], total: int) -> list[float | None]:
+    """The seconds left after each (time, job) finish of a pool that starts at the clock's time."""
+    start = clock[0]
+    forecast = prog.PoolForecast(total, workers)
+    out = []
+    for at, job in finishes:
+        clock[0] = start + at
+        out.append(forecast.finished(job))
+    return out
+
+
+def test_a_pool_forecast_knows_when_each_trial_started(clock):
+    # two lanes of 120-s trials: 18 trials end at 120, 120, 240, 240, ..., 1080 s
+    finishes = [(120 * (1 + k // 2), k) for k in range(18)]
+    left = _forecasts(clock, 2, finishes, 18)
+    assert left[0] == pytest.approx(960)     # the rate of the first trial alone would say 2040
+    assert left[2] == pytest.approx(840) and left[-2] == pytest.approx(0) and left[-1] == 0
+    # the end of a grid: the last trial has run beside the third for most of its time
+    left = _forecasts(clock, 2, [(130, 0), (140, 1), (262, 2), (272, 3)], 4)
+    assert left[2] == pytest.approx(140 + (130 + 140 + 132) / 3 - 262)  # 12 s; the rate so far: 87 s
+    assert left[-1] == 0
+
+
+def test_a_pool_forecast_leaves_cache_hits_out_of_the_mean(clock):
+    forecast = prog.PoolForecast(3, 1)
+    clock[0] += 0.1
+    assert forecast.finished(0, timed=False) is None   # nothing timed yet: the Ticker's rate decides
+    clock[0] += 100
+    assert forecast.finished(1) == pytest.approx(100)  # one 100-s trial still queued
+    clock[0] += 100
+    assert forecast.finished(2) == 0
+
+
+def test_the_ticker_shows_a_forecast_it_is_given(clock, caplog):
+    caplog.set_level(logging.INFO, logger="miniplaces")
+    ticker = prog.Ticker("FashionMNIST grid", 4, "trials", settle=2)
+    clock[0] += 267.3
+    for left in (200.0, None, 3.0):   # lines come at most every LOG_EVERY_S: only the first shows
+        ticker.update(left=left)
+    clock[0] += 9
+    ticker.update(left=0.0)
+    assert _lines(caplog) == ["FashionMNIST grid: 1/4 trials (267.3s, about 4 min left)",
+                              "FashionMNIST grid: 4/4 trials (276.3s)"]
