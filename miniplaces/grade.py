@@ -29,7 +29,7 @@ from typing import Any
 
 from . import atomic, resources, safe_zip
 from .errors import UserError
-from .progress import progress
+from .progress import PoolForecast, Ticker
 
 log = logging.getLogger("miniplaces")
 
@@ -139,8 +139,11 @@ def grade_all(opts: Options) -> list[dict[str, Any]]:
             ThreadPoolExecutor(max_workers=opts.workers) as pool:
         futures = {pool.submit(grade_one, path, Path(work) / str(i), opts, context): i
                    for i, path in enumerate(opts.zips)}
-        for future in progress(as_completed(futures), "grading", total=len(futures), settle=opts.workers):
-            rows[futures[future]] = future.result()
+        forecast = PoolForecast(len(futures), opts.workers)   # the pool takes the zips in this order
+        with Ticker("grading", len(futures)) as ticker:
+            for future in as_completed(futures):
+                rows[futures[future]] = future.result()
+                ticker.update(left=forecast.finished(futures[future]))
     return [rows[i] for i in range(len(opts.zips))]
 
 

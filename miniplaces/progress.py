@@ -31,8 +31,9 @@ def time_left(seconds: float) -> str:
 class Ticker:
     """Progress through ``total`` units of work (trials, epochs, submissions), advanced by ``update``.
 
-    ``settle``: how many units must be done before the time left is projected. Trials that run side by
-    side finish in a bunch, and the rate of the first of them alone would double the projection."""
+    ``settle``: how many units must be done before the time left is projected from the rate so far.
+    Trials that run side by side finish in a bunch, and the rate of the first of them alone would double
+    the projection. A caller that knows when each job started passes its own (``update(left=...)``)."""
 
     def __init__(self, desc: str, total: int | None, unit: str = "", quiet: bool = False, settle: int = 1):
         self.desc, self.total, self.unit, self.quiet, self.settle = desc, total, unit, quiet, settle
@@ -115,15 +116,14 @@ def silent(total: int | None, unit: str = "", settle: int = 1) -> Ticker:
     return Ticker("", total, unit, quiet=True, settle=settle)
 
 
-def progress(items: Iterable[T], desc: str, total: int | None = None, quiet: bool = False,
-             settle: int = 1) -> Iterator[T]:
+def progress(items: Iterable[T], desc: str, total: int | None = None, quiet: bool = False) -> Iterator[T]:
     """Iterate ``items`` while a Ticker counts them."""
     if total is None:
         try:
             total = len(items)  # type: ignore[arg-type]
         except TypeError:
             total = None
-    with Ticker(desc, total, quiet=quiet, settle=settle) as ticker:
+    with Ticker(desc, total, quiet=quiet) as ticker:
         for item in items:
             yield item
             ticker.update()
