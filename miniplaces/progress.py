@@ -1,7 +1,8 @@
 """Progress reporting: a tqdm bar on a terminal, plain log lines otherwise (CI, pipes).
 
-A log line says how much is done, the seconds so far and, until the end, the time left at the rate so
-far ("FashionMNIST final model: 5/15 epochs (301.2s, about 10 min left)"). Lines come at most every
+A log line says how much is done, the seconds so far and, until the end, the time left: at the rate so
+far, or for a pool of jobs from when each started (PoolForecast)
+("FashionMNIST final model: 5/15 epochs (301.2s, about 10 min left)"). Lines come at most every
 ``LOG_EVERY_S`` seconds and at the end, so a stage of seconds logs one line and one of minutes one a
 step.
 """

@@ -156,7 +156,7 @@ def run_pool(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,
     try:
         futures = {pool.submit(_run_in_worker, spec, env): job for job, spec in enumerate(specs)}
         forecast = PoolForecast(len(futures), env.workers)
-        with track(len(futures), "trials", env.workers) as ticker:   # the first finishes come together
+        with track(len(futures), "trials", env.workers) as ticker:   # settle: while only cache hits finished
             for future in as_completed(futures):
                 _, cached = future.result()  # a failed trial stops the run now
                 ticker.update(left=forecast.finished(futures[future], timed=not cached))
