@@ -18,6 +18,7 @@ from pathlib import Path
 from miniplaces import compare, gates
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
 from miniplaces.errors import UserError
+from miniplaces.memory import reuse_freed_memory
 from miniplaces.sections import BY_NAME, NAMES as SECTIONS
 
 VERSION = "0.1.0"
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         return grade(argv[1:])
     config = parse_args(argv)
     setup_logging(config.verbosity)
+    reuse_freed_memory()  # the Places model and in-process training reuse their buffers (miniplaces/memory.py)
     try:
         results = run(config)
     except UserError as exc:

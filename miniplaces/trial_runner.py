@@ -32,6 +32,7 @@ from analyses.fashion_mnist.grid import TrialSpec
 
 from .cache import Cache, code_version, digest
 from .errors import UserError
+from .memory import reuse_freed_memory
 from .progress import PoolForecast, Ticker, silent
 
 log = logging.getLogger("miniplaces")
@@ -115,6 +116,7 @@ def run_trial(spec: TrialSpec, env: TrialEnv, on_epoch: Callable[[dict], None] |
               cache: Cache | None = None) -> Outcome:
     """(result, was_cached) through ``cache`` (the run's) or one on ``env.cache_dir``."""
     torch.set_num_threads(env.threads)
+    reuse_freed_memory()  # here too for pool and Ray workers, which are fresh processes
     cache = cache or Cache(env.cache_dir, enabled=env.use_cache)
 
     def compute() -> dict:
