@@ -3,6 +3,7 @@ same numbers either way (which is why the setting is not in the trial cache key)
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import platform
 import subprocess
@@ -28,9 +29,12 @@ x, y = torch.rand(1512, 1, 28, 28, generator=g), torch.randint(0, 10, (1512,), g
 cfg = TrialConfig(epochs=1, depth=(1, 1, 2), augment="flip+crop", flip_tta=True)   # the baseline's network
 result = fit(cfg, Split(x[:512], y[:512], x[512:], y[512:]), 0, torch.device("cpu"), keep_model=True)
 net = result["net"].to(memory_format=torch.channels_last)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt    # a validation pass like the one fit made
-evaluate(net, x[512:], y[512:], channels_last=True)            # (1 000-image batches: 100 MB activations)
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+passes = []                      # validation passes like the one fit made (1 000 images: 100 MB activations)
+for _ in range(3):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    evaluate(net, x[512:], y[512:], channels_last=True)
+    passes.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+faults = min(passes)             # the steady state: a pass that found every block it needs already there
 weights = hashlib.sha256(b"".join(v.numpy().tobytes() for v in net.state_dict().values()))
 print(json.dumps({"applied": applied, "faults": faults, "weights": weights.hexdigest(),
                   "val_acc": result["val_acc"]}))
@@ -48,10 +52,12 @@ def probe(mode: str) -> dict:
 def test_freed_blocks_are_reused_and_numbers_do_not_change():
     on, off = probe("on"), probe("off")
     assert on["applied"] is True and off["applied"] is False
-    # glibc maps the 100 MB blocks afresh for every pass (the kernel zeroes each page: 73 504 faults
-    # when this was written); with the setting the blocks of fit's own validation are handed out again
-    assert off["faults"] >= 10_000, off
-    assert on["faults"] <= 1_000, on
+    # Without the setting glibc maps the 100 MB blocks afresh for every pass and the kernel faults in
+    # each page (61 000-128 000 faults a pass here); with it the blocks of earlier passes are handed
+    # out again (a single pass after fit's own validation faulted 0, 3 062 or 6 125 pages).
+    block_pages = 100_000_000 // mmap.PAGESIZE
+    assert off["faults"] >= block_pages, off
+    assert on["faults"] <= block_pages // 2, on
     assert on["weights"] == off["weights"] and on["val_acc"] == off["val_acc"]
 
 
