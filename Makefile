@@ -7,9 +7,13 @@ ARGS   ?=
 
 .PHONY: report quick test venv clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml        # what the report needs
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed   # and the test tools and Ray (--executor ray, its tests)
 	$(PY) -m pip install --quiet -e '.[test,ray]'
 	touch $@
 
@@ -21,7 +25,7 @@ report: venv            ## the whole report in reports/ (standard preset)
 quick: venv             ## a fast smoke report in reports/quick
 	$(PY) generate_report.py --preset quick --out reports/quick $(ARGS)
 
-test: venv              ## the test suite (what CI runs), on every core (pytest-xdist)
+test: $(VENV)/.installed-test  ## the test suite (what CI runs), on every core (pytest-xdist)
 	$(PY) -m pytest -q -n auto --dist worksteal $(ARGS)   # an idle worker takes tests from a busy one
 
 clean:
