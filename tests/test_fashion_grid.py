@@ -100,7 +100,7 @@ def test_combination_takes_each_axis_best_and_final_takes_best_config():
     specs += fsel.combination(grid, specs, values, 0)
     results[combined.name] = [{"val_acc": 0.9}, {"val_acc": 0.88}]
     decision = fsel.decide(results, _budget(grid, results, specs))
-    final = fsel.final_spec(grid, decision.chosen, specs, 0)
+    final = fsel.final_spec(grid, decision.chosen, specs, 0, 60_000)
     assert final.stage == "final" and final.config == TrialConfig(epochs=5, lr=0.1, optimizer="sgd")
     assert fsel.combination(replace(grid, combine=False), specs, values, 0) == []
     diverged = {n: [{"val_acc": None}] for n in results}
@@ -115,7 +115,7 @@ def test_finalists_are_the_best_and_the_baseline_and_decide_the_final_model():
                         "opt: optimizer=adam": [0.95, None], "lr: lr=0.1": [0.84, 0.86]})
     assert fsel.ranked(results) == ["lr: lr=0.1", "opt: optimizer=sgd",
                                     "baseline"]  # a diverged repeat drops out
-    finalists = fsel.finalist_specs(grid, results, specs, 0, _budget(grid, results, specs))
+    finalists = fsel.finalist_specs(grid, results, specs, 0, _budget(grid, results, specs), 60_000)
     assert [(s.name, s.seed) for s in finalists] == [("finalist: lr: lr=0.1", 0), ("finalist: lr: lr=0.1", 1),
                                                      ("finalist: baseline", 0), ("finalist: baseline", 1)]
     assert all(s.stage == "finalist" and s.config.epochs == 5
@@ -124,10 +124,10 @@ def test_finalists_are_the_best_and_the_baseline_and_decide_the_final_model():
     at_scale = _results({"finalist: lr: lr=0.1": [0.90, 0.91], "finalist: baseline": [0.92, 0.92]})
     decision = fsel.decide(at_scale, _budget(grid, results, specs))
     assert (decision.chosen, decision.rule) == ("finalist: baseline", "accuracy")
-    final = fsel.final_spec(grid, decision.chosen, finalists, 0)
+    final = fsel.final_spec(grid, decision.chosen, finalists, 0, 60_000)
     assert final.name == "final (baseline)" and final.config == grid.base.updated({"epochs": 5})
     assert fsel.finalist_specs(replace(grid, finalists=0), results, specs, 0,
-                               _budget(grid, results, specs)) == []
+                               _budget(grid, results, specs), 60_000) == []
     # when the baseline is already among the best, it is not trained twice
     assert len(fsel.finalist_specs(replace(grid, finalists=3), results, specs, 0,
-                                   _budget(grid, results, specs))) == 6
+                                   _budget(grid, results, specs), 60_000)) == 6

@@ -12,6 +12,7 @@ from analyses.fashion_mnist import grid as fgrid
 from analyses.fashion_mnist import selection as fsel
 from analyses.fashion_mnist import summary as fsum
 from analyses.fashion_mnist.model import ModelConfig, build_model, count_macs
+from analyses.fashion_mnist.train import TrialConfig
 from miniplaces.sections import fashion_mnist as section
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -166,6 +167,51 @@ def test_final_training_cost_is_macs_times_images_times_epochs():
     assert cost == pytest.approx(count_macs(ModelConfig(channels=(8, 16))) * 3 * 60_000 * 2 / 1e12)
 
 
+def test_with_final_min_epochs_the_budget_sets_each_networks_epochs_down_to_the_floor():
+    raw = {"base": {"epochs": 1, "channels": [8, 16]}, "final": {"epochs": 10}, "final_min_epochs": 4,
+           "axes": {"width": [{"channels": [32, 64]}, {"channels": [4, 8]}, {"channels": [12, 24]}]}}
+    per_epoch = fgrid.training_tmacs(TrialConfig(epochs=1, channels=(8, 16)), 60_000)
+    grid = fgrid.parse_grid({**raw, "final_budget_tmacs": 6.5 * per_epoch}, "b.toml")  # 6 epochs fit
+    specs, results = _grid_results(grid, {"baseline": 0.80, WIDE: 0.90, NARROW: 0.70,
+                                          "width: channels=12x24": 0.85})
+    epochs = {s.name: fsel.final_config(grid, s.config, 60_000).epochs for s in specs}
+    # the narrow net keeps its 10 epochs, the baseline gets the 6 that fit; the 12-24 net would need
+    # fewer than 4 (about 2.25 times the baseline's cost per epoch) and the wide one far fewer: both over
+    assert epochs == {"baseline": 6, NARROW: 10, "width: channels=12x24": 4, WIDE: 4}
+    budget = fsel.budget_split(grid, results, specs, 60_000)
+    assert budget.over == [WIDE, "width: channels=12x24"]
+    assert budget.cost["baseline"] == pytest.approx(6 * per_epoch) and budget.cost["baseline"] <= budget.limit
+    decision = fsel.decide(results, budget)
+    final = fsel.final_spec(grid, decision.chosen, specs, 0, 60_000)
+    assert decision.chosen == "baseline" and final.config.epochs == 6 and final.overrides["epochs"] == 6
+    # idempotent, so a finalist (already at its final epochs) becomes the same final model
+    assert fsel.final_config(grid, final.config, 60_000) == final.config
+    # the report says how many epochs and why
+    limit = budget.limit
+    assert section.final_epochs_json(grid, final.config, limit)["text"] == (
+        f"6 epochs (the most that fit the budget of {limit:g} TMAC: the grid asks for 10, or as many as fit "
+        "down to 4)")
+    narrow = fsel.final_config(grid, next(s.config for s in specs if s.name == NARROW), 60_000)
+    assert section.final_epochs_json(grid, narrow, limit)["text"].startswith("10 epochs (the grid's count;")
+    # without the floor the [final] epochs stand and the budget only rules out
+    fixed = replace(grid, final_min_epochs=0)
+    assert fsel.final_config(fixed, grid.base, 60_000).epochs == 10
+    assert fsel.budget_split(fixed, results, specs, 60_000).within == [NARROW]
+    assert section.final_epochs_json(fixed, narrow, limit) == {"asked": 10, "min": None, "trained": 10,
+                                                               "text": "10 epochs"}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"final_min_epochs": 4, "final": {"epochs": 10}}, "final_budget_tmacs, which is not set"),
+    ({"final_min_epochs": 12, "final_budget_tmacs": 50, "final": {"epochs": 10}},
+     "more than the final model's 10"),
+    ({"final_min_epochs": -1, "final_budget_tmacs": 50}, "must be an integer from 0 to 1000"),
+])
+def test_final_min_epochs_is_checked(raw, message):
+    with pytest.raises(fgrid.GridError, match=message):
+        fgrid.parse_grid({"base": {"epochs": 1}, **raw}, "b.toml")
+
+
 def test_decision_by_accuracy_without_and_within_budget():
     grid = _budget_grid(finalists=0)
     specs, results = _grid_results(grid, {"baseline": 0.80, WIDE: 0.90, NARROW: 0.70, LR: 0.85})
@@ -249,12 +295,14 @@ def test_decision_when_nothing_fits_the_budget():
 def test_over_budget_configurations_are_not_finalists_and_the_baseline_always_is():
     grid = _budget_grid(finalists=1)
     specs, results = _grid_results(grid, {"baseline": 0.80, WIDE: 0.90, NARROW: 0.70, LR: 0.85})
-    free = fsel.finalist_specs(grid, results, specs, 0, fsel.budget_split(grid, results, specs, 60_000))
+    free = fsel.finalist_specs(grid, results, specs, 0, fsel.budget_split(grid, results, specs, 60_000),
+                                60_000)
     assert [s.name for s in free] == [f"finalist: {WIDE}", "finalist: baseline"]
     assert all(s.stage == "finalist" and s.config.epochs == 2 for s in free)
     cost = fsel.budget_split(grid, results, specs, 60_000).cost
     grid = replace(grid, final_budget_tmacs=cost["baseline"])
-    limited = fsel.finalist_specs(grid, results, specs, 0, fsel.budget_split(grid, results, specs, 60_000))
+    limited = fsel.finalist_specs(grid, results, specs, 0, fsel.budget_split(grid, results, specs, 60_000),
+                                60_000)
     assert [s.name for s in limited] == [f"finalist: {LR}", "finalist: baseline"]
 
 

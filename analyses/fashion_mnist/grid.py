@@ -19,8 +19,8 @@ from . import data as fdata
 from .model import INITS, ModelConfig, count_macs
 from .train import FIELDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrialConfig
 
-TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_tmacs", "data", "base", "axes",
-            "final"}
+TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_tmacs", "final_min_epochs", "data",
+            "base", "axes", "final"}
 RENAMED = {"final_budget_s": "final_budget_tmacs (the budget is counted in multiply-accumulates now, the "
                              "same on every machine: see docs/fashion_mnist.md)"}
 DATA_KEYS = {"val_size", "train_subset"}
@@ -28,7 +28,8 @@ CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "preci
 # The sizes a grid may ask for, (least, most): generous for 28 x 28 images, small enough that no value
 # fails at allocation or trains for years. Channels and depth bound each stage's entry.
 SIZES = {"epochs": (1, 1000), "batch_size": (1, 60_000), "hidden": (0, 16_384), "channels": (1, 1024),
-         "depth": (1, 16), "repeats": (1, 100), "finalists": (0, 100), "val_size": (1, 59_999),
+         "depth": (1, 16), "repeats": (1, 100), "finalists": (0, 100),
+         "final_min_epochs": (0, 1000), "val_size": (1, 59_999),
          "train_subset": (0, 60_000), "curve_images": (0, 59_999)}
 MAX_PARAMETERS = 50_000_000   # 200 MB of float32 weights (x4 with gradients and Adam's moments)
 MAX_TRIAL_TMACS = 10_000      # one configuration trained on all 60 000 images; the standard final model: 40
@@ -70,6 +71,8 @@ class Grid:
     combine: bool = True
     finalists: int = 0
     final_budget_tmacs: float = 0.0   # compute budget of the final model's training, 10^12 MACs (0: none)
+    final_min_epochs: int = 0         # a final training over the budget trains fewer epochs, down to this
+                                      # (0: never; selection.final_config)
     val_size: int = 10_000
     train_subset: int = 0
 
@@ -226,8 +229,14 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     if trials > MAX_TRIALS:
         _fail(source, f"{trials} trials (configurations x repeats), more than the {MAX_TRIALS} allowed")
     finalists = _int_setting(raw, "finalists", source, 0)
-    return Grid(source, description, base, axes, final, repeats, combine, finalists, float(budget), val_size,
-                train_subset)
+    min_epochs = _int_setting(raw, "final_min_epochs", source, 0)
+    if min_epochs and not budget:
+        _fail(f"{source}: final_min_epochs", "fits the final model's epochs to final_budget_tmacs, which is "
+                                             "not set")
+    if min_epochs > (epochs := base.updated(final).epochs):
+        _fail(f"{source}: final_min_epochs", f"{min_epochs} is more than the final model's {epochs} epochs")
+    return Grid(source, description, base, axes, final, repeats, combine, finalists, float(budget),
+                min_epochs, val_size, train_subset)
 
 
 def grid_from_toml(text: str, source: str) -> Grid:

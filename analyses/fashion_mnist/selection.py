@@ -228,10 +228,26 @@ def trial_tmacs(spec: TrialSpec, val_size: int, train_subset: int) -> float:
     return training_tmacs(spec.config, train_images(spec.stage, val_size, train_subset))
 
 
+def final_config(grid: Grid, config: TrialConfig, images: int) -> TrialConfig:
+    """``config`` as its final model trains: with the [final] overrides, and, where that training is over
+    the budget and the grid sets ``final_min_epochs``, for the most epochs down to that floor that fit.
+
+    The budget then buys a cheap network more epochs and a costly one fewer, instead of one epoch count
+    that either wastes the budget on the first or rules out the second."""
+    config = config.updated(grid.final)
+    limit, floor = grid.final_budget_tmacs, grid.final_min_epochs
+    if not (limit and floor):
+        return config
+    epochs = config.epochs
+    while epochs > floor and training_tmacs(config.updated({"epochs": epochs}), images) > limit:
+        epochs -= 1
+    return config.updated({"epochs": epochs})
+
+
 def final_tmacs(grid: Grid, config: TrialConfig, images: int) -> float:
     """Cost of training ``config``'s final model, in 10^12 multiply-accumulates (BUDGET_FORMULA):
     the same number on every machine, so the budget chooses the same model everywhere."""
-    return training_tmacs(config.updated(grid.final), images)
+    return training_tmacs(final_config(grid, config, images), images)
 
 
 @dataclass(frozen=True)
@@ -255,9 +271,9 @@ def budget_split(grid: Grid, results: Results, specs: list[TrialSpec], images: i
 
 
 def finalist_specs(grid: Grid, results: Results, specs: list[TrialSpec], seed: int,
-                   budget: Budget) -> list[TrialSpec]:
+                   budget: Budget, final_images: int) -> list[TrialSpec]:
     """The ``finalists`` best grid configurations within the budget, plus the baseline, trained as the
-    final model will be ([final] overrides, the whole training split).
+    final model will be (``final_config`` for ``final_images``; on the whole training split).
 
     A grid trial is short and sees a subset, which rewards what converges fast; whether that still
     wins with the final model's longer training on more images is measured here, on the same
@@ -273,7 +289,7 @@ def finalist_specs(grid: Grid, results: Results, specs: list[TrialSpec], seed: i
     if "baseline" not in names and "baseline" in ranked(results):
         names.append("baseline")
     return [TrialSpec(f"finalist: {name}", "finalist", by_name[name].overrides,
-                      by_name[name].config.updated(grid.final), s, stage="finalist",
+                      final_config(grid, by_name[name].config, final_images), s, stage="finalist",
                       coupled=by_name[name].coupled)
             for name in names for s in grid.seeds(seed)]
 
@@ -314,11 +330,13 @@ def decide(pool: Results, budget: Budget) -> Decision:
     return Decision(chosen, "budget" if excluded else "accuracy", excluded, budget)
 
 
-def final_spec(grid: Grid, chosen: str, pool_specs: list[TrialSpec], seed: int) -> TrialSpec:
-    """The chosen configuration with the [final] overrides, trained on all training images."""
+def final_spec(grid: Grid, chosen: str, pool_specs: list[TrialSpec], seed: int, images: int) -> TrialSpec:
+    """The chosen configuration as its final model trains (``final_config``), on all training images."""
     spec = next(s for s in pool_specs if s.name == chosen)
-    return TrialSpec(f"final ({grid_name(chosen)})", "final", {**spec.overrides, **grid.final},
-                     spec.config.updated(grid.final), seed, stage="final", coupled=spec.coupled)
+    config = final_config(grid, spec.config, images)
+    return TrialSpec(f"final ({grid_name(chosen)})", "final",
+                     {**spec.overrides, **grid.final, "epochs": config.epochs}, config, seed, stage="final",
+                     coupled=spec.coupled)
 
 
 @dataclass
@@ -362,7 +380,8 @@ def select(grid: Grid, one_at_a_time: list[TrialSpec], seed: int, execute: Execu
     stage = Stage(stage.specs + extra.specs, stage.outcomes + extra.outcomes, stage.wall_s + extra.wall_s)
     results = stage.results
     budget = budget_split(grid, results, stage.specs, final_images)
-    finalists = _run(execute, finalist_specs(grid, results, stage.specs, seed, budget), "finalists")
+    finalists = _run(execute, finalist_specs(grid, results, stage.specs, seed, budget, final_images),
+                     "finalists")
     pool, pool_specs = (finalists.results, finalists.specs) if finalists.specs else (results, stage.specs)
     decision = decide(pool, budget)
     axis_tests = {axis: test_family(results, "baseline", list(dict.fromkeys(
@@ -373,5 +392,6 @@ def select(grid: Grid, one_at_a_time: list[TrialSpec], seed: int, execute: Execu
     if "finalist: baseline" in finalists.results:
         others = [n for n in finalists.results if n != "finalist: baseline"]
         finalist_tests = test_family(finalists.results, "finalist: baseline", others)
+    final = final_spec(grid, decision.chosen, pool_specs, seed, final_images)
     return Selection(stage, finalists, best_per_axis(grid, results), combined_from, axis_tests, combined_test,
-                     finalist_tests, decision, final_spec(grid, decision.chosen, pool_specs, seed))
+                     finalist_tests, decision, final)

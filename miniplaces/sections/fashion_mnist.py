@@ -20,6 +20,7 @@ from analyses.fashion_mnist import grid as fgrid
 from analyses.fashion_mnist import selection as fsel
 from analyses.fashion_mnist import summary as fsum
 from analyses.fashion_mnist.model import model_file_bytes
+from analyses.fashion_mnist.train import TrialConfig
 from analyses.fashion_mnist.trials import rebuild_model
 
 from .. import atomic, bounded, figures, resources
@@ -134,6 +135,7 @@ def run(ctx: RunContext) -> SectionResult:
                   "chosen": sel.decision.chosen, "chosen_val_acc": summary.accuracies["chosen"],
                   "chosen_by": "finalists" if finals.specs else "grid",
                   "decision": decision_json(sel.decision, summary.accuracies, FINAL_IMAGES),
+                  "epochs": final_epochs_json(grid, sel.final_spec.config, sel.decision.budget.limit),
                   "load_snippet": f'from analyses.fashion_mnist.model import load_model; '
                                   f'net = load_model("{_shown_path(model_path)}")',
                   "command": f"python -m analyses.fashion_mnist.evaluate_model {_shown_path(model_path)}"},
@@ -236,6 +238,7 @@ def _finalists_json(grid: fgrid.Grid, table: dict | None) -> dict | None:
     return {"axis": "finalists", "figure": "fm_finalists", "rows": table["rows"], "chosen": table["chosen"],
             "title": f"Finalists on the whole training split ({table['train_images']} images)",
             "count": grid.finalists, "final_overrides": _jsonable(grid.final), "test": table["test"],
+            "min_epochs": grid.final_min_epochs or None,
             "conclusion": conclusion(table["rows"], table["test"], picked)}
 
 
@@ -327,6 +330,20 @@ def combination_text(c: dict[str, Any]) -> str:
     left_out = [f"{x['best']}, the best of {x['axis'].replace('_', ' ')}, needs {x['best_tmacs']:.3g} TMAC, "
                 f"so it kept {x['instead']}" for x in c["left_out"]]
     return text + (f" ({'; '.join(left_out)})" if left_out else "")
+
+
+def final_epochs_json(grid: fgrid.Grid, config: TrialConfig, limit: float) -> dict[str, Any]:
+    """How many epochs the final model trained, and why: the [final] count, or with ``final_min_epochs``
+    the most of them that fit the budget (selection.final_config)."""
+    asked, floor, trained = grid.base.updated(grid.final).epochs, grid.final_min_epochs, config.epochs
+    text = f"{trained} epochs"
+    if floor and trained < asked:
+        text += (f" (the most that fit the budget of {limit:g} TMAC: the grid asks for {asked}, "
+                 f"or as many as fit down to {floor})")
+    elif floor:
+        text += (f" (the grid's count; a network too costly for {asked} epochs would train as many as fit "
+                 f"the budget, down to {floor})")
+    return {"asked": asked, "min": floor or None, "trained": trained, "text": text}
 
 
 def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: int) -> dict:
