@@ -21,6 +21,17 @@ def test_shipped_grids_parse(name):
     assert len(fgrid.one_at_a_time(grid, 0)) > len(grid.axes)
 
 
+def test_the_standard_budget_buys_the_baseline_15_epochs_the_deeper_network_12_and_not_the_wider():
+    """What grids/standard.toml's comments promise, so that an edit to its budget or network says so."""
+    grid = load_grid(ROOT / "grids" / "standard.toml")
+    epochs = {s.name: fsel.final_config(grid, s.config, 60_000).epochs
+              for s in fgrid.one_at_a_time(grid, 0) if s.axis in (None, "depth_width")}
+    assert epochs["baseline"] == 15 and epochs["depth_width: depth=1x2x2"] == 12
+    specs = fgrid.one_at_a_time(grid, 0)
+    results = {s.name: [{"val_acc": 0.9}] for s in specs}
+    assert fsel.budget_split(grid, results, specs, 60_000).over == ["depth_width: channels=48x96x192"]
+
+
 @pytest.mark.parametrize("raw, bad", [
     ({"base": {"epochs": 1}, "colour": 1}, "colour"),
     ({"base": {"epoch": 3}}, "epoch"),
