@@ -193,6 +193,9 @@ def test_with_final_min_epochs_the_budget_sets_each_networks_epochs_down_to_the_
         "down to 4)")
     narrow = fsel.final_config(grid, next(s.config for s in specs if s.name == NARROW), 60_000)
     assert section.final_epochs_json(grid, narrow, limit)["text"].startswith("10 epochs (the grid's count;")
+    wide = fsel.final_config(grid, next(s.config for s in specs if s.name == WIDE), 60_000)
+    assert section.final_epochs_json(grid, wide, limit)["text"].startswith(
+        "4 epochs (the floor: the grid asks for 10, or as many as fit the budget")
     # without the floor the [final] epochs stand and the budget only rules out
     fixed = replace(grid, final_min_epochs=0)
     assert fsel.final_config(fixed, grid.base, 60_000).epochs == 10

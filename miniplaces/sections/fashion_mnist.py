@@ -337,7 +337,10 @@ def final_epochs_json(grid: fgrid.Grid, config: TrialConfig, limit: float) -> di
     the most of them that fit the budget (selection.final_config)."""
     asked, floor, trained = grid.base.updated(grid.final).epochs, grid.final_min_epochs, config.epochs
     text = f"{trained} epochs"
-    if floor and trained < asked:
+    if floor and trained < asked and fgrid.training_tmacs(config, FINAL_IMAGES) > limit:
+        text += (f" (the floor: the grid asks for {asked}, or as many as fit the budget of {limit:g} TMAC down "
+                 f"to {floor}, and even {floor} are over it)")
+    elif floor and trained < asked:
         text += (f" (the most that fit the budget of {limit:g} TMAC: the grid asks for {asked}, "
                  f"or as many as fit down to {floor})")
     elif floor:
