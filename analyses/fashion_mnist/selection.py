@@ -334,9 +334,9 @@ def final_spec(grid: Grid, chosen: str, pool_specs: list[TrialSpec], seed: int, 
     """The chosen configuration as its final model trains (``final_config``), on all training images."""
     spec = next(s for s in pool_specs if s.name == chosen)
     config = final_config(grid, spec.config, images)
-    return TrialSpec(f"final ({grid_name(chosen)})", "final",
-                     {**spec.overrides, **grid.final, "epochs": config.epochs}, config, seed, stage="final",
-                     coupled=spec.coupled)
+    fitted = {"epochs": config.epochs} if config.epochs != spec.config.updated(grid.final).epochs else {}
+    return TrialSpec(f"final ({grid_name(chosen)})", "final", {**spec.overrides, **grid.final, **fitted},
+                     config, seed, stage="final", coupled=spec.coupled)
 
 
 @dataclass
