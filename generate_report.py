@@ -17,7 +17,7 @@ from pathlib import Path
 
 from miniplaces import compare, gates
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
-from miniplaces.errors import UserError
+from miniplaces.errors import RunFailure, UserError
 from miniplaces.memory import reuse_freed_memory
 from miniplaces.sections import BY_NAME, NAMES as SECTIONS
 
@@ -67,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     p.add_argument("--seed", type=int, default=0, help="random seed of every analysis")
     p.add_argument("--strict", action="store_true", help="exit 2 instead of using an untrained demo model")
     p.add_argument("--no-pdf", dest="pdf", action="store_false", help="do not render report.pdf")
+    p.add_argument("--no-notebook", dest="notebook", action="store_false",
+                   help="do not write report.ipynb (the notebook with its cells run; about 30 s on 2 cores)")
     p.add_argument("--offline", action="store_true", help="never try to download weights, categories or data")
     p.add_argument("--cache-dir", type=path_arg, default=default_cache_dir(),
                    help="result cache (default: %(default)s)")
@@ -119,8 +121,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
             p.error("--submission needs the fashion_mnist section (the model file goes in the zip)")
         if not a.pdf:
             p.error("--submission needs report.pdf: drop --no-pdf")
+        if not a.notebook:
+            p.error("--submission needs the notebook the problem set asks for: drop --no-notebook")
     return RunConfig(out=a.out, preset=a.preset, sections=sections, weights=a.weights,
-                     categories=a.categories,
+                     categories=a.categories, notebook=a.notebook,
                      arch=a.arch, images=tuple(a.images), replace_images=a.replace_images,
                      focus_image=a.focus_image, image_size=a.image_size,
                      data_dir=a.data_dir, device=a.device, seed=a.seed, strict=a.strict, pdf=a.pdf,
@@ -200,6 +204,7 @@ def run(config: RunConfig) -> dict:
             t = time.perf_counter()
             render.write_pdf(context, out)
             info["steps"].append({"name": "render PDF", "seconds": time.perf_counter() - t, "cached": False})
+        failure = write_notebook(config, results, out, ctx) if config.notebook else None
         info["total_seconds"] = time.perf_counter() - start
         if changes:
             atomic.write_json(out / "changes.json", changes)
@@ -207,7 +212,27 @@ def run(config: RunConfig) -> dict:
         if config.submission:
             from miniplaces.submission import write_submission
             write_submission(out, config.submission, results, config.allow_demo_submission)
+        if failure:
+            raise failure
         return results
+
+
+def write_notebook(config: RunConfig, results: dict, out: Path, ctx) -> Exception | None:
+    """Write report.ipynb with its cells run and record it in results; a failed cell is returned, to
+    end the run with exit 1 once results.json and the report are written (no work is lost)."""
+    from miniplaces import notebook
+
+    t = time.perf_counter()
+    scenes = ctx.scenes().scenes if {"units", "cam"} & set(config.sections) else []
+    try:
+        results["notebook"] = notebook.write(results, out, scenes, ctx.cache)
+        failure = None
+    except notebook.NotebookError as exc:
+        results["notebook"] = {"file": None, "error": str(exc)}
+        failure = RunFailure(f"report.ipynb: {exc}; report.html and results.json are written")
+    results["run"]["steps"].append({"name": "run notebook", "seconds": time.perf_counter() - t,
+                                    "cached": bool(results["notebook"].get("cached"))})
+    return failure
 
 
 def check_focus(name: str, scenes) -> None:
@@ -261,6 +286,7 @@ def print_summary(results: dict, out: Path) -> None:
                      "see the report banner")
     lines.append(f"  outputs: {out / 'report.html'}, {out / 'results.json'}"
                  + (f", {out / 'report.pdf'}" if (out / "report.pdf").exists() else "")
+                 + (f", {out / 'report.ipynb'}" if (results.get("notebook") or {}).get("file") else "")
                  + (f", {out / 'changes.json'}" if "changes" in results else ""))
     if "changes" in results:
         lines.append(f"  {compare.summary(results['changes'])}")
@@ -281,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     reuse_freed_memory()  # the Places model and in-process training reuse their buffers (miniplaces/memory.py)
     try:
         results = run(config)
-    except UserError as exc:
+    except (UserError, RunFailure) as exc:
         log.error("error: %s", exc)
         return exc.exit_code
     except KeyboardInterrupt:

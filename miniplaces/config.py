@@ -65,6 +65,7 @@ class RunConfig:
     seed: int = 0
     strict: bool = False
     pdf: bool = True
+    notebook: bool = True                # write report.ipynb with its cells run
     offline: bool = False
     cache_dir: Path = field(default_factory=default_cache_dir)
     use_cache: bool = True

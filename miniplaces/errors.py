@@ -5,3 +5,9 @@ class UserError(Exception):
     """Bad input or a missing requirement: the run stops with exit code 2 and this one-line message."""
 
     exit_code = 2
+
+
+class RunFailure(Exception):
+    """A step failed after the outputs before it were written: exit code 1 and this one-line message."""
+
+    exit_code = 1

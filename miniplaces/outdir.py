@@ -16,7 +16,7 @@ from .atomic import remove_leftovers
 from .errors import UserError
 
 MIN_FREE_BYTES = 50 * 1024 * 1024
-REPORT_FILES = ("results.json", "report.html", "report.pdf")   # one set, written by one run
+REPORT_FILES = ("results.json", "report.html", "report.pdf", "report.ipynb")   # one set, written by one run
 
 
 @contextlib.contextmanager

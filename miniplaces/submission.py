@@ -1,4 +1,8 @@
-"""The submission zip the problem set asks for: report.html, report.pdf and the model file at its root."""
+"""The submission zip the problem set asks for: "the python notebook ..., with the cells run and the
+relevant source code" and "your trained model file for Problem 4 at the root of your submission".
+
+NAME.zip holds NAME.ipynb (report.ipynb, cells run) and the model file at its root, the scene images
+the notebook reads (notebook_images/), and report.html and report.pdf as extras."""
 from __future__ import annotations
 
 import logging
@@ -37,18 +41,25 @@ def write_submission(out: Path, name: str, results: dict, allow_demo: bool) -> P
     final = (results.get("fashion_mnist") or {}).get("final") or {}
     if not final.get("model_file"):
         raise UserError("--submission needs the Problem 4 model file: do not --skip fashion_mnist")
-    files = [out / "report.html", out / "report.pdf", out / final["model_file"]]
-    missing = [str(f) for f in files if not f.is_file()]
+    notebook = results.get("notebook") or {}
+    if not notebook.get("file"):
+        raise UserError("--submission needs report.ipynb with its cells run: "
+                        + notebook.get("error", "the notebook was not written"))
+    images = [out / p for p in notebook["parameters"]["IMAGES"]]
+    named = {f"{stem}.ipynb": out / notebook["file"], final["model_file"]: out / final["model_file"],
+             "report.html": out / "report.html", "report.pdf": out / "report.pdf",
+             **{f.relative_to(out).as_posix(): f for f in images}}
+    missing = [str(f) for f in named.values() if not f.is_file()]
     if missing:
         raise UserError(f"--submission: missing {', '.join(missing)} (was --no-pdf given?)")
     path = out / f"{stem}.zip"
 
     def pack(handle) -> None:
         with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for file in files:
-                archive.write(file, arcname=file.name)
+            for arcname, file in named.items():
+                archive.write(file, arcname=arcname)
 
     atomic.write_with(path, pack)
-    sizes = ", ".join(f"{f.name} ({f.stat().st_size / 1e6:.1f} MB)" for f in files)
+    sizes = ", ".join(f"{name} ({f.stat().st_size / 1e6:.1f} MB)" for name, f in named.items())
     log.info("submission %s holds: %s", path, sizes)
     return path

@@ -21,21 +21,24 @@ import pytest
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-def cli_command(*args: str, cache: Path, out: Path) -> list[str]:
-    """generate_report.py as a user runs it, with a private cache and no download attempts."""
+def cli_command(*args: str, cache: Path, out: Path, notebook: bool = False) -> list[str]:
+    """generate_report.py as a user runs it, with a private cache and no download attempts; without
+    the notebook (a kernel run of ~30 s) unless the test is about it (the quick report has it)."""
     return [sys.executable, str(ROOT / "generate_report.py"), "--offline", "--cache-dir", str(cache),
-            "--out", str(out), *args]
+            "--out", str(out), *([] if notebook else ["--no-notebook"]), *args]
 
 
-def run_cli(*args: str, cache: Path, out: Path, torch_home: Path) -> subprocess.CompletedProcess:
+def run_cli(*args: str, cache: Path, out: Path, torch_home: Path,
+            notebook: bool = False) -> subprocess.CompletedProcess:
     """Run generate_report.py as a user would (``cli_command``) and wait for it."""
     env = {**os.environ, "TORCH_HOME": str(torch_home)}
-    return subprocess.run(cli_command(*args, cache=cache, out=out), capture_output=True, text=True, env=env,
-                          timeout=900)
+    return subprocess.run(cli_command(*args, cache=cache, out=out, notebook=notebook), capture_output=True,
+                          text=True, env=env, timeout=900)
 
 
 def run_here(*args: str, tmp_path: Path, monkeypatch, capsys, cache: Path | None = None,
-             torch_home: Path | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+             torch_home: Path | None = None, cwd: Path | None = None,
+             notebook: bool = False) -> subprocess.CompletedProcess:
     """generate_report's main in this process, from ``cwd`` (default ``tmp_path``; restored afterwards):
     for runs that stop early, and for runs whose numbers come from a cache, where starting an
     interpreter and importing torch and torchvision would cost more than the run (about 6 s here)."""
@@ -45,7 +48,8 @@ def run_here(*args: str, tmp_path: Path, monkeypatch, capsys, cache: Path | None
     with monkeypatch.context() as inside:
         inside.chdir(cwd or tmp_path)
         try:
-            code = generate_report.main(["--cache-dir", str(cache or tmp_path / "cache"), *args])
+            code = generate_report.main(["--cache-dir", str(cache or tmp_path / "cache"),
+                                         *([] if notebook else ["--no-notebook"]), *args])
         except SystemExit as exc:  # argparse
             code = exc.code
     return subprocess.CompletedProcess(list(args), code, "", capsys.readouterr().err)
@@ -73,7 +77,7 @@ def start_quick_report(shared: Path) -> Path:
         if not base.exists():
             base.mkdir()
             env = {**os.environ, "TORCH_HOME": str(base / "torch")}
-            command = cli_command("--preset", "quick", cache=base / "cache", out=base / "out")
+            command = cli_command("--preset", "quick", cache=base / "cache", out=base / "out", notebook=True)
             script = '"$@" 2> "$0/stderr.txt"; echo $? > "$0/rc.tmp" && mv "$0/rc.tmp" "$0/rc"'
             subprocess.Popen(["sh", "-c", script, str(base), *command], env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, start_new_session=True)

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def cli(*args: str, tmp_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "generate_report.py"),
-                           "--cache-dir", str(tmp_path / "cache"),
+                           "--cache-dir", str(tmp_path / "cache"), "--no-notebook",
                            *args], capture_output=True, text=True, env=environment, cwd=tmp_path, timeout=300)
 
 

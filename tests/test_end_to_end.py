@@ -141,13 +141,15 @@ def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, 
 
     common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
     refused = run_here("--preset", "quick", "--offline", "--submission", "jdoe", "--out",
-                       str(tmp_path / "refused"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+                       str(tmp_path / "refused"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+                       notebook=True)
     assert refused.returncode == 2 and "DEMO" in refused.stderr and "Traceback" not in refused.stderr
     assert not (tmp_path / "refused" / "results.json").exists()  # refused before any work
     out = tmp_path / "packed"
     packed = run_here("--preset", "quick", "--offline", "--submission", "jdoe", "--allow-demo-submission",
                       "--out", str(out), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
-                      cwd=Path.cwd(), **common)   # the quick report's working directory: same shown paths
+                      cwd=Path.cwd(), notebook=True, **common)   # the quick report's working directory:
+                                                                  # the same shown paths
     assert packed.returncode == 0, packed.stderr[-2000:]
     # a second run with nothing changed computes nothing and gives the same numbers
     again, first = json.loads((out / "results.json").read_text()), quick_report["results"]
@@ -158,6 +160,8 @@ def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, 
     with zipfile.ZipFile(out / "jdoe.zip") as archive:
         names = sorted(archive.namelist())
         model_file = json.loads((out / "results.json").read_text())["fashion_mnist"]["final"]["model_file"]
-        assert names == sorted(["report.html", "report.pdf", model_file.split("/")[-1]])
+        images = json.loads((out / "results.json").read_text())["notebook"]["parameters"]["IMAGES"]
+        assert names == sorted(["jdoe.ipynb", "report.html", "report.pdf", model_file.split("/")[-1], *images])
         assert archive.read("report.html") == (out / "report.html").read_bytes()
+        assert archive.read("jdoe.ipynb") == (out / "report.ipynb").read_bytes()
     assert "jdoe.zip" in packed.stderr

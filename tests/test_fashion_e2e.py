@@ -44,7 +44,7 @@ def _grid(tmp_path: Path, subset: int = 600, epochs: int = 1) -> Path:
 
 def _command(grid: Path, out: Path, cache: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "generate_report.py"), "--only", "fashion_mnist", "--grid", str(grid),
-            "--out", str(out), "--cache-dir", str(cache), "--no-pdf", *extra]
+            "--out", str(out), "--cache-dir", str(cache), "--no-pdf", "--no-notebook", *extra]
 
 
 def _entries(cache: Path) -> dict[str, bytes]:

@@ -18,7 +18,7 @@ def test_gates_and_compare_from_the_command_line(quick_report, tmp_path, monkeyp
     foreign.write_text('{"accuracy": 0.93}')
     monkeypatch.setenv("TORCH_HOME", str(env["torch_home"]))
     code = generate_report.main(["--offline", "--cache-dir", str(env["cache"]), "--out", str(tmp_path / "a"),
-                                 "--only", "filters", "--no-pdf", "--gate", "no-skips",
+                                 "--only", "filters", "--no-pdf", "--no-notebook", "--gate", "no-skips",
                                  "--compare", str(foreign)])
     stderr = capsys.readouterr().err
     assert code == 0, stderr[-2000:]

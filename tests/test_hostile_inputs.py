@@ -80,7 +80,7 @@ def test_an_oversized_grid_is_refused_by_size(tmp_path):
 
 def _main(tmp_path, capsys, *args) -> tuple[int, list[str]]:
     """generate_report's main in this process (no interpreter start): (exit code, stderr lines)."""
-    code = generate_report.main(["--only", "fashion_mnist", "--offline", "--no-pdf", "--cache-dir",
+    code = generate_report.main(["--only", "fashion_mnist", "--offline", "--no-pdf", "--no-notebook", "--cache-dir",
                                  str(tmp_path / "cache"), "--out", str(tmp_path / "out"), *args])
     return code, capsys.readouterr().err.strip().splitlines()
 

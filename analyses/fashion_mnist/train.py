@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from . import data as fdata
+from .data import Split, augment, batches, parse_augment   # by name: the notebook copies these
 from .model import ModelConfig, build_model, count_parameters, plain_dict
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -132,11 +132,11 @@ def train(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer:
     """Train ``net`` for one epoch (Problem 4a): shuffle, augment each batch, step. Raises Diverged."""
     start = time.perf_counter()
     net.train()
-    ops = fdata.parse_augment(cfg.augment)
+    ops = parse_augment(cfg.augment)
     bf16 = training_precision(cfg, device) == "bf16"  # weights, gradients and the optimizer stay fp32
     total_loss, correct, seen = 0.0, 0, 0
-    for idx in fdata.batches(len(labels), cfg.batch_size, generator, drop_last=True):
-        x = fdata.augment(images[idx], ops, generator).to(device, non_blocking=True)
+    for idx in batches(len(labels), cfg.batch_size, generator, drop_last=True):
+        x = augment(images[idx], ops, generator).to(device, non_blocking=True)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = labels[idx].to(device, non_blocking=True)
@@ -191,7 +191,7 @@ def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, criteri
     return Scores(int(hits.sum()) / n, loss / n, hits)
 
 
-def fit(cfg: TrialConfig, split: fdata.Split, seed: int, device: torch.device,
+def fit(cfg: TrialConfig, split: Split, seed: int, device: torch.device,
         on_epoch: Callable[[dict], None] | None = None, keep_model: bool = False) -> dict[str, Any]:
     """Train one configuration and return plain data: status ("ok" or "diverged"), the per-epoch
     history (train loss/accuracy, validation loss/accuracy when there is a validation set, seconds,
