@@ -156,8 +156,8 @@ def _running_in_session(sid: int) -> list[int]:
 @pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=pytest.mark.ray)])
 def test_ctrl_c_stops_the_trial_workers_within_seconds(tmp_path, executor):
     """Ctrl-C to the process group while two workers train: exit 130 within 10 s, no process of the run
-    (its session) left, and a rerun reads the finished trials from the cache (a rerun without the long trial, on one
-    core: the same layout, one thread per trial, so the same cache keys)."""
+    (its session) left, and a rerun reads the finished trials from the cache (a rerun without the long
+    trial, on one core: the same layout, one thread per trial, so the same cache keys)."""
     if executor == "ray":
         pytest.importorskip("ray")
     two_cores, one_core = sorted(os.sched_getaffinity(0))[:2], sorted(os.sched_getaffinity(0))[:1]
