@@ -1,4 +1,5 @@
-"""The one reader of the user's small input files (grid TOML, concepts JSON, categories list).
+"""The one reader of the user's small input files (grid TOML, concepts JSON, categories list,
+--compare results.json).
 
 Bounded in memory and time: only a regular file is read (a FIFO would block forever, /dev/zero never
 ends), at most ``limit`` bytes (a larger file is refused, not truncated), and text must be UTF-8.
@@ -15,6 +16,7 @@ from .errors import UserError
 GRID_BYTES = 1 << 20          # the full grid is 2.5 KB
 CONCEPTS_BYTES = 2 << 20      # a hand-drawn concepts file is a few KB; 2 MiB holds ~300 000 points
 CATEGORIES_BYTES = 1 << 20    # categories_places365.txt is 6.8 KB
+RESULTS_BYTES = 16 << 20      # a --compare results.json: the quick preset's is 0.23 MB
 
 
 class InputError(UserError):

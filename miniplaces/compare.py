@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
+from . import bounded
 from .errors import UserError
 
 # float32 rounding through the 50 layers of a ResNet: another convolution algorithm (memory layout,
@@ -80,25 +81,94 @@ QUESTION_OF: tuple[tuple[tuple[str, ...], str], ...] = (
 def load_previous(path: Path) -> tuple[dict | None, str, str | None]:
     """(results, the file read, a note). ``path`` is a results.json or a folder holding one.
 
-    A missing path is bad input (exit 2, before any work); a file that is not a results.json of
-    this program gives a note and nothing to compare, never a crash.
+    A missing path, a file that cannot be read in bounds (``bounded.RESULTS_BYTES``, a regular file,
+    UTF-8), JSON that only a lenient parser reads (NaN, Infinity, ``INT_DIGITS``-long integers,
+    nesting past ``MAX_DEPTH``) or a results.json with a wrongly typed key is bad input (exit 2,
+    before any work); a file that is not JSON, or JSON but not a results.json of this program, gives
+    a note and nothing to compare, never a crash.
     """
     path = Path(path)
     file = path / "results.json" if path.is_dir() else path
     if not file.is_file():
         raise UserError(f"--compare {path}: no such file" + (" (the folder holds no results.json)"
                                                              if path.is_dir() else ""))
+    text = bounded.read_text(file, bounded.RESULTS_BYTES, "--compare")
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, str(file), f"{file} could not be read ({type(exc).__name__}): nothing compared."
+        data = json.loads(text, parse_int=_bounded_int, parse_float=_finite_float,
+                          parse_constant=_no_constant)
+    except _Refused as exc:
+        raise UserError(f"--compare {file}: {exc}") from None
+    except RecursionError:
+        raise UserError(f"--compare {file}: nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         return None, str(file), (f"{file} is not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}): "
                                  "nothing compared.")
     if not isinstance(data, dict) or "schema_version" not in data:
         return None, str(file), (f"{file} is not a miniplaces-report results.json (no schema_version): "
                                  "nothing compared.")
+    if problem := _depth_problem(data) or shape_problem(data):
+        raise UserError(f"--compare {file}: {problem}")
     return data, str(file), None
+
+
+MAX_DEPTH = 64     # a results.json nests about 8 deep; the comparison walks both trees recursively
+INT_DIGITS = 30    # its integers are counts, seeds and sizes; int() of 4 300 digits and more raises
+# The keys whose values compare reads as objects (input_differences), parents before children
+OBJECTS = ("run", "run.config", "run.versions", "model", "fashion_mnist", "fashion_mnist.data",
+           "fashion_mnist.grid")
+
+
+class _Refused(ValueError):
+    """A JSON value that results.json never holds and that would break the comparison or the report."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > INT_DIGITS:
+        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits (at most {INT_DIGITS})")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise _Refused(f"{name} is not a JSON value (results.json holds only finite numbers)")
+
+
+def _depth_problem(data: Any) -> str | None:
+    """Nesting past MAX_DEPTH, found without recursion (None: within it)."""
+    level, nodes = 0, [data]
+    while nodes:
+        level += 1
+        if level > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        nodes = [child for node in nodes if isinstance(node, (dict, list))
+                 for child in (node.values() if isinstance(node, dict) else node)]
+    return None
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def shape_problem(data: dict) -> str | None:
+    """The first key of a results.json whose value is of a type compare cannot read (None: all fine)."""
+    for key in OBJECTS:
+        value = _get(data, *key.split("."))
+        if value is not None and not isinstance(value, dict):
+            return f"{key} is {_kind(value)}, not an object"
+    scenes = data.get("scenes")
+    if scenes is not None and not isinstance(scenes, list):
+        return f"scenes is {_kind(scenes)}, not a list"
+    for i, scene in enumerate(scenes or []):
+        if isinstance(scene, dict) and not isinstance(scene.get("image", ""), str):
+            return f"scenes[{i}].image is {_kind(scene['image'])}, not a string"
+    return None
 
 
 # ------------------------------------------------------------------------------------------ inputs

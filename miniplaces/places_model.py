@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import tempfile
+import urllib.parse
 import urllib.request
 import warnings
 import zipfile
@@ -95,17 +96,40 @@ class DownloadError(Exception):
     """A download that did not deliver a complete, usable file (the message says why, in one line)."""
 
 
+def weights_bytes_limit(arch: str) -> int:
+    """The most bytes a download of ``arch``'s official checkpoint may have: its float32 tensors
+    (resnet18: 45.5 MB, resnet50: 97.2 MB, computed from the architecture) plus 10 % and 1 MiB for
+    the pickle's keys and framing. An endless or oversized stream stops there."""
+    with torch.device("meta"):   # shapes only, no memory
+        model = getattr(torchvision.models, arch)(num_classes=NUM_CLASSES)
+    tensors = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    return int(tensors * 1.1) + (1 << 20)
+
+
+def _local_file_problem(url: str) -> str | None:
+    """Why a file:// URL cannot be downloaded (a device never ends, a FIFO blocks the open); None: fine."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "file":
+        return None
+    path = Path(urllib.request.url2pathname(parts.path))
+    return None if path.is_file() else f"{path} is not a regular file"
+
+
 def download(url: str, dst: Path, progress: bool = True,
-             check: Callable[[Path], object] | None = None) -> None:
+             check: Callable[[Path], object] | None = None, *, limit: int) -> None:
     """Stream ``url`` into ``dst`` with a progress bar; ``dst`` appears only complete and checked.
 
     Refused, with nothing left in ``dst``'s folder: an HTTP error, an HTML page (a portal's or proxy's
-    error page), fewer bytes than Content-Length (a cut connection; urllib reads that as a normal
-    end), no byte for the timeout, and a file that ``check`` rejects (it raises).
+    error page), more than ``limit`` bytes (announced or sent: an endless stream, a file:// device),
+    fewer bytes than Content-Length (a cut connection; urllib reads that as a normal end), no byte
+    for the timeout, and a file that ``check`` rejects (it raises).
     """
     from tqdm import tqdm
 
     timeout = download_timeout()
+    if problem := _local_file_problem(url):
+        raise DownloadError(problem)
+    too_large = f"more than {limit / 1e6:.1f} MB, larger than the official file"
     dst.parent.mkdir(parents=True, exist_ok=True)
     log.info("downloading %s -> %s", url, dst)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
@@ -116,12 +140,16 @@ def download(url: str, dst: Path, progress: bool = True,
                 raise DownloadError("the server sent an HTML page, not the file")
             length = response.headers.get("Content-Length")
             expected = int(length) if length and length.isdigit() else None
+            if expected is not None and expected > limit:
+                raise DownloadError(f"the server announced {expected} bytes, {too_large}")
             received = 0
             with tqdm(total=expected, disable=not progress, unit="B", unit_scale=True, unit_divisor=1024,
                       desc=dst.name) as bar:
                 while chunk := response.read(1 << 16):
-                    handle.write(chunk)
                     received += len(chunk)
+                    if received > limit:
+                        raise DownloadError(f"the server sent {too_large}")
+                    handle.write(chunk)
                     bar.update(len(chunk))
             if expected is not None and received != expected:
                 raise DownloadError(f"the connection closed after {received} of {expected} bytes")
@@ -153,7 +181,7 @@ def resolve_weights(weights: Path | None, arch: str, cache_dir: Path, offline: b
     dst = cached_weight_locations(arch, cache_dir)[0]
     url = weights_url(arch)
     try:
-        download(url, dst, progress, check=read_state_dict)
+        download(url, dst, progress, check=read_state_dict, limit=weights_bytes_limit(arch))
     except UserError:  # a bad MINIPLACES_DOWNLOAD_TIMEOUT
         raise
     except DownloadError as exc:
@@ -266,7 +294,7 @@ def load_labels(categories: Path | None, weights: Path | None, cache_dir: Path, 
     if not offline:
         url = categories_url()
         try:
-            download(url, cached, progress, check=parse_categories)
+            download(url, cached, progress, check=parse_categories, limit=bounded.CATEGORIES_BYTES)
             return parse_categories(cached), str(cached)
         except Exception as exc:  # noqa: BLE001 - no network, HTTP error, timeout, a bad file
             log.warning("could not download %s (%s); classes are labelled by index", url,

@@ -39,9 +39,13 @@ DEFAULT_SCENES: dict[str, Callable[[], np.ndarray]] = {
 MAX_SIDE = 2048          # the network sees 256 x 256; overlays and masks need no more
 CONCEPTS_SUFFIX = ".concepts.json"
 # Rasterising costs time per vertex and pixel (~3 ms per vertex at 1024 x 1024), so a concepts file
-# may hold this many points (the shipped files: at most 26 per polygon, 88 per file).
+# may hold this many points (the shipped files: at most 26 per polygon, 88 per file), and, as each
+# shape is one pass over its pixels (~6 ms for a box on a 256 x 256 image), this many shapes (a box
+# is 4 points; the shipped files have at most 6 shapes).
 MAX_POLYGON_POINTS = 1_000
 MAX_FILE_POINTS = 2_000
+MAX_FILE_SHAPES = 64
+SHOWN_NAMES = 3   # a warning repeated for many shapes or concepts names this many, then counts the rest
 # Concept names accepted in sidecar files: Broden's (Network Dissection) common scene, object and
 # material labels, so a unit found for "sky" here means what it means in the dissection literature.
 VOCABULARY = frozenset("""
@@ -236,12 +240,14 @@ def load_concepts(path: Path, displayed_size: tuple[int, int], warn: Callable[[s
         else:
             warn(f"{where}: \"image_size\" must be [width, height] in pixels; using the image's own size")
     concepts: dict[str, list[Shape]] = {}
-    budget = [MAX_FILE_POINTS]   # points left for this file's shapes
+    budget = [MAX_FILE_POINTS, MAX_FILE_SHAPES]   # points and shapes left for this file
+    unknown = [repr(_clip(name)) for name in doc["concepts"] if name not in VOCABULARY]
+    if unknown:
+        warn(f"{where}: unknown concept{'s' if len(unknown) > 1 else ''} {_some(unknown)} ignored (known: "
+             "see docs/concepts.md, e.g. sky, building, mountain)")
     for name, entries in doc["concepts"].items():
         shown = _clip(name)
         if name not in VOCABULARY:
-            warn(f"{where}: unknown concept {shown!r} ignored (known: see docs/concepts.md, e.g. sky, "
-                 "building, mountain)")
             continue
         shapes = _parse_shapes(entries, scale, f"{where}: concept {shown!r}", warn, budget)
         if not shapes:
@@ -302,22 +308,34 @@ def _clip(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[:n] + "..."
 
 
+def _some(items: Sequence[Any]) -> str:
+    """The first SHOWN_NAMES items and how many more: one warning line for a file that repeats a fault."""
+    shown = ", ".join(map(str, items[:SHOWN_NAMES]))
+    return shown + (f" and {len(items) - SHOWN_NAMES} more" if len(items) > SHOWN_NAMES else "")
+
+
 def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callable[[str], None],
                   budget: list[int]) -> list[Shape]:
-    """Valid shapes of one concept; ``budget`` holds the points the file may still use (MAX_FILE_POINTS)."""
+    """Valid shapes of one concept; ``budget`` holds the points and shapes the file may still use
+    (MAX_FILE_POINTS, MAX_FILE_SHAPES). Shapes ignored for the same reason make one warning."""
     if not isinstance(entries, list):
         warn(f"{where}: expected a list of shapes ({{\"polygon\": [[x, y], ...]}} or "
              f"{{\"box\": [x0, y0, x1, y1]}}); ignored")
         return []
     sx, sy = scale
-    shapes = []
+    shapes: list[Shape] = []
+    ignored: dict[str, list[str]] = {}   # why -> the shapes (their numbers, with detail)
     for number, entry in enumerate(entries, 1):
         points = None
+        if budget[1] <= 0:
+            ignored.setdefault(f"over the {MAX_FILE_SHAPES} shapes a file may have", []).append(str(number))
+            continue
         if isinstance(entry, dict) and isinstance(entry.get("polygon"), list):
             raw = entry["polygon"]
             if len(raw) > min(MAX_POLYGON_POINTS, budget[0]):
-                warn(f"{where}: shape {number} has {len(raw)} points, more than the {MAX_POLYGON_POINTS} a "
-                     f"polygon (and {MAX_FILE_POINTS} a file) may have; ignored")
+                why = (f"more points than the {MAX_POLYGON_POINTS} a polygon (and {MAX_FILE_POINTS} a file) "
+                       "may have")
+                ignored.setdefault(why, []).append(f"{number} ({len(raw)} points)")
                 continue
             if len(raw) >= 3 and all(isinstance(p, list) and len(p) == 2 and all(map(_number, p))
                                      for p in raw):
@@ -328,12 +346,18 @@ def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callabl
                 x0, x1 = sorted((_bounded(raw[0] * sx), _bounded(raw[2] * sx)))
                 y0, y1 = sorted((_bounded(raw[1] * sy), _bounded(raw[3] * sy)))
                 points = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+        if points is not None and len(points) > budget[0]:   # a box past the file's points
+            ignored.setdefault(f"over the {MAX_FILE_POINTS} points a file may have", []).append(str(number))
+            continue
         if points is None:
-            warn(f"{where}: shape {number} is not a polygon of at least 3 [x, y] points or a box "
-                 "[x0, y0, x1, y1]; ignored")
+            ignored.setdefault("not a polygon of at least 3 [x, y] points or a box [x0, y0, x1, y1]",
+                               []).append(str(number))
             continue
         budget[0] -= len(points)
+        budget[1] -= 1
         shapes.append(Shape(points, exclude=bool(entry.get("exclude", False))))
+    for why, numbers in ignored.items():
+        warn(f"{where}: shape{'s' if len(numbers) > 1 else ''} {_some(numbers)}: {why}; ignored")
     return shapes
 
 

@@ -137,13 +137,15 @@ def count(cache: Cache | None, spec: TrialSpec, env: TrialEnv, cached: bool) -> 
         (cache.stats.hits if cached else cache.stats.misses).append(label)
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     """A pool worker leaves Ctrl-C to the parent, which stops it, and dies with it (Linux)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no orphan trains on after a kill
     except (OSError, AttributeError):
         pass
+    if os.getppid() != parent:   # the parent died while this worker started, before prctl could see it
+        os._exit(1)
 
 
 def _run_in_worker(spec: TrialSpec, env: TrialEnv) -> Outcome:
@@ -154,7 +156,8 @@ def run_pool(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,
              cache: Cache | None = None) -> list[Outcome]:
     """Run trials ``env.workers`` at a time in fresh processes, counting finished trials. Ctrl-C stops
     them all at once: every finished trial is already in the cache."""
-    pool = ProcessPoolExecutor(env.workers, mp_context=get_context("spawn"), initializer=_worker_init)
+    pool = ProcessPoolExecutor(env.workers, mp_context=get_context("spawn"), initializer=_worker_init,
+                               initargs=(os.getpid(),))
     try:
         futures = {pool.submit(_run_in_worker, spec, env): job for job, spec in enumerate(specs)}
         forecast = PoolForecast(len(futures), env.workers)
@@ -164,14 +167,23 @@ def run_pool(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,
                 ticker.update(left=forecast.finished(futures[future], timed=not cached))
         outcomes = [future.result() for future in futures]
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public way before 3.14
-            process.kill()
+        _kill_workers(pool)
         raise
     pool.shutdown()
     for spec, (_, cached) in zip(specs, outcomes):
         count(cache, spec, env, cached)
     return outcomes
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the pool's workers now. ``shutdown`` alone lets each running trial finish first (the
+    interpreter's exit waits for them), and it forgets the processes, so they are killed before it."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())  # no public way before 3.14
+    for process in workers:
+        process.kill()
+    for process in workers:
+        process.join(5)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def run_local(specs: Sequence[TrialSpec], env: TrialEnv, track: Track = silent,

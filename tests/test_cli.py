@@ -136,3 +136,18 @@ def test_no_usable_image_stops_before_any_section(tmp_path, monkeypatch, capsys)
                       monkeypatch=monkeypatch, capsys=capsys)
     assert_clean_error(result, 2, "no usable scene image", "zero.jpg", "text.jpg")
     assert not list((out / "figures").glob("*.png"))  # the filters section never ran
+
+
+def test_bad_compare_file_stops_before_any_work_and_keeps_the_last_report(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {name: f"the last run's {name}" for name in ("report.html", "results.json", "report.pdf")}
+    for name, text in earlier.items():
+        (out / name).write_text(text)
+    bad = tmp_path / "previous.json"
+    bad.write_text('{"schema_version": 1, "run": {"config": [1]}}')
+    result = run_here("--only", "filters", "--offline", "--no-pdf", "--out", str(out), "--compare", str(bad),
+                      tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert_clean_error(result, 2, f"--compare {bad}: run.config is a list, not an object")
+    assert len(result.stderr.strip().splitlines()) == 1 and "UNTRAINED" not in result.stderr
+    assert {name: (out / name).read_text() for name in earlier} == earlier

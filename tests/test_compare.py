@@ -195,3 +195,65 @@ def test_gate_specs_and_verdicts():
     assert verdicts[0]["text"] == "FashionMNIST test accuracy 88.17 % < 90.00 %"
     assert "image bad.jpg: not an image" in verdicts[3]["text"]
     assert "fashion_mnist.final.test_acc: 0.91 -> 0.8817" in verdicts[4]["text"]
+
+
+HOSTILE = [   # (file content, words of the one-line error)
+    ('{"schema_version": 1, "model": "x"}', "model is a string, not an object"),
+    ('{"schema_version": 1, "run": {"config": [1]}}', "run.config is a list, not an object"),
+    ('{"schema_version": 1, "fashion_mnist": {"grid": 5}}', "fashion_mnist.grid is a number"),
+    ('{"schema_version": 1, "scenes": 3}', "scenes is a number, not a list"),
+    ('{"schema_version": 1, "scenes": [{"image": ["a"]}]}', "scenes[0].image is a list"),
+    ('{"schema_version": 1, "filters": {"x": NaN}}', "NaN is not a JSON value"),
+    ('{"schema_version": 1, "filters": {"x": -Infinity}}', "-Infinity is not a JSON value"),
+    ('{"schema_version": 1, "filters": {"x": 1e999}}', "1e999 is out of range"),
+    ('{"schema_version": 1, "filters": {"x": ' + "7" * 5000 + "}}", "an integer of 5000 digits"),
+    ('{"schema_version": 1, "filters": ' + "[" * 100 + "]" * 100 + "}", "nested deeper than 64"),
+    ('{"schema_version": 1, "filters": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested deeper than 64"),
+]
+
+
+@pytest.mark.parametrize("content, words", HOSTILE)
+def test_a_results_json_that_would_break_the_comparison_is_bad_input(tmp_path, content, words):
+    (tmp_path / "results.json").write_text(content)
+    with pytest.raises(UserError, match=r"^--compare \S+results.json: ") as caught:
+        compare.load_previous(tmp_path)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_compare_file_is_read_in_bounded_size(tmp_path):
+    from miniplaces.bounded import RESULTS_BYTES
+
+    big = tmp_path / "results.json"
+    with open(big, "wb") as handle:   # sparse: nothing of it is read
+        handle.truncate(RESULTS_BYTES + 1)
+    with pytest.raises(UserError, match="more than the"):
+        compare.load_previous(big)
+
+
+def _nodes(tree, path=()):
+    """Every (path, value) below ``tree``; a path is a tuple of keys and list indices."""
+    yield path, tree
+    children = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list) else ()
+    for key, child in children:
+        yield from _nodes(child, path + (key,))
+
+
+@pytest.mark.parametrize("odd", ["x", [1], 7, 0.5, None, True, {"a": 1}, [[{"image": {}}]]])
+def test_any_value_anywhere_is_refused_up_front_or_compared(tmp_path, odd):
+    """Each node of a results.json replaced by an odd value: load_previous refuses it (exit 2), or
+    the comparison and its changes.json work. Never a crash after the work is done."""
+    file = tmp_path / "results.json"
+    for path, _ in list(_nodes(results()))[1:]:
+        old = results()
+        parent = old
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = odd
+        file.write_text(json.dumps(old))
+        try:
+            loaded, source, note = compare.load_previous(file)
+        except UserError:
+            continue
+        report = compare.compare(results(), loaded, source, note)
+        json.dumps(report, allow_nan=False)
+        gates.evaluate([gates.parse("unchanged")], results(), [], report)

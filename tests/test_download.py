@@ -3,7 +3,9 @@ ends (complete, 404, an HTML page, a cut connection, a stall) leads to the docum
 nothing partial is ever left in the cache."""
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -41,6 +43,15 @@ class Server:
                 if mode == "missing":
                     self.send_error(404, "File not found")
                     return
+                if mode == "endless":   # no Content-Length, bytes until the client gives up (or 256 MiB)
+                    self.send_response(200)
+                    self.end_headers()
+                    chunk = b"\0" * (1 << 16)
+                    with contextlib.suppress(OSError):
+                        for _ in range(4096):
+                            self.wfile.write(chunk)
+                    self.close_connection = True
+                    return
                 if mode.startswith("html") or (mode == "nolabels" and name.endswith(".txt")):
                     # a proxy's error page, with or without an honest type
                     kind = "application/octet-stream" if mode == "html-as-binary" else "text/html"
@@ -52,10 +63,13 @@ class Server:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(10**12 if mode == "huge" else len(body)))
                 self.end_headers()
                 if mode in ("ok", "nolabels"):
                     self.wfile.write(body)
+                elif mode == "huge":   # the client hangs up after the header
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(body)
                 elif mode == "cut":
                     self.wfile.write(body[:len(body) // 2])
                     self.wfile.flush()
@@ -122,6 +136,8 @@ def test_download_fills_the_cache_and_a_second_run_needs_no_network(places, serv
     ("html-as-binary", "HTML page"),
     ("cut", "closed after"),
     ("stall", "no data for 0.5 s"),
+    ("endless", "the server sent more than 51.1 MB, larger than the official file"),
+    ("huge", "the server announced 1000000000000 bytes, more than 51.1 MB"),
 ])
 def test_failed_download_gives_demo_with_the_reason_and_leaves_no_file(places, mode, reason):
     model = places(mode)
@@ -153,3 +169,21 @@ def test_bad_timeout_setting_is_a_user_error(places, monkeypatch):
     monkeypatch.setenv("MINIPLACES_DOWNLOAD_TIMEOUT", "soon")
     with pytest.raises(UserError, match="MINIPLACES_DOWNLOAD_TIMEOUT"):
         places("ok")
+
+
+def test_file_urls_are_capped_too(places, tmp_path, monkeypatch, server):
+    """A file:// mirror works; a device (endless /dev/zero) or a FIFO is refused at once, nothing written."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / f"{ARCH}_places365.pth.tar").write_bytes(server.checkpoint)
+    os.mkfifo(mirror / "fifo")
+    for url, reason in [("file:///dev/zero", "/dev/zero is not a regular file"),
+                        ((mirror / "fifo").as_uri(), "fifo is not a regular file")]:
+        monkeypatch.setenv("MINIPLACES_WEIGHTS_URL", url)
+        monkeypatch.setenv("MINIPLACES_CATEGORIES_URL", url)
+        model = provision(None, None, ARCH, tmp_path / "cache", "cpu", 0, strict=False, offline=False)
+        assert model.demo and reason in model.demo_reason
+        assert places.cache_files() == [Path(f"mirror/{ARCH}_places365.pth.tar")]
+    monkeypatch.setenv("MINIPLACES_WEIGHTS_URL", f"{mirror.as_uri()}/{{arch}}_places365.pth.tar")
+    model = provision(None, None, ARCH, tmp_path / "cache", "cpu", 0, strict=False, offline=False)
+    assert not model.demo and Path(model.weights).read_bytes() == server.checkpoint

@@ -113,6 +113,92 @@ def test_interrupted_grid_resumes_without_retraining(tmp_path):
     assert sum(t["cached"] for t in results["trials"]) + results["final"]["cached"] == len(finished)
 
 
+# Two trials of seconds and one of minutes: their mean cost puts them in a pool of two workers, one core
+# and one thread each (trial_runner.layout), so Ctrl-C comes while a worker trains the long one.
+LONG_TRIAL = ', {channels = [64, 128], epochs = 100}'
+POOL_GRID = """
+description = "interrupt test"
+combine = false
+finalists = 0
+[data]
+val_size = 1000
+train_subset = 1000
+[base]
+epochs = 1
+batch_size = 128
+schedule = "constant"
+channels = [4, 8]
+augment = "none"
+[final]
+epochs = 1
+batch_size = 1024
+[axes]
+width = [{{channels = [6, 8]}}{long}]
+"""
+
+
+def _running_in_session(sid: int) -> list[int]:
+    """Processes of session ``sid`` that still run (a zombie has ended: only nobody has reaped it). A
+    session, not a process group: Ray starts each trial's worker in a group of its own."""
+    running = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, _, session = stat.read_text().rsplit(")", 1)[1].split()[:4]
+        except (OSError, ValueError):
+            continue
+        if int(session) == sid and state != "Z":
+            running.append(int(stat.parent.name))
+    return running
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two cores")
+@pytest.mark.parametrize("executor", ["local", pytest.param("ray", marks=pytest.mark.ray)])
+def test_ctrl_c_stops_the_trial_workers_within_seconds(tmp_path, executor):
+    """Ctrl-C to the process group while two workers train: exit 130 within 10 s, no process of the run
+    (its session) left, and a rerun reads the finished trials from the cache (a rerun without the long
+    trial, on one core: the same layout, one thread per trial, so the same cache keys)."""
+    if executor == "ray":
+        pytest.importorskip("ray")
+    two_cores, one_core = sorted(os.sched_getaffinity(0))[:2], sorted(os.sched_getaffinity(0))[:1]
+    grid, out, cache, log = tmp_path / "grid.toml", tmp_path / "out", tmp_path / "cache", tmp_path / "log"
+    grid.write_text(POOL_GRID.format(long=LONG_TRIAL))
+
+    def on_cores(cores):
+        def start() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.sched_setaffinity(0, cores)
+        return start
+    with open(log, "w") as err:
+        proc = subprocess.Popen(_command(grid, out, cache, "--executor", executor), cwd=ROOT, stdout=err,
+                                stderr=err, start_new_session=True, preexec_fn=on_cores(two_cores))
+    try:
+        deadline = time.monotonic() + 240
+        while not _entries(cache) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None and _entries(cache), log.read_text()
+        finished = _entries(cache)
+        os.killpg(proc.pid, signal.SIGINT)
+        sent = time.monotonic()
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 130, log.read_text()
+        while _running_in_session(proc.pid) and time.monotonic() < sent + 10:
+            time.sleep(0.1)
+        assert not _running_in_session(proc.pid), "a process of the interrupted run still runs"
+    finally:
+        for pid in _running_in_session(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+    assert {k: v for k, v in _entries(cache).items() if k in finished} == finished
+    grid.write_text(POOL_GRID.format(long=""))
+    subprocess.run(_command(grid, out, cache, "-q"), check=True, cwd=ROOT, timeout=240,
+                   preexec_fn=on_cores(one_core))
+    hits = json.loads((out / "results.json").read_text())["run"]["cache"]["hits"]
+    assert {f"fashion_mnist_trial/{name[:10]}" for name in finished} <= set(hits)
+
+
 TIMING_KEYS = ("train_s", "val_s")
 
 

@@ -309,6 +309,33 @@ def test_polygons_with_too_many_points_are_ignored_with_a_warning(tmp_path):
     assert any(f"{scenes.MAX_POLYGON_POINTS + 1} points" in w and str(path) in w for w in warnings), warnings
 
 
+
+def test_many_boxes_are_bounded_work_and_repeated_faults_one_warning(tmp_path):
+    """2 000 boxes (the issue's 90 000 fit in the 2 MiB too): only MAX_FILE_SHAPES are kept, so loading
+    rasterises at most that many; 60 000 bad polygons and 5 000 unknown names give a line each."""
+    boxes = [{"box": [i % 50, i % 40, 60 + i % 30, 70 + i % 20]} for i in range(2000)]
+    bad = [{"polygon": [[1, 2]]}] * 60_000
+    unknown = {f"thing{i}": [] for i in range(5000)}
+    doc = {"concepts": {"sea": bad, "sky": boxes, **unknown}}
+    path = _write(tmp_path, json.dumps(doc), "x.concepts.json")
+    warnings = []
+    concepts = scenes.load_concepts(path, (256, 256), warnings.append)
+    assert len(concepts["sky"]) == scenes.MAX_FILE_SHAPES and "sea" not in concepts
+    assert len(warnings) == 3, warnings[:5]
+    assert any("shapes 65, 66, 67 and 1933 more: over the 64 shapes a file may have" in w for w in warnings)
+    assert any("shapes 1, 2, 3 and 59997 more: not a polygon" in w for w in warnings)
+    assert any("unknown concepts 'thing0', 'thing1', 'thing2' and 4997 more ignored" in w for w in warnings)
+
+
+def test_boxes_count_against_the_points_of_a_file(tmp_path):
+    ring = [[10 + i % 2, 10 + (i // 2) % 2 * 5] for i in range(scenes.MAX_POLYGON_POINTS)]
+    doc = {"concepts": {"sky": [{"polygon": ring}, {"polygon": ring}], "sea": [{"box": [0, 0, 9, 9]}]}}
+    warnings = []
+    concepts = scenes.load_concepts(_write(tmp_path, json.dumps(doc), "x.concepts.json"), (100, 100),
+                                    warnings.append)
+    assert "sea" not in concepts
+    assert any("shape 1: over the 2000 points a file may have" in w for w in warnings), warnings
+
 # --- 4. a killed Ray run's folder is removed by the next -------------------------------------------------
 
 def test_tune_folders_of_dead_runs_are_removed_and_live_ones_kept(tmp_path):
