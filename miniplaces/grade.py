@@ -36,7 +36,7 @@ log = logging.getLogger("miniplaces")
 PASS_MARK = 0.90              # "You will receive credit if your model attains > 90% accuracy."
 CLAIM_TOLERANCE = 0.001       # 10 of the 10 000 test images
 MAX_MESSAGE = 1 << 20         # bytes of one answer from the child
-COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claim_check",
+COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claims", "claim_check",
            "report_html", "report_pdf", "pdf_pages", "model_file", "problems")
 
 
@@ -169,7 +169,8 @@ def grade_one(path: Path, folder: Path, opts: Options, context) -> dict[str, Any
         row["problems"].insert(0, failure)
     claims = [(row.get("claimed_model_file"), "model file"),
               (row.get("claimed_results_json"), "results.json")]
-    row["claimed"], row["claimed_from"] = next(((c, f) for c, f in claims if c is not None), (None, ""))
+    row["claims"] = [(c, f) for c, f in claims if c is not None]
+    row["claimed"], row["claimed_from"] = row["claims"][0] if row["claims"] else (None, "")
     return finish(row, opts)
 
 
@@ -234,15 +235,32 @@ def finish(row: dict[str, Any], opts: Options) -> dict[str, Any]:
     accuracy = row["accuracy"]
     row["credit"] = None if accuracy is None else accuracy > opts.pass_mark
     row["verdict"] = "not scored" if accuracy is None else "credit" if row["credit"] else "no credit"
-    if accuracy is None or row["claimed"] is None:
-        row["claim_check"] = "" if accuracy is None else "no claim"
-    elif abs(row["claimed"] - accuracy) <= CLAIM_TOLERANCE:
-        row["claim_check"] = "matches"
-    else:
-        row["claim_check"] = f"differs by {100 * (row['claimed'] - accuracy):+.2f} points"
-        row["problems"].append(f"claims {100 * row['claimed']:.2f} % in the {row['claimed_from']}, "
-                               f"re-scored {100 * accuracy:.2f} %")
+    check_claims(row, accuracy)
     return {column: row.get(column) for column in COLUMNS}
+
+
+def check_claims(row: dict[str, Any], accuracy: float | None) -> None:
+    """Every claim found (model file, results.json) against the others and against the re-scored
+    accuracy; each disagreement is a problem. ``claims`` becomes the text of all of them."""
+    claims = row.get("claims", [])
+    row["claims"] = "; ".join(f"{100 * c:.2f} % in the {where}" for c, where in claims)
+    values = [c for c, _ in claims]
+    if values and max(values) - min(values) > CLAIM_TOLERANCE:
+        row["problems"].append("the claims disagree: " + row["claims"])
+    checks = []
+    for claimed, where in claims if accuracy is not None else ():
+        if abs(claimed - accuracy) <= CLAIM_TOLERANCE:
+            checks.append((where, "matches"))
+        else:
+            checks.append((where, f"differs by {100 * (claimed - accuracy):+.2f} points"))
+            row["problems"].append(f"claims {100 * claimed:.2f} % in the {where}, "
+                                   f"re-scored {100 * accuracy:.2f} %")
+    if accuracy is None:
+        row["claim_check"] = ""
+    elif len(checks) < 2:
+        row["claim_check"] = checks[0][1] if checks else "no claim"
+    else:
+        row["claim_check"] = "; ".join(f"{where} {check}" for where, check in checks)
 
 
 def write_outputs(rows: list[dict[str, Any]], opts: Options) -> None:

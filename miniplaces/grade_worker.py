@@ -176,14 +176,20 @@ def check_results(out: dict[str, Any], results: Path) -> None:
         return
     try:
         claim = json.loads(results.read_text(encoding="utf-8"))["fashion_mnist"]["final"]["test_acc"]
-        out["claimed_results_json"] = _accuracy(claim)
     except (ValueError, KeyError, TypeError, IndexError):
         out["problems"].append("results.json holds no fashion_mnist.final.test_acc")
+        return
+    out["claimed_results_json"] = _claim(out, claim, "results.json")
 
 
-def _accuracy(value: Any) -> float | None:
+def _claim(out: dict[str, Any], value: Any, where: str) -> float | None:
+    """A claimed accuracy; one that is not a number in [0, 1] (99 for 99 %?) is a problem."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok and 0 <= value <= 1 else None
+    if ok and 0 <= value <= 1:
+        return float(value)
+    if value is not None:
+        out["problems"].append(f"the {where} claims test_acc {str(value)[:40]}, not an accuracy in [0, 1]")
+    return None
 
 
 def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
@@ -211,7 +217,7 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
         return {**out, "model_error": f"{path.name} is corrupt or truncated ({_one_line(exc)})"}
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         return {**out, "model_error": f"{path.name} is not a {FORMAT} file (saved by generate_report.py)"}
-    out["claimed_model_file"] = _accuracy(blob.get("test_acc"))
+    out["claimed_model_file"] = _claim(out, blob.get("test_acc"), "model file")
     test_x, test_y = load_test_set(data_dir)
     try:  # the config is the student's: every failure to build or fill the network is theirs
         net = build_model(ModelConfig.from_dict(dict(blob["config"])))

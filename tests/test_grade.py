@@ -110,6 +110,8 @@ def submissions(tmp_path_factory, measured):
     write_zip(folder / "hungry.zip", {MODEL: model_file_bytes(tiny_model(channels=(256,)))})  # 800 MB a batch
     write_zip(folder / "<script>alert(1).zip", {MODEL: good_model, **report})
     (folder / "broken.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    claims_99 = b'{"fashion_mnist": {"final": {"test_acc": 0.99}}}'
+    write_zip(folder / "conflicting.zip", {MODEL: good_model, "results.json": claims_99, **report})
     write_zip(folder / "scripted.zip", {MODEL: good_model, "report.html": SCRIPTED_HTML})
     write_zip(folder / "nested.zip", {MODEL: good_model, "results.json": b"[" * 200_000 + b"]" * 200_000,
                                       "report.html": b'<img src="http://evil.example/' + b"a" * 2**21 + b'">'})
@@ -152,6 +154,16 @@ def test_false_claim_external_requests_and_bad_pdf_are_problems(graded, measured
     assert row["claim_check"].startswith("differs by +") and "claims 95.00 %" in row["problems"]
     assert row["report_html"] == "1 external request" and "https://cdn.example.com/plot.js" in row["problems"]
     assert row["report_pdf"] == "unreadable"
+
+
+def test_every_claim_is_reported_and_disagreement_flagged(graded, measured):
+    row = graded[1]["conflicting.zip"]  # the model file's claim is right, results.json's 99 % is not
+    measured_pct = f"{100 * measured[1]:.2f} %"
+    assert row["claims"] == f"{measured_pct} in the model file; 99.00 % in the results.json"
+    assert row["claim_check"].startswith("model file matches; results.json differs by +")
+    assert f"the claims disagree: {measured_pct} in the model file; 99.00 % in the results.json" in row["problems"]
+    assert f"claims 99.00 % in the results.json, re-scored {measured_pct}" in row["problems"]
+    assert graded[1]["good.zip"]["claims"] == f"{measured_pct} in the model file"
 
 
 def test_a_page_with_a_script_is_not_called_self_contained(graded):
