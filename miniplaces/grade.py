@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import multiprocessing
+import resource
 import shutil
 import signal
 import sys
@@ -36,6 +37,7 @@ log = logging.getLogger("miniplaces")
 PASS_MARK = 0.90              # "You will receive credit if your model attains > 90% accuracy."
 CLAIM_TOLERANCE = 0.001       # 10 of the 10 000 test images
 MAX_MESSAGE = 1 << 20         # bytes of one answer from the child
+MAX_TIMEOUT_S = 7 * 24 * 3600
 COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claims", "claim_check",
            "report_html", "report_pdf", "pdf_pages", "model_file", "problems")
 
@@ -77,7 +79,13 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--pass-mark", type=float, default=PASS_MARK, help="credit above this test accuracy "
                                                                        "(default 0.90, the problem set's)")
     a = p.parse_args(argv)
-    for name, value, low in (("--workers", a.workers, 1), ("--timeout", a.timeout, 1e-9),
+    if not 0 < a.timeout <= MAX_TIMEOUT_S:  # NaN and inf too
+        p.error(f"--timeout {a.timeout}: give the seconds per submission, at most {MAX_TIMEOUT_S} (a week)")
+    hard = address_space_hard_limit()
+    if a.memory_mb * 2**20 >= hard:
+        p.error(f"--memory-mb {a.memory_mb}: more than this process may ever map "
+                f"(the hard address-space limit, {hard // 2**20} MB)")
+    for name, value, low in (("--workers", a.workers, 1),
                              ("--memory-mb", a.memory_mb, 64), ("--max-unzipped-mb", a.max_unzipped_mb, 1),
                              ("--max-entries", a.max_entries, 1)):
         if value < low:
@@ -106,6 +114,12 @@ def parse_args(argv: list[str]) -> Options:
         p.error(str(exc))
     return Options(tuple(unique), a.out, data_dir, a.workers, a.timeout, a.memory_mb,
                    safe_zip.Limits(a.max_unzipped_mb * 2**20, a.max_entries), a.pass_mark)
+
+
+def address_space_hard_limit() -> int:
+    """The most address space a child may be given (``ulimit -H -v``; 2**62 bytes when unlimited)."""
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    return 2**62 if hard == resource.RLIM_INFINITY else hard
 
 
 def main(argv: list[str]) -> int:

@@ -75,7 +75,9 @@ def limit_resources(memory_mb: int, cpu_s: int) -> None:
             mapped = int(handle.read().split()[0]) * resource.getpagesize()
     except OSError:  # no /proc (macOS, which does not enforce RLIMIT_AS anyway)
         mapped = 0
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     limit = mapped + memory_mb * 2**20
+    limit = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
 

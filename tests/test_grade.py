@@ -247,9 +247,14 @@ def test_a_slow_model_is_stopped_at_the_timeout(tmp_path):
     (["--workers", "0", "."], "--workers 0"),
     (["--pass-mark", "90", "."], "--pass-mark"),
     (["--data-dir", ".", "."], "missing FashionMNIST IDX file"),
+    (["--timeout", "nan", "."], "--timeout nan"),  # issue 38: NaN and inf were accepted
+    (["--timeout", "inf", "."], "--timeout inf"),
+    (["--timeout", "0", "."], "--timeout 0"),
+    (["--memory-mb", "9000", "."], "--memory-mb 9000: more than this process may ever map"),
 ])
 def test_bad_arguments_exit_2(args, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(grade, "address_space_hard_limit", lambda: 8192 * 2**20)  # as under ulimit -H -v
     monkeypatch.setattr(fdata, "SYSTEM_DIR", tmp_path / "no-debian-package")
     (tmp_path / "a.zip").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("x")
