@@ -22,6 +22,7 @@ import signal
 import sys
 import tempfile
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -38,8 +39,9 @@ PASS_MARK = 0.90              # "You will receive credit if your model attains >
 CLAIM_TOLERANCE = 0.001       # 10 of the 10 000 test images
 MAX_MESSAGE = 1 << 20         # bytes of one answer from the child
 MAX_TIMEOUT_S = 7 * 24 * 3600
-COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claims", "claim_check",
-           "report_html", "report_pdf", "pdf_pages", "model_file", "problems")
+HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}  # Unicode categories that do not show as themselves
+COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claims",
+           "claim_check", "report_html", "report_pdf", "pdf_pages", "model_file", "problems")
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,18 @@ def finish(row: dict[str, Any], opts: Options) -> dict[str, Any]:
     row["credit"] = None if accuracy is None else accuracy > opts.pass_mark
     row["verdict"] = "not scored" if accuracy is None else "credit" if row["credit"] else "no credit"
     check_claims(row, accuracy)
-    return {column: row.get(column) for column in COLUMNS}
+    return {column: visible(row.get(column)) for column in COLUMNS}
+
+
+def visible(value: Any) -> Any:
+    """Texts from a submission with every control, format (U+202E, the right-to-left override, and
+    the other bidi marks) or lone surrogate character written as <U+XXXX>: a name cannot display as
+    another, and grades.csv and grades.html hold only characters that show."""
+    if isinstance(value, list):
+        return [visible(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in HIDDEN_CATEGORIES else c for c in value)
 
 
 def check_claims(row: dict[str, Any], accuracy: float | None) -> None:

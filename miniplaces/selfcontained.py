@@ -28,6 +28,7 @@ import tinyhtml5
 MAX_DEPTH = 8                  # frames (srcdoc, data: documents) and @import data: inside each other
 SHOWN = 200                    # characters of a URL kept in a finding
 SVG, XLINK = "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"
+XML = "http://www.w3.org/XML/1998/namespace"
 SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*):")
 TAB_NEWLINE = re.compile(r"[\t\n\r]")
 LOCAL_SCHEMES = {"data", "about", "blob"}           # these never reach a host
@@ -281,11 +282,11 @@ def _name(element: Element) -> tuple[str, str | None]:
 
 
 def _attr_name(name: str) -> str:
-    if name.startswith("{"):
-        space, _, local = name[1:].partition("}")
-        return f"xlink:{local}" if space == XLINK else f"xml:{local}" if space.endswith("/XML/1998/namespace") \
-            else local.lower()
-    return name.lower()
+    """xlink:href and xml:base as written; other attributes by their lower-case local name."""
+    if not name.startswith("{"):
+        return name.lower()
+    space, _, local = name[1:].partition("}")
+    return f"xlink:{local}" if space == XLINK else f"xml:{local}" if space == XML else local.lower()
 
 
 def srcset_urls(value: str) -> list[str]:

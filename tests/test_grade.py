@@ -112,9 +112,10 @@ def submissions(tmp_path_factory, measured):
     (folder / "broken.zip").write_bytes(b"PK\x03\x04 this is not a zip")
     claims_99 = b'{"fashion_mnist": {"final": {"test_acc": 0.99}}}'
     write_zip(folder / "conflicting.zip", {MODEL: good_model, "results.json": claims_99, **report})
+    write_zip(folder / "alice\u202egpj.zip", {MODEL: good_model, **report})  # shows as "alicejpg.zip"
     write_zip(folder / "scripted.zip", {MODEL: good_model, "report.html": SCRIPTED_HTML})
     write_zip(folder / "nested.zip", {MODEL: good_model, "results.json": b"[" * 200_000 + b"]" * 200_000,
-                                      "report.html": b'<img src="http://evil.example/' + b"a" * 2**21 + b'">'})
+                                      "report.html": b'<img src="http://evil.example/%s">' % (b"a" * 2**21)})
     return folder, marker
 
 
@@ -135,7 +136,8 @@ def graded(submissions, tmp_path_factory):
 def test_every_submission_is_judged_and_the_run_exits_0(graded, submissions):
     code, rows, _ = graded
     assert code == 0
-    files = sorted(("'" if p.name[0] == "=" else "") + p.name for p in submissions[0].glob("*.zip"))
+    files = sorted(("'" if p.name[0] == "=" else "") + grade.visible(p.name)
+                   for p in submissions[0].glob("*.zip"))
     assert sorted(rows) == files  # =1+1.zip as '=1+1.zip: the CSV escapes formulas
 
 
@@ -161,7 +163,8 @@ def test_every_claim_is_reported_and_disagreement_flagged(graded, measured):
     measured_pct = f"{100 * measured[1]:.2f} %"
     assert row["claims"] == f"{measured_pct} in the model file; 99.00 % in the results.json"
     assert row["claim_check"].startswith("model file matches; results.json differs by +")
-    assert f"the claims disagree: {measured_pct} in the model file; 99.00 % in the results.json" in row["problems"]
+    disagree = f"the claims disagree: {measured_pct} in the model file; 99.00 % in the results.json"
+    assert disagree in row["problems"]
     assert f"claims 99.00 % in the results.json, re-scored {measured_pct}" in row["problems"]
     assert graded[1]["good.zip"]["claims"] == f"{measured_pct} in the model file"
 
@@ -219,6 +222,14 @@ def test_submitted_names_are_escaped_in_html_and_csv(graded):
     assert html.count("<script") == 1  # the table's own sorting script
     assert external_requests(html) == []  # self-contained
     assert rows["'=1+1.zip"]["name"] == "'=1+1"  # a spreadsheet would run =1+1 as a formula
+
+
+def test_bidi_and_control_characters_in_names_show_as_code_points(graded):
+    _, rows, html = graded
+    row = rows["alice<U+202E>gpj.zip"]  # the right-to-left override made it display as alicejpg.zip
+    assert row["name"] == "alice<U+202E>gpj" and row["verdict"] == "no credit"
+    assert "alice&lt;U+202E&gt;gpj" in html and "\u202e" not in html
+    assert grade.visible("a\u2066b\u200fc\x07d\udcffe") == "a<U+2066>b<U+200F>c<U+0007>d<U+DCFF>e"
 
 
 def test_workers_do_not_change_the_grades(graded, submissions, tmp_path):
@@ -314,7 +325,8 @@ def test_external_requests_are_found_and_links_are_not(html, found):
     (r'<img src="\\evil.example\unc">', r"\\evil.example\unc"),
     ("<style>/* a comment */@import'http://evil.example/c.css';</style>", "http://evil.example/c.css"),
     ('<style>@import"http://evil.example/i.css";</style>', "http://evil.example/i.css"),
-    ('<iframe src="data:text/html,%3Cimg%20src%3Dhttp://evil.example/d%3E"></iframe>', "http://evil.example/d"),
+    ('<iframe src="data:text/html,%3Cimg%20src%3Dhttp://evil.example/d%3E"></iframe>',
+     "http://evil.example/d"),
     ('<svg><rect fill="url(http://evil.example/g#p)"/></svg>', "http://evil.example/g#p"),
 ])
 def test_requests_to_other_hosts_are_found_as_a_browser_parses_them(html, found):
@@ -364,4 +376,5 @@ def test_a_page_that_parses_slowly_leaves_the_model_its_time(tmp_path):
     started = time.monotonic()
     out = grade_worker.report_checks(tmp_path, budget_s=0.5)
     assert time.monotonic() - started < 5
-    assert out["report_html"] == "not checked" and out["problems"][0].startswith("report.html was not checked")
+    assert out["report_html"] == "not checked"
+    assert out["problems"][0].startswith("report.html was not checked")
