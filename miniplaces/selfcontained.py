@@ -220,6 +220,11 @@ class _Document:
         for name in ("href", "xlink:href"):
             if name in attrs and local != "a":
                 self.load(attrs[name], local, f"<svg {local} {name}>")
+        if local in ("animate", "set") and attrs.get("attributename", "").lower() in ("href", "xlink:href"):
+            for name in ("values", "from", "to", "by"):  # an animation that points an <image> elsewhere
+                for value in attrs.get(name, "").split(";"):
+                    if value.strip():
+                        self.url(value, f"<svg {local} {name}>")
         for name, value in attrs.items():
             if name not in ("href", "xlink:href", "style") and not name.startswith("on") and "(" in value:
                 self.css(tinycss2.parse_component_value_list(value))

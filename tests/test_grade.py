@@ -328,6 +328,7 @@ def test_external_requests_are_found_and_links_are_not(html, found):
     ('<iframe src="data:text/html,%3Cimg%20src%3Dhttp://evil.example/d%3E"></iframe>',
      "http://evil.example/d"),
     ('<svg><rect fill="url(http://evil.example/g#p)"/></svg>', "http://evil.example/g#p"),
+    ('<svg><image href="#a"><set attributeName="href" to="//evil.example/s"/></image></svg>', "//evil.example/s"),
 ])
 def test_requests_to_other_hosts_are_found_as_a_browser_parses_them(html, found):
     findings = selfcontained.check(html)
@@ -378,3 +379,9 @@ def test_a_page_that_parses_slowly_leaves_the_model_its_time(tmp_path):
     assert time.monotonic() - started < 5
     assert out["report_html"] == "not checked"
     assert out["problems"][0].startswith("report.html was not checked")
+
+
+@pytest.mark.slow
+def test_a_report_this_tool_wrote_grades_as_self_contained(quick_report):
+    page = (quick_report["out"] / "report.html").read_bytes()
+    assert b"<script>" in page and selfcontained.check(page).verdict == "self-contained"
