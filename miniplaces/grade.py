@@ -16,11 +16,13 @@ import io
 import json
 import logging
 import multiprocessing
+import resource
 import shutil
 import signal
 import sys
 import tempfile
 import time
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -36,8 +38,10 @@ log = logging.getLogger("miniplaces")
 PASS_MARK = 0.90              # "You will receive credit if your model attains > 90% accuracy."
 CLAIM_TOLERANCE = 0.001       # 10 of the 10 000 test images
 MAX_MESSAGE = 1 << 20         # bytes of one answer from the child
-COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claim_check",
-           "report_html", "report_pdf", "pdf_pages", "model_file", "problems")
+MAX_TIMEOUT_S = 7 * 24 * 3600
+HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}  # Unicode categories that do not show as themselves
+COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claims",
+           "claim_check", "report_html", "report_pdf", "pdf_pages", "model_file", "problems")
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,13 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--pass-mark", type=float, default=PASS_MARK, help="credit above this test accuracy "
                                                                        "(default 0.90, the problem set's)")
     a = p.parse_args(argv)
-    for name, value, low in (("--workers", a.workers, 1), ("--timeout", a.timeout, 1e-9),
+    if not 0 < a.timeout <= MAX_TIMEOUT_S:  # NaN and inf too
+        p.error(f"--timeout {a.timeout}: give the seconds per submission, at most {MAX_TIMEOUT_S} (a week)")
+    hard = address_space_hard_limit()
+    if a.memory_mb * 2**20 >= hard:
+        p.error(f"--memory-mb {a.memory_mb}: more than this process may ever map "
+                f"(the hard address-space limit, {hard // 2**20} MB)")
+    for name, value, low in (("--workers", a.workers, 1),
                              ("--memory-mb", a.memory_mb, 64), ("--max-unzipped-mb", a.max_unzipped_mb, 1),
                              ("--max-entries", a.max_entries, 1)):
         if value < low:
@@ -106,6 +116,12 @@ def parse_args(argv: list[str]) -> Options:
         p.error(str(exc))
     return Options(tuple(unique), a.out, data_dir, a.workers, a.timeout, a.memory_mb,
                    safe_zip.Limits(a.max_unzipped_mb * 2**20, a.max_entries), a.pass_mark)
+
+
+def address_space_hard_limit() -> int:
+    """The most address space a child may be given (``ulimit -H -v``; 2**62 bytes when unlimited)."""
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    return 2**62 if hard == resource.RLIM_INFINITY else hard
 
 
 def main(argv: list[str]) -> int:
@@ -169,7 +185,8 @@ def grade_one(path: Path, folder: Path, opts: Options, context) -> dict[str, Any
         row["problems"].insert(0, failure)
     claims = [(row.get("claimed_model_file"), "model file"),
               (row.get("claimed_results_json"), "results.json")]
-    row["claimed"], row["claimed_from"] = next(((c, f) for c, f in claims if c is not None), (None, ""))
+    row["claims"] = [(c, f) for c, f in claims if c is not None]
+    row["claimed"], row["claimed_from"] = row["claims"][0] if row["claims"] else (None, "")
     return finish(row, opts)
 
 
@@ -234,15 +251,43 @@ def finish(row: dict[str, Any], opts: Options) -> dict[str, Any]:
     accuracy = row["accuracy"]
     row["credit"] = None if accuracy is None else accuracy > opts.pass_mark
     row["verdict"] = "not scored" if accuracy is None else "credit" if row["credit"] else "no credit"
-    if accuracy is None or row["claimed"] is None:
-        row["claim_check"] = "" if accuracy is None else "no claim"
-    elif abs(row["claimed"] - accuracy) <= CLAIM_TOLERANCE:
-        row["claim_check"] = "matches"
+    check_claims(row, accuracy)
+    return {column: visible(row.get(column)) for column in COLUMNS}
+
+
+def visible(value: Any) -> Any:
+    """Texts from a submission with every control, format (U+202E, the right-to-left override, and
+    the other bidi marks) or lone surrogate character written as <U+XXXX>: a name cannot display as
+    another, and grades.csv and grades.html hold only characters that show."""
+    if isinstance(value, list):
+        return [visible(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    return "".join(f"<U+{ord(c):04X}>" if unicodedata.category(c) in HIDDEN_CATEGORIES else c for c in value)
+
+
+def check_claims(row: dict[str, Any], accuracy: float | None) -> None:
+    """Every claim found (model file, results.json) against the others and against the re-scored
+    accuracy; each disagreement is a problem. ``claims`` becomes the text of all of them."""
+    claims = row.get("claims", [])
+    row["claims"] = "; ".join(f"{100 * c:.2f} % in the {where}" for c, where in claims)
+    values = [c for c, _ in claims]
+    if values and max(values) - min(values) > CLAIM_TOLERANCE:
+        row["problems"].append("the claims disagree: " + row["claims"])
+    checks = []
+    for claimed, where in claims if accuracy is not None else ():
+        if abs(claimed - accuracy) <= CLAIM_TOLERANCE:
+            checks.append((where, "matches"))
+        else:
+            checks.append((where, f"differs by {100 * (claimed - accuracy):+.2f} points"))
+            row["problems"].append(f"claims {100 * claimed:.2f} % in the {where}, "
+                                   f"re-scored {100 * accuracy:.2f} %")
+    if accuracy is None:
+        row["claim_check"] = ""
+    elif len(checks) < 2:
+        row["claim_check"] = checks[0][1] if checks else "no claim"
     else:
-        row["claim_check"] = f"differs by {100 * (row['claimed'] - accuracy):+.2f} points"
-        row["problems"].append(f"claims {100 * row['claimed']:.2f} % in the {row['claimed_from']}, "
-                               f"re-scored {100 * accuracy:.2f} %")
-    return {column: row.get(column) for column in COLUMNS}
+        row["claim_check"] = "; ".join(f"{where} {check}" for where, check in checks)
 
 
 def write_outputs(rows: list[dict[str, Any]], opts: Options) -> None:

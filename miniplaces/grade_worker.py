@@ -12,9 +12,8 @@ import json
 import logging
 import math
 import pickle
-import re
 import resource
-from html.parser import HTMLParser
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,47 @@ from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import FORMAT, ModelConfig, build_model
 from analyses.fashion_mnist.train import evaluate
 
+from . import selfcontained
+
 MODEL_SUFFIXES = (".pt", ".pth")
 PREFERRED_MODEL = "fashion_mnist_model.pt"     # the name generate_report.py gives it
-EXTERNAL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.I)     # http://, https://, //host
-CSS_URL = re.compile(r"""(?:url\(\s*['"]?|@import\s+['"])([^'")\s]+)""", re.I)
-LOADING_LINKS = {"stylesheet", "icon", "preload", "prefetch", "modulepreload", "manifest", "import"}
+REPORT_SHARE = 0.25      # of the submission's time, for the report checks: the model keeps the rest
+MAX_HTML_BYTES = 32 << 20      # this tool's own report.html is a few MB
+MAX_RESULTS_BYTES = 16 << 20
+MAX_TEXT, MAX_ITEMS = 500, 20  # of an answer's texts and lists: the pipe takes at most 1 MiB
 
 
 def run(folder: str, data_dir: str, memory_mb: int, cpu_s: int, conn) -> None:
-    """The child's entry point: limit this process, then send the report and the model checks."""
+    """The child's entry point: limit this process, then send the report and the model checks, each
+    answer sent even when its check broke (a failure is a problem line, never a traceback)."""
     limit_resources(memory_mb, cpu_s)
     torch.set_num_threads(1)
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
-    conn.send_bytes(json.dumps(report_checks(Path(folder))).encode())
-    conn.send_bytes(json.dumps(model_checks(Path(folder), Path(data_dir))).encode())
-    conn.close()
+    checks = (("the report", lambda: report_checks(Path(folder), REPORT_SHARE * cpu_s)),
+              ("the model", lambda: model_checks(Path(folder), Path(data_dir))))
+    with conn:
+        for what, check in checks:
+            try:
+                answer = check()
+            except Exception as exc:  # noqa: BLE001 - never end without an answer
+                why = ("needs more memory than the limit (--memory-mb)" if isinstance(exc, MemoryError)
+                       else f"could not be checked ({_one_line(exc)})")
+                answer = {"problems": [f"{what} {why}"]}
+            try:
+                conn.send_bytes(json.dumps(_bounded(answer)).encode())
+            except OSError:  # the parent stopped listening (it timed out): nothing more to say
+                return
+
+
+def _bounded(value: Any) -> Any:
+    """An answer of bounded size: long texts (a 2 MB URL) and long lists are cut."""
+    if isinstance(value, str):
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
+    if isinstance(value, list):
+        return [_bounded(v) for v in value[:MAX_ITEMS]]
+    if isinstance(value, dict):
+        return {k: _bounded(v) for k, v in value.items()}
+    return value
 
 
 def limit_resources(memory_mb: int, cpu_s: int) -> None:
@@ -50,86 +75,123 @@ def limit_resources(memory_mb: int, cpu_s: int) -> None:
             mapped = int(handle.read().split()[0]) * resource.getpagesize()
     except OSError:  # no /proc (macOS, which does not enforce RLIMIT_AS anyway)
         mapped = 0
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
     limit = mapped + memory_mb * 2**20
+    limit = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
 
 
-class _Requests(HTMLParser):
-    """Collects the URLs a page fetches from other hosts while it loads (not its plain links)."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.urls: list[str] = []
-        self._in_style = False
-
-    def handle_starttag(self, tag, attrs):
-        values = dict(attrs)
-        loads = [values.get(name) for name in ("src", "poster", "data", "background")]
-        loads += [part.split()[0] for part in (values.get("srcset") or "").split(",") if part.split()]
-        if tag == "link" and LOADING_LINKS & set((values.get("rel") or "").lower().split()):
-            loads.append(values.get("href"))
-        if tag == "meta" and (values.get("http-equiv") or "").lower() == "refresh":
-            loads.append((values.get("content") or "").partition("url=")[2])
-        loads += CSS_URL.findall(values.get("style") or "")
-        self.urls += [u for u in loads if u and EXTERNAL.match(u)]
-        self._in_style = tag == "style"
-
-    def handle_endtag(self, tag):
-        self._in_style = False
-
-    def handle_data(self, data):
-        if self._in_style:
-            self.urls += [u for u in CSS_URL.findall(data) if EXTERNAL.match(u)]
+class _OutOfTime(Exception):
+    """The report checks used up their share of the submission's time."""
 
 
-def external_requests(html: str) -> list[str]:
-    parser = _Requests()
-    parser.feed(html)
-    parser.close()
-    return parser.urls
+def checked_alone(out: dict[str, Any], what: str, check, *args) -> bool:
+    """Run one check; whatever it raises (a RecursionError from a nested file, MemoryError) becomes a
+    problem line of its own, and the other checks still run. False: the time share is used up."""
+    try:
+        check(out, *args)
+    except _OutOfTime:
+        out["problems"].append(f"{what} was not checked: the report checks took more than their share "
+                               f"({100 * REPORT_SHARE:.0f} %) of --timeout")
+        return False
+    except MemoryError:
+        out["problems"].append(f"{what} was not checked: it needs more memory than the limit")
+    except Exception as exc:  # noqa: BLE001 - a student's file may break any parser
+        out["problems"].append(f"{what} could not be checked ({_one_line(exc)})")
+    return True
 
 
-def report_checks(folder: Path) -> dict[str, Any]:
-    """report.html (present, self-contained), report.pdf (readable, pages) and results.json's claim."""
+def report_checks(folder: Path, budget_s: float = 0) -> dict[str, Any]:
+    """report.html (present, self-contained), report.pdf (readable, pages) and results.json's claim,
+    each alone, within ``budget_s`` seconds together (0: no limit)."""
     out: dict[str, Any] = {"report_html": "missing", "html_external": [], "report_pdf": "missing",
                            "pdf_pages": None, "claimed_results_json": None, "problems": []}
-    html, pdf = folder / "report.html", folder / "report.pdf"
     notebooks = sorted(p.name for p in folder.glob("*.ipynb") if p.is_file())
-    if html.is_file():
-        urls = external_requests(html.read_text(encoding="utf-8", errors="replace"))
-        out["html_external"] = urls[:5]
-        out["report_html"] = ("self-contained" if not urls else
-                              f"{len(urls)} external request{'s' if len(urls) > 1 else ''}")
-        if urls:
-            out["problems"].append(f"report.html is not self-contained: it loads {urls[0]}"
-                                   + (f" and {len(urls) - 1} more" if len(urls) > 1 else ""))
-    elif notebooks:
-        out["report_html"] = f"none (notebook {notebooks[0]})"
-    else:
-        out["problems"].append("no report.html (nor a notebook) at the zip's root")
-    if pdf.is_file():
-        try:
-            pages = len(pypdf.PdfReader(pdf).pages)
-            out["report_pdf"], out["pdf_pages"] = f"{pages} pages", pages
-        except Exception as exc:  # noqa: BLE001 - any parser failure means "unreadable"
-            out["report_pdf"] = "unreadable"
-            out["problems"].append(f"report.pdf is unreadable ({_one_line(exc)})")
-    elif not notebooks:
-        out["problems"].append("no report.pdf at the zip's root")
-    results = folder / "results.json"
-    if results.is_file():
-        try:
-            claim = json.loads(results.read_text(encoding="utf-8"))["fashion_mnist"]["final"]["test_acc"]
-            out["claimed_results_json"] = _accuracy(claim)
-        except (ValueError, KeyError, TypeError):
-            out["problems"].append("results.json holds no fashion_mnist.final.test_acc")
+    previous = signal.signal(signal.SIGALRM, _out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, budget_s)
+    checks = (("report.html", check_html, folder / "report.html", notebooks),
+              ("report.pdf", check_pdf, folder / "report.pdf", notebooks),
+              ("results.json", check_results, folder / "results.json"))
+    try:
+        for what, check, *args in checks:
+            if not checked_alone(out, what, check, *args):
+                break
+    except _OutOfTime:  # between two checks
+        out["problems"].append("the report checks took more than their share of --timeout")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
     return out
 
 
-def _accuracy(value: Any) -> float | None:
+def _out_of_time(signum, frame):
+    raise _OutOfTime
+
+
+def check_html(out: dict[str, Any], html: Path, notebooks: list[str]) -> None:
+    if not html.is_file():
+        if notebooks:
+            out["report_html"] = f"none (notebook {notebooks[0]})"
+        else:
+            out["problems"].append("no report.html (nor a notebook) at the zip's root")
+        return
+    out["report_html"] = "not checked"
+    size = html.stat().st_size
+    if size > MAX_HTML_BYTES:
+        out["problems"].append(f"report.html was not checked: {size / 2**20:.0f} MiB, more than "
+                               f"{MAX_HTML_BYTES // 2**20} MiB")
+        return
+    findings = selfcontained.check(html.read_bytes())
+    out["report_html"] = findings.verdict
+    urls = findings.requests
+    out["html_external"] = urls[:5]
+    if urls:
+        out["problems"].append(f"report.html is not self-contained: it loads {urls[0]}"
+                               + (f" and {len(urls) - 1} more" if len(urls) > 1 else ""))
+    elif findings.scripts or findings.unverifiable:
+        reasons = findings.scripts or findings.unverifiable
+        out["problems"].append(f"report.html may load from other hosts: it has {reasons[0]}"
+                               + (f" and {len(reasons) - 1} more" if len(reasons) > 1 else ""))
+
+
+def check_pdf(out: dict[str, Any], pdf: Path, notebooks: list[str]) -> None:
+    if not pdf.is_file():
+        if not notebooks:
+            out["problems"].append("no report.pdf at the zip's root")
+        return
+    try:
+        pages = len(pypdf.PdfReader(pdf).pages)
+        out["report_pdf"], out["pdf_pages"] = f"{pages} pages", pages
+    except (_OutOfTime, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure means "unreadable"
+        out["report_pdf"] = "unreadable"
+        out["problems"].append(f"report.pdf is unreadable ({_one_line(exc)})")
+
+
+def check_results(out: dict[str, Any], results: Path) -> None:
+    if not results.is_file():
+        return
+    if results.stat().st_size > MAX_RESULTS_BYTES:
+        out["problems"].append(f"results.json was not read: more than {MAX_RESULTS_BYTES // 2**20} MiB")
+        return
+    try:
+        claim = json.loads(results.read_text(encoding="utf-8"))["fashion_mnist"]["final"]["test_acc"]
+    except (ValueError, KeyError, TypeError, IndexError):
+        out["problems"].append("results.json holds no fashion_mnist.final.test_acc")
+        return
+    out["claimed_results_json"] = _claim(out, claim, "results.json")
+
+
+def _claim(out: dict[str, Any], value: Any, where: str) -> float | None:
+    """A claimed accuracy; one that is not a number in [0, 1] (99 for 99 %?) is a problem."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok and 0 <= value <= 1 else None
+    if ok and 0 <= value <= 1:
+        return float(value)
+    if value is not None:
+        out["problems"].append(f"the {where} claims test_acc {str(value)[:40]}, not an accuracy in [0, 1]")
+    return None
 
 
 def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
@@ -157,7 +219,7 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
         return {**out, "model_error": f"{path.name} is corrupt or truncated ({_one_line(exc)})"}
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         return {**out, "model_error": f"{path.name} is not a {FORMAT} file (saved by generate_report.py)"}
-    out["claimed_model_file"] = _accuracy(blob.get("test_acc"))
+    out["claimed_model_file"] = _claim(out, blob.get("test_acc"), "model file")
     test_x, test_y = load_test_set(data_dir)
     try:  # the config is the student's: every failure to build or fill the network is theirs
         net = build_model(ModelConfig.from_dict(dict(blob["config"])))

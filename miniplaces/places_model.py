@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import pickle
 import tempfile
@@ -87,7 +88,7 @@ def download_timeout() -> float:
         seconds = float(value)
     except ValueError:
         seconds = 0
-    if not seconds > 0:
+    if not 0 < seconds < math.inf:  # NaN and inf too: a socket cannot wait forever
         raise UserError(f"{TIMEOUT_ENV}={value!r}: give the timeout in seconds, e.g. 60")
     return seconds
 

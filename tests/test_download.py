@@ -165,8 +165,9 @@ def test_strict_cli_exits_2_on_a_cut_download(tmp_path, monkeypatch, server):
     assert not (tmp_path / "torch").exists() or not any((tmp_path / "torch").rglob("*.tar*"))
 
 
-def test_bad_timeout_setting_is_a_user_error(places, monkeypatch):
-    monkeypatch.setenv("MINIPLACES_DOWNLOAD_TIMEOUT", "soon")
+@pytest.mark.parametrize("value", ["soon", "inf", "nan", "-1"])  # inf and nan: issue 38
+def test_bad_timeout_setting_is_a_user_error(places, monkeypatch, value):
+    monkeypatch.setenv("MINIPLACES_DOWNLOAD_TIMEOUT", value)
     with pytest.raises(UserError, match="MINIPLACES_DOWNLOAD_TIMEOUT"):
         places("ok")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import struct
+import time
 import zipfile
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import ModelConfig, build_model, model_file_bytes
 from analyses.fashion_mnist.train import evaluate
-from miniplaces import grade, safe_zip
-from miniplaces.grade_worker import external_requests, load_test_set
+from miniplaces import grade, grade_worker, safe_zip, selfcontained
+from miniplaces.grade_worker import load_test_set
+from miniplaces.selfcontained import external_requests
 
 from checkpoints import write_malicious
 
@@ -26,6 +28,7 @@ REPORT_HTML = (b"<!DOCTYPE html><html><head><style>body{color:#222}</style></hea
                b"<body><p>report</p></body></html>")
 EXTERNAL_HTML = (b'<html><head><script src="https://cdn.example.com/plot.js"></script></head>'
                  b'<body></body></html>')
+SCRIPTED_HTML = b"<html><body><script>fetch('http://127.0.0.1:8765/leak')</script></body></html>"
 
 
 def tiny_model(seed: int = 0, **config):
@@ -107,6 +110,12 @@ def submissions(tmp_path_factory, measured):
     write_zip(folder / "hungry.zip", {MODEL: model_file_bytes(tiny_model(channels=(256,)))})  # 800 MB a batch
     write_zip(folder / "<script>alert(1).zip", {MODEL: good_model, **report})
     (folder / "broken.zip").write_bytes(b"PK\x03\x04 this is not a zip")
+    claims_99 = b'{"fashion_mnist": {"final": {"test_acc": 0.99}}}'
+    write_zip(folder / "conflicting.zip", {MODEL: good_model, "results.json": claims_99, **report})
+    write_zip(folder / "alice\u202egpj.zip", {MODEL: good_model, **report})  # shows as "alicejpg.zip"
+    write_zip(folder / "scripted.zip", {MODEL: good_model, "report.html": SCRIPTED_HTML})
+    write_zip(folder / "nested.zip", {MODEL: good_model, "results.json": b"[" * 200_000 + b"]" * 200_000,
+                                      "report.html": b'<img src="http://evil.example/%s">' % (b"a" * 2**21)})
     return folder, marker
 
 
@@ -127,7 +136,8 @@ def graded(submissions, tmp_path_factory):
 def test_every_submission_is_judged_and_the_run_exits_0(graded, submissions):
     code, rows, _ = graded
     assert code == 0
-    files = sorted(("'" if p.name[0] == "=" else "") + p.name for p in submissions[0].glob("*.zip"))
+    files = sorted(("'" if p.name[0] == "=" else "") + grade.visible(p.name)
+                   for p in submissions[0].glob("*.zip"))
     assert sorted(rows) == files  # =1+1.zip as '=1+1.zip: the CSV escapes formulas
 
 
@@ -146,6 +156,32 @@ def test_false_claim_external_requests_and_bad_pdf_are_problems(graded, measured
     assert row["claim_check"].startswith("differs by +") and "claims 95.00 %" in row["problems"]
     assert row["report_html"] == "1 external request" and "https://cdn.example.com/plot.js" in row["problems"]
     assert row["report_pdf"] == "unreadable"
+
+
+def test_every_claim_is_reported_and_disagreement_flagged(graded, measured):
+    row = graded[1]["conflicting.zip"]  # the model file's claim is right, results.json's 99 % is not
+    measured_pct = f"{100 * measured[1]:.2f} %"
+    assert row["claims"] == f"{measured_pct} in the model file; 99.00 % in the results.json"
+    assert row["claim_check"].startswith("model file matches; results.json differs by +")
+    disagree = f"the claims disagree: {measured_pct} in the model file; 99.00 % in the results.json"
+    assert disagree in row["problems"]
+    assert f"claims 99.00 % in the results.json, re-scored {measured_pct}" in row["problems"]
+    assert graded[1]["good.zip"]["claims"] == f"{measured_pct} in the model file"
+
+
+def test_a_page_with_a_script_is_not_called_self_contained(graded):
+    row = graded[1]["scripted.zip"]
+    assert row["report_html"] == "cannot verify: scripts" and "has an inline <script>" in row["problems"]
+
+
+def test_a_bad_report_file_does_not_cost_the_model_its_score(graded, measured):
+    """A results.json nested 200 000 deep (RecursionError) and a 2 MB URL (an answer too long for the
+    pipe) each fail alone: the model is still scored."""
+    row = graded[1]["nested.zip"]
+    assert float(row["accuracy"]) == pytest.approx(measured[1], abs=5e-5)
+    assert "results.json could not be checked (RecursionError" in row["problems"]
+    assert row["report_html"] == "1 external request" and "http://evil.example/aaa" in row["problems"]
+    assert len(row["problems"]) < 2000
 
 
 @pytest.mark.parametrize("file, words", [
@@ -188,6 +224,14 @@ def test_submitted_names_are_escaped_in_html_and_csv(graded):
     assert rows["'=1+1.zip"]["name"] == "'=1+1"  # a spreadsheet would run =1+1 as a formula
 
 
+def test_bidi_and_control_characters_in_names_show_as_code_points(graded):
+    _, rows, html = graded
+    row = rows["alice<U+202E>gpj.zip"]  # the right-to-left override made it display as alicejpg.zip
+    assert row["name"] == "alice<U+202E>gpj" and row["verdict"] == "no credit"
+    assert "alice&lt;U+202E&gt;gpj" in html and "\u202e" not in html
+    assert grade.visible("a\u2066b\u200fc\x07d\udcffe") == "a<U+2066>b<U+200F>c<U+0007>d<U+DCFF>e"
+
+
 def test_workers_do_not_change_the_grades(graded, submissions, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -214,9 +258,14 @@ def test_a_slow_model_is_stopped_at_the_timeout(tmp_path):
     (["--workers", "0", "."], "--workers 0"),
     (["--pass-mark", "90", "."], "--pass-mark"),
     (["--data-dir", ".", "."], "missing FashionMNIST IDX file"),
+    (["--timeout", "nan", "."], "--timeout nan"),  # issue 38: NaN and inf were accepted
+    (["--timeout", "inf", "."], "--timeout inf"),
+    (["--timeout", "0", "."], "--timeout 0"),
+    (["--memory-mb", "9000", "."], "--memory-mb 9000: more than this process may ever map"),
 ])
 def test_bad_arguments_exit_2(args, words, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(grade, "address_space_hard_limit", lambda: 8192 * 2**20)  # as under ulimit -H -v
     monkeypatch.setattr(fdata, "SYSTEM_DIR", tmp_path / "no-debian-package")
     (tmp_path / "a.zip").write_bytes(b"")
     (tmp_path / "notes.txt").write_text("x")
@@ -257,3 +306,82 @@ def test_refused_zip_writes_nothing(submissions, tmp_path):
 ])
 def test_external_requests_are_found_and_links_are_not(html, found):
     assert external_requests(html) == found
+
+
+@pytest.mark.parametrize("html, found", [  # issue 38: each of these fooled the regular expressions
+    ('<meta http-equiv=refresh content="0; URL=http://evil.example/">', "http://evil.example/"),
+    ("<META HTTP-EQUIV=Refresh CONTENT=\"0;url='//evil.example/r'\">", "//evil.example/r"),
+    ('<img src="h&#9;ttp://evil.example/tab.png">', "http://evil.example/tab.png"),
+    ('<base href="http://evil.example/"><img src="figures/a.png">', "http://evil.example/figures/a.png"),
+    ('<svg><image href="http://evil.example/i.png"/></svg>', "http://evil.example/i.png"),
+    ('<svg><image xlink:href="https://evil.example/x.png"/></svg>', "https://evil.example/x.png"),
+    ('<svg><use href="http://evil.example/sprite.svg#a"/></svg>', "http://evil.example/sprite.svg#a"),
+    ('<iframe srcdoc="&lt;img src=//evil.example/f.png&gt;"></iframe>', "//evil.example/f.png"),
+    (r"<style>p { background: \75rl(http://evil.example/e.png) }</style>", "http://evil.example/e.png"),
+    ("<style>p { background: image-set('http://evil.example/s.png' 1x) }</style>",
+     "http://evil.example/s.png"),
+    ('<img src="http:/evil.example/one-slash">', "http:/evil.example/one-slash"),
+    (r'<img src="http:\\evil.example\back">', r"http:\\evil.example\back"),
+    (r'<img src="\\evil.example\unc">', r"\\evil.example\unc"),
+    ("<style>/* a comment */@import'http://evil.example/c.css';</style>", "http://evil.example/c.css"),
+    ('<style>@import"http://evil.example/i.css";</style>', "http://evil.example/i.css"),
+    ('<iframe src="data:text/html,%3Cimg%20src%3Dhttp://evil.example/d%3E"></iframe>',
+     "http://evil.example/d"),
+    ('<svg><rect fill="url(http://evil.example/g#p)"/></svg>', "http://evil.example/g#p"),
+    ('<svg><image href="#a"><set attributeName="href" to="//evil.example/s"/></image></svg>', "//evil.example/s"),
+])
+def test_requests_to_other_hosts_are_found_as_a_browser_parses_them(html, found):
+    findings = selfcontained.check(html)
+    assert findings.requests == [found] and findings.verdict == "1 external request"
+
+
+@pytest.mark.parametrize("html", [
+    "<script>fetch('http://127.0.0.1:8765/leak')</script>",
+    "<script>window['fe' + 'tch']('//evil.example/')</script>",  # no list of names could catch this
+    '<img src="data:image/png;base64,AA" onerror="new Image().src = \'//evil.example\'">',
+    '<iframe src="javascript:parent.location=\'//evil.example\'"></iframe>',
+    '<script src="extra.js"></script>',
+])
+def test_pages_with_scripts_cannot_be_verified(html):
+    findings = selfcontained.check(html)
+    assert findings.requests == [] and findings.verdict == "cannot verify: scripts"
+
+
+@pytest.mark.parametrize("html", [
+    "<style>p { color: red } /* url(http://evil.example/comment) */</style>",
+    '<a href="https://example.com">a link</a><svg><use href="#icon"/></svg>',
+    '<script type="application/json">{"url": "http://evil.example/data"}</script>',
+    '<link rel="canonical" href="https://example.com/report"><img src="figures/local.png">',
+])
+def test_what_loads_nothing_from_other_hosts_is_self_contained(html):
+    assert selfcontained.check(html).verdict == "self-contained"
+
+
+def test_this_tools_own_report_page_is_self_contained(tmp_path):
+    """The report inlines templates/report.js: the one script trusted (it is the project's own)."""
+    from miniplaces import render
+
+    env = render.environment(tmp_path, for_pdf=False)
+    page = env.from_string('<!DOCTYPE html><html><head><meta charset="utf-8"><style>{{ css | safe }}</style>'
+                           '</head><body><figure><img src="data:image/png;base64,AA"></figure>'
+                           '<script>{{ script | safe }}</script></body></html>').render()
+    assert selfcontained.check(page.encode()).verdict == "self-contained"
+    tampered = page.replace("<script>", '<script>fetch("//evil.example");', 1)
+    assert tampered != page and selfcontained.check(tampered).verdict == "cannot verify: scripts"
+
+
+def test_a_page_that_parses_slowly_leaves_the_model_its_time(tmp_path):
+    """Nested tags parse in quadratic time; the report checks stop at their share of the time."""
+    (tmp_path / "report.html").write_bytes(b"<div>" * 100_000)  # about 15 s to parse
+    (tmp_path / "results.json").write_text('{"fashion_mnist": {"final": {"test_acc": 0.5}}}')
+    started = time.monotonic()
+    out = grade_worker.report_checks(tmp_path, budget_s=0.5)
+    assert time.monotonic() - started < 5
+    assert out["report_html"] == "not checked"
+    assert out["problems"][0].startswith("report.html was not checked")
+
+
+@pytest.mark.slow
+def test_a_report_this_tool_wrote_grades_as_self_contained(quick_report):
+    page = (quick_report["out"] / "report.html").read_bytes()
+    assert b"<script>" in page and selfcontained.check(page).verdict == "self-contained"
