@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import atomic, resources, safe_zip
+from . import atomic, gradescope, late_policy, notebook_check, resources, safe_zip, similarity
 from .errors import UserError
 from .progress import PoolForecast, Ticker
 
@@ -37,7 +37,8 @@ PASS_MARK = 0.90              # "You will receive credit if your model attains >
 CLAIM_TOLERANCE = 0.001       # 10 of the 10 000 test images
 MAX_MESSAGE = 1 << 20         # bytes of one answer from the child
 COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claim_check",
-           "report_html", "report_pdf", "pdf_pages", "model_file", "problems")
+           "report_html", "report_pdf", "pdf_pages", "model_file", "problems",
+           *notebook_check.COLUMNS, *late_policy.COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Options:
     memory_mb: int = 4096
     limits: safe_zip.Limits = safe_zip.Limits()
     pass_mark: float = PASS_MARK
+    late: late_policy.Submitted | None = None        # --due with --submitted-csv or the zips' times
+    starter: frozenset[int] = frozenset()            # shingles of --starter-notebook's code
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -76,6 +79,11 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--max-entries", type=int, default=1000, help="most files in a zip (default 1000)")
     p.add_argument("--pass-mark", type=float, default=PASS_MARK, help="credit above this test accuracy "
                                                                        "(default 0.90, the problem set's)")
+    late_policy.add_arguments(p)
+    similarity.add_arguments(p)
+    p.add_argument("--gradescope", action="store_true", help="Gradescope autograder mode: grade the one "
+                   "submission in --autograder-root (default /autograder); see autograder/README.md")
+    p.add_argument("--autograder-root", type=Path, help="Gradescope's folder (with --gradescope)")
     a = p.parse_args(argv)
     for name, value, low in (("--workers", a.workers, 1), ("--timeout", a.timeout, 1e-9),
                              ("--memory-mb", a.memory_mb, 64), ("--max-unzipped-mb", a.max_unzipped_mb, 1),
@@ -105,10 +113,13 @@ def parse_args(argv: list[str]) -> Options:
     except fdata.DataError as exc:
         p.error(str(exc))
     return Options(tuple(unique), a.out, data_dir, a.workers, a.timeout, a.memory_mb,
-                   safe_zip.Limits(a.max_unzipped_mb * 2**20, a.max_entries), a.pass_mark)
+                   safe_zip.Limits(a.max_unzipped_mb * 2**20, a.max_entries), a.pass_mark,
+                   late_policy.from_args(p, a), similarity.starter_from_args(p, a))
 
 
 def main(argv: list[str]) -> int:
+    if "--gradescope" in argv:
+        return gradescope.main(argv)
     opts = parse_args(argv)
     from .outdir import lock_out_dir
 
@@ -151,7 +162,7 @@ def grade_one(path: Path, folder: Path, opts: Options, context) -> dict[str, Any
     """Unpack one zip, check it in a limited child process, and turn the answers into a row."""
     row: dict[str, Any] = {"name": path.stem, "file": path.name, "accuracy": None, "claimed": None,
                            "claimed_from": "", "report_html": "", "report_pdf": "", "pdf_pages": None,
-                           "model_file": "", "problems": []}
+                           "model_file": "", "problems": [], "likeness": {}}
     folder.mkdir(parents=True)
     try:
         safe_zip.extract(path, folder, opts.limits)
@@ -167,10 +178,14 @@ def grade_one(path: Path, folder: Path, opts: Options, context) -> dict[str, Any
         take_answer(row, answer)
     if failure:
         row["problems"].insert(0, failure)
+        row.setdefault("model_error", failure)
     claims = [(row.get("claimed_model_file"), "model file"),
               (row.get("claimed_results_json"), "results.json")]
     row["claimed"], row["claimed_from"] = next(((c, f) for c, f in claims if c is not None), (None, ""))
-    return finish(row, opts)
+    graded = {**finish(row, opts), "likeness": row["likeness"], "model_error": row.get("model_error", "")}
+    when, source = opts.late.of(row["name"], path) if opts.late else (None, "")
+    return late_policy.apply(graded, gradescope.raw_points(graded, opts.pass_mark),
+                             opts.late and opts.late.due, when, source)
 
 
 def take_answer(row: dict[str, Any], answer: dict[str, Any]) -> None:
@@ -179,6 +194,10 @@ def take_answer(row: dict[str, Any], answer: dict[str, Any]) -> None:
     row["problems"] += [str(p) for p in answer.get("problems", []) if isinstance(p, str)]
     if isinstance(answer.get("model_error"), str):
         row["problems"].insert(0, answer["model_error"])
+        row["model_error"] = answer["model_error"]
+    if "notebook" in answer:
+        row["likeness"]["shingles"] = notebook_check.take(row, answer["notebook"])
+    similarity.take(row["likeness"], answer)
     for key in ("accuracy", "claimed_model_file", "claimed_results_json"):
         value = answer.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
@@ -246,8 +265,11 @@ def finish(row: dict[str, Any], opts: Options) -> dict[str, Any]:
 
 
 def write_outputs(rows: list[dict[str, Any]], opts: Options) -> None:
+    pairs = similarity.find_pairs(rows, [r["likeness"] for r in rows], similarity.test_labels(opts.data_dir),
+                                  opts.starter)
     atomic.write_text(opts.out / "grades.csv", to_csv(rows))
-    atomic.write_text(opts.out / "grades.html", to_html(rows, opts))
+    atomic.write_text(opts.out / "similar.csv", similarity.to_csv(pairs, _cell))
+    atomic.write_text(opts.out / "grades.html", to_html(rows, opts, pairs))
 
 
 def _cell(value: Any) -> str:
@@ -271,7 +293,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def to_html(rows: list[dict[str, Any]], opts: Options) -> str:
+def to_html(rows: list[dict[str, Any]], opts: Options, pairs: list[dict[str, str]] = ()) -> str:
     """grades.html: one file, inline CSS and script, every submitted value escaped by Jinja."""
     import jinja2
 
@@ -280,7 +302,8 @@ def to_html(rows: list[dict[str, Any]], opts: Options) -> str:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("credit", "no credit", "not scored")}
     return env.get_template("grades.html.j2").render(
-        rows=rows, counts=counts, pass_mark=opts.pass_mark, data_dir=str(opts.data_dir),
+        rows=rows, counts=counts, pairs=pairs, due=opts.late.due if opts.late else None,
+        pass_mark=opts.pass_mark, data_dir=str(opts.data_dir),
         timeout_s=opts.timeout_s, memory_mb=opts.memory_mb, workers=opts.workers,
         max_unzipped_mb=opts.limits.max_bytes // 2**20, max_entries=opts.limits.max_entries,
         when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))

@@ -25,6 +25,8 @@ from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import FORMAT, ModelConfig, build_model
 from analyses.fashion_mnist.train import evaluate
 
+from . import notebook_check, similarity
+
 MODEL_SUFFIXES = (".pt", ".pth")
 PREFERRED_MODEL = "fashion_mnist_model.pt"     # the name generate_report.py gives it
 EXTERNAL = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.I)     # http://, https://, //host
@@ -37,7 +39,8 @@ def run(folder: str, data_dir: str, memory_mb: int, cpu_s: int, conn) -> None:
     limit_resources(memory_mb, cpu_s)
     torch.set_num_threads(1)
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
-    conn.send_bytes(json.dumps(report_checks(Path(folder))).encode())
+    report = {**report_checks(Path(folder)), "notebook": notebook_check.check_folder(Path(folder))}
+    conn.send_bytes(json.dumps(report).encode())
     conn.send_bytes(json.dumps(model_checks(Path(folder), Path(data_dir))).encode())
     conn.close()
 
@@ -158,6 +161,8 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         return {**out, "model_error": f"{path.name} is not a {FORMAT} file (saved by generate_report.py)"}
     out["claimed_model_file"] = _accuracy(blob.get("test_acc"))
+    if isinstance(blob.get("state_dict"), dict):
+        out["weights"] = similarity.weights_digest(blob["state_dict"])
     test_x, test_y = load_test_set(data_dir)
     try:  # the config is the student's: every failure to build or fill the network is theirs
         net = build_model(ModelConfig.from_dict(dict(blob["config"])))
@@ -168,7 +173,9 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
         if outputs != (2, len(fdata.CLASSES)):
             return {**out, "model_error": f"the network's output has shape {outputs}, "
                                           f"FashionMNIST needs (batch, {len(fdata.CLASSES)})"}
-        out["accuracy"] = evaluate(net, test_x, test_y).accuracy
+        with similarity.recording_predictions(net) as predicted:
+            out["accuracy"] = evaluate(net, test_x, test_y).accuracy
+        out["predictions"] = predicted.digits()
     except MemoryError:
         return {**out, "model_error": "the model needs more memory than the limit (--memory-mb)"}
     except Exception as exc:  # noqa: BLE001

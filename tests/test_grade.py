@@ -17,6 +17,7 @@ from analyses.fashion_mnist.train import evaluate
 from miniplaces import grade, safe_zip
 from miniplaces.grade_worker import external_requests, load_test_set
 
+import notebooks
 from checkpoints import write_malicious
 
 pytestmark = pytest.mark.skipif(not fdata.SYSTEM_DIR.is_dir(), reason="needs dataset-fashion-mnist")
@@ -87,7 +88,8 @@ def submissions(tmp_path_factory, measured):
     good_model = model_file_bytes(net, {"test_acc": accuracy})
     report = {"report.html": REPORT_HTML, "report.pdf": pdf_bytes(2)}
     marker = folder.parent / "PAYLOAD_RAN"
-    write_zip(folder / "good.zip", {MODEL: good_model, **report})
+    write_zip(folder / "good.zip", {MODEL: good_model, **report,
+                                    "good.ipynb": notebooks.to_bytes(notebooks.executed())})
     write_zip(folder / "boaster.zip", {MODEL: model_file_bytes(net, {"test_acc": 0.95}),
                                         "report.html": EXTERNAL_HTML, "report.pdf": b"%PDF-1.4 garbage"})
     write_zip(folder / "layout.zip", {f"alice/{MODEL}": good_model, "alice/report.html": REPORT_HTML})
@@ -243,7 +245,7 @@ def test_refused_zip_writes_nothing(submissions, tmp_path):
     write_zip(tmp_path / "collide.zip", {"a": b"file", "a/b": b"under a file"})
     with pytest.raises(safe_zip.UnsafeZip, match="'a/b' collides with another entry"):
         safe_zip.extract(tmp_path / "collide.zip", tmp_path / "collide", safe_zip.Limits())
-    with pytest.raises(safe_zip.UnsafeZip, match="3 entries, more than the limit of 2"):
+    with pytest.raises(safe_zip.UnsafeZip, match="4 entries, more than the limit of 2"):
         safe_zip.extract(folder / "good.zip", tmp_path, safe_zip.Limits(max_entries=2))
 
 
