@@ -122,8 +122,9 @@ def results(row: dict[str, Any], pass_mark: float, seconds: float) -> dict[str, 
     failed = [t["name"] for t in tests if t["status"] == "failed"]
     if failed:
         lines.append("To fix: " + "; ".join(failed) + ".")
+    late = {key: row.get(key) for key in ("submitted", "days_late", "factor", "raw")}
     return {"score": float(row["final"]), "execution_time": round(seconds, 1), "output": "\n".join(lines),
-            "visibility": VISIBLE, "stdout_visibility": "hidden", "tests": tests}
+            "visibility": VISIBLE, "stdout_visibility": "hidden", "extra_data": late, "tests": tests}
 
 
 def failure_results(reason: str, seconds: float) -> dict[str, Any]:
@@ -181,10 +182,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds for the model (default 300)")
     p.add_argument("--memory-mb", type=int, default=512,
                    help="memory the model may use (default 512; Gradescope's default container has 768 MB)")
+    p.add_argument("--pass-mark", type=float, default=0.90, help="credit above this test accuracy "
+                                                                  "(default 0.90, the problem set's)")
+    p.add_argument("--build-zip", type=Path, metavar="ZIP",
+                   help="instead of grading, write the autograder zip to upload to Gradescope")
     a = p.parse_args(argv)
-    if a.timeout <= 0 or a.memory_mb < 64:
-        p.error("--timeout must be positive and --memory-mb at least 64")
-    if not a.autograder_root.is_dir():
+    if a.timeout <= 0 or a.memory_mb < 64 or not 0 < a.pass_mark < 1:
+        p.error("--timeout must be positive, --memory-mb at least 64, --pass-mark between 0 and 1")
+    if a.build_zip is None and not a.autograder_root.is_dir():
         p.error(f"--autograder-root {a.autograder_root}: no such folder")
     return a
 
@@ -192,6 +197,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     """Exit 0 whenever results.json was written (a failed submission is a score, not an error)."""
     a = parse_args(argv)
+    if a.build_zip is not None:
+        return build_zip(a.build_zip, a.data_dir)
     start = time.monotonic()
     out = a.autograder_root / "results" / "results.json"
     try:
@@ -213,7 +220,8 @@ def grade_submission(a: argparse.Namespace) -> dict[str, Any]:
     start = time.monotonic()
     data_dir = fdata.locate(a.data_dir, None, offline=True)
     limits = safe_zip.Limits()
-    opts = grade.Options((), a.autograder_root / "results", data_dir, 1, a.timeout, a.memory_mb, limits)
+    opts = grade.Options((), a.autograder_root / "results", data_dir, 1, a.timeout, a.memory_mb, limits,
+                         a.pass_mark)
     due, submitted, source = submission_time(a.autograder_root)
     with tempfile.TemporaryDirectory(prefix="miniplaces-gradescope-") as work:
         try:
@@ -228,3 +236,41 @@ def grade_submission(a: argparse.Namespace) -> dict[str, Any]:
         row["submitted_from"] = f"unknown: {source}"
     return results(row, opts.pass_mark, time.monotonic() - start)
 
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes, executable: bool = False) -> None:
+    info = zipfile.ZipInfo(name, date_time=(2022, 3, 29, 0, 0, 0))
+    info.external_attr = (0o100755 if executable else 0o100644) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data)
+
+
+def build_zip(out: Path, data_dir: Path | None) -> int:
+    """The one zip to upload: setup.sh and run_autograder at its root, this checkout's tracked files
+    in project/ (setup.sh installs them) and the FashionMNIST test files in fashion-mnist/."""
+    import subprocess
+
+    from analyses.fashion_mnist import data as fdata
+
+    checkout = Path(__file__).resolve().parents[1]
+    try:
+        listed = subprocess.run(["git", "-C", str(checkout), "ls-files", "-z"], capture_output=True,
+                                check=True).stdout.decode().split("\0")
+        data_dir = fdata.locate(data_dir, None, offline=True)
+    except (OSError, subprocess.CalledProcessError):
+        log.error("error: --build-zip needs a git checkout of the project (%s is not one)", checkout)
+        return 2
+    except fdata.DataError as exc:
+        log.error("error: %s", exc)
+        return 2
+    with atomic.atomic_open(out) as handle, zipfile.ZipFile(handle, "w") as archive:
+        for script in ("setup.sh", "run_autograder"):
+            _add(archive, script, (checkout / "autograder" / script).read_bytes(), executable=True)
+        for name in filter(None, listed):
+            if (checkout / name).is_file():
+                _add(archive, f"project/{name}", (checkout / name).read_bytes())
+        for stem in (fdata.FILES["test_images"], fdata.FILES["test_labels"]):
+            path = fdata._find(data_dir, stem)
+            _add(archive, f"fashion-mnist/{path.name}", path.read_bytes())
+    print(f"wrote {out}: upload it as the assignment's autograder (Ubuntu 24.04 image)")
+    return 0
