@@ -98,8 +98,9 @@ def main() -> None:
             for name, content in submission_files(0).items():
                 (work / "submission" / name).write_bytes(content)
             due = datetime(2022, 3, 29, 23, 59, tzinfo=timezone.utc)
-            (work / "submission_metadata.json").write_text(json.dumps(
-                {"created_at": (due + timedelta(days=1)).isoformat(), "assignment": {"due_date": due.isoformat()}}))
+            metadata = {"created_at": (due + timedelta(days=1)).isoformat(),
+                        "assignment": {"due_date": due.isoformat()}}
+            (work / "submission_metadata.json").write_text(json.dumps(metadata))
             seconds, peak, _ = measure([sys.executable, "-m", "generate_report", "grade", "--gradescope",
                                         "--autograder-root", str(work)])
             result = json.loads((work / "results" / "results.json").read_text())

@@ -9,7 +9,8 @@ CODE = {
     2: "units = [300, 12, 77]\nfor unit in units:\n"
        "    print(unit, activations[unit].max())\n",
     3: "cams = features.reshape(2048, 64).T @ fc_weight.T\nprint(cams.shape)\n",
-    4: "def get_prediction(image, net):\n    logits = net(image.unsqueeze(0))\n    return int(logits.argmax(1))\n",
+    4: "def get_prediction(image, net):\n    logits = net(image.unsqueeze(0))\n"
+       "    return int(logits.argmax(1))\n",
 }
 
 

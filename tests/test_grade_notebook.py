@@ -1,4 +1,4 @@
-"""``grade`` reads a submitted notebook without running it: good, unexecuted, erroring, out of order, hostile."""
+"""``grade`` reads a notebook without running it: good, unexecuted, erroring, out of order, hostile."""
 from __future__ import annotations
 
 import csv
@@ -89,7 +89,8 @@ def test_layout_problems(tmp_path):
     assert out["notebook"] == "missing" and "not at the zip's root" in out["problems"][0]
     assert notebook_check.check_folder(tmp_path / "nested" / "alice")["notebook"] == "alice.ipynb"
     (tmp_path / "empty").mkdir()
-    assert notebook_check.check_folder(tmp_path / "empty")["problems"] == ["no notebook (.ipynb) at the zip's root"]
+    problems = notebook_check.check_folder(tmp_path / "empty")["problems"]
+    assert problems == ["no notebook (.ipynb) at the zip's root"]
 
 
 @pytest.mark.skipif(not fdata.SYSTEM_DIR.is_dir(), reason="needs dataset-fashion-mnist")
@@ -119,7 +120,8 @@ def test_grade_reports_notebooks_and_the_late_policy(tmp_path):
     assert rows["erring"]["notebook_errors"].startswith("cell 5: NameError")
     assert rows["shuffled"]["notebook_ran"].startswith("no: out of order")
     assert "not valid JSON" in rows["broken"]["notebook"]
-    assert (rows["good"]["factor"], rows["good"]["raw"], rows["good"]["final"]) == ("1.0000", "2.0000", "2.0000")
+    good = rows["good"]
+    assert (good["factor"], good["raw"], good["final"]) == ("1.0000", "2.0000", "2.0000")
     assert rows["unrun"]["factor"] == f"{1 - 0.5 * 4 / 7:.4f}" and rows["unrun"]["days_late"] == "4"
     assert rows["unrun"]["final"] == f"{2 * (1 - 0.5 * 4 / 7):.4f}"
     assert rows["erring"]["factor"] == "0.0000" and rows["erring"]["final"] == "0.0000"

@@ -39,7 +39,8 @@ def autograder_root(tmp: Path, files: dict[str, bytes], late_days: float = 0.0, 
     created = (DUE + timedelta(days=late_days)).isoformat()
     (tmp / "submission_metadata.json").write_bytes(metadata if metadata is not None else json.dumps(
         {"id": 1, "created_at": created, "assignment": {"due_date": DUE.isoformat(), "title": "Miniplaces"},
-         "users": [{"email": "alice@mit.edu", "id": 1, "name": "Alice"}], "previous_submissions": []}).encode())
+         "users": [{"email": "alice@mit.edu", "id": 1, "name": "Alice"}],
+         "previous_submissions": []}).encode())
     return tmp
 
 
@@ -90,7 +91,7 @@ def test_a_pickle_with_code_is_refused_and_never_run(tmp_path, good_files):
     files = {**good_files, MODEL: (tmp_path / "payload.pt").read_bytes()}
     result = run(autograder_root(tmp_path / "root", files))
     assert result["score"] == 0 and not marker.exists()
-    assert "refused" in by_name(result)["Model file loads safely (torch.load weights_only) and rebuilds"]["output"]
+    assert "refused" in next(t for t in result["tests"] if t["name"].startswith("Model file"))["output"]
 
 
 def test_a_link_in_the_upload_is_refused(tmp_path, good_files):
@@ -105,7 +106,8 @@ def test_no_model_fails_its_tests_and_says_so(tmp_path, good_files):
     result = run(autograder_root(tmp_path, files))
     tests = by_name(result)
     assert result["score"] == 0 and tests["Zip layout"]["status"] == "failed"
-    assert "no model file" in tests["Model file loads safely (torch.load weights_only) and rebuilds"]["output"]
+    model = next(t for t in result["tests"] if t["name"].startswith("Model file"))
+    assert "no model file" in model["output"]
     assert tests["Notebook"]["status"] == "passed"
 
 
@@ -127,8 +129,9 @@ def test_an_autograder_failure_still_writes_a_valid_result(tmp_path, good_files)
     assert result["score"] == 0 and "could not be graded" in result["output"]
 
 
-@pytest.mark.parametrize("late_days, factor", [(-0.5, 1.0), (0.0, 1.0), (0.001, 1 - 0.5 / 7), (1.0, 1 - 0.5 / 7),
-                                               (3.2, 1 - 0.5 * 4 / 7), (7.0, 0.5), (7.01, 0.0), (30, 0.0)])
+@pytest.mark.parametrize("late_days, factor", [
+    (-0.5, 1.0), (0.0, 1.0), (0.001, 1 - 0.5 / 7), (1.0, 1 - 0.5 / 7), (3.2, 1 - 0.5 * 4 / 7), (7.0, 0.5),
+    (7.01, 0.0), (30, 0.0)])
 def test_late_factor(late_days, factor):
     assert late_policy.late_factor(DUE, DUE + timedelta(days=late_days)) == pytest.approx(factor)
 
@@ -139,7 +142,8 @@ def test_the_built_zip_runs_as_gradescope_would(tmp_path, good_files):
     assert generate_report.main(["grade", "--gradescope", "--build-zip", str(upload)]) == 0
     with zipfile.ZipFile(upload) as archive:
         names = set(archive.namelist())
-        assert {"setup.sh", "run_autograder", "project/pyproject.toml", "project/miniplaces/grade.py"} <= names
+        assert {"setup.sh", "run_autograder", "project/pyproject.toml",
+                "project/miniplaces/grade.py"} <= names
         assert archive.getinfo("run_autograder").external_attr >> 16 == 0o100755
         archive.extractall(tmp_path / "ag" / "source")
     root = autograder_root(tmp_path / "ag", good_files, late_days=3.2)
@@ -155,4 +159,6 @@ def test_the_built_zip_runs_as_gradescope_would(tmp_path, good_files):
     env["MINIPLACES_PYTHON"] = "/bin/false"     # Python cannot start: the script still leaves a result
     (root / "results" / "results.json").unlink()
     subprocess.run([str(script)], env=env, check=True, capture_output=True, timeout=60)
-    jsonschema.validate(json.loads((root / "results" / "results.json").read_text()), gradescope.RESULTS_SCHEMA)
+    fallback = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(fallback, gradescope.RESULTS_SCHEMA)
+    assert fallback["score"] == 0 and "could not run" in fallback["output"]

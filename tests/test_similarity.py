@@ -68,12 +68,14 @@ def test_grade_flags_copies_and_not_honest_pairs(tmp_path):
             p.add_(1e-6 * torch.randn_like(p))       # other weights, the same predictions
     nb = notebooks.with_code
     submissions = {
-        "alice": {MODEL: model_file_bytes(alice_net, {"test_acc": 0.93}), "alice.ipynb": nb(notebooks.TRAIN_A)},
+        "alice": {MODEL: model_file_bytes(alice_net, {"test_acc": 0.93}),
+                  "alice.ipynb": nb(notebooks.TRAIN_A)},
         # alice's model file under another name and another claim: other bytes, the same tensors
         "bob": {"bobs_model.pth": model_file_bytes(alice_net, {"test_acc": 0.91}),
                 "bob.ipynb": nb(notebooks.TRAIN_B)},
         "carol": {MODEL: model_file_bytes(nudged), "carol.ipynb": nb(notebooks.CODE[2] * 6)},
-        "dave": {MODEL: model_file_bytes(tiny_model(3)), "dave.ipynb": nb(notebooks.rename(notebooks.TRAIN_A))},
+        "dave": {MODEL: model_file_bytes(tiny_model(3)),
+                 "dave.ipynb": nb(notebooks.rename(notebooks.TRAIN_A))},
         "erin": {MODEL: model_file_bytes(tiny_model(4)), "erin.ipynb": nb(notebooks.CODE[3] * 6)},
     }
     folder = tmp_path / "submissions"
