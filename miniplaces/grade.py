@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import multiprocessing
+import os
 import shutil
 import signal
 import sys
@@ -142,6 +143,9 @@ def grade_all(opts: Options) -> list[dict[str, Any]]:
     """One row per zip, in the order given, whatever the number of workers."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["miniplaces.grade_worker"])  # torch is imported once, not per child
+    from .grade_worker import PRELOAD_ENV
+
+    os.environ[PRELOAD_ENV] = str(opts.data_dir)   # and the test set read once, by the server
     warm_up = context.Process(target=int)  # the server's start must not count against a submission's time
     warm_up.start()
     warm_up.join()
@@ -268,7 +272,7 @@ def write_outputs(rows: list[dict[str, Any]], opts: Options) -> None:
     pairs = similarity.find_pairs(rows, [r["likeness"] for r in rows], similarity.test_labels(opts.data_dir),
                                   opts.starter)
     atomic.write_text(opts.out / "grades.csv", to_csv(rows))
-    atomic.write_text(opts.out / "similar.csv", similarity.to_csv(pairs, _cell))
+    atomic.write_text(opts.out / "similar.csv", to_csv(pairs, similarity.COLUMNS))
     atomic.write_text(opts.out / "grades.html", to_html(rows, opts, pairs))
 
 
@@ -284,12 +288,12 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row[c]) for c in COLUMNS])
+        writer.writerow([_cell(row[c]) for c in columns])
     return buffer.getvalue()
 
 

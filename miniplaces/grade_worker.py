@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import pickle
 import re
 import resource
@@ -186,7 +187,20 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
     return out
 
 
+PRELOAD_ENV = "MINIPLACES_GRADE_TEST_SET"   # grade_all names the data folder here before the fork server
+_loaded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def load_test_set(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test set, read once per process: the fork server reads it when it imports this module (see
+    PRELOAD_ENV), and every child forked from it shares those pages instead of reading the files again."""
+    key = str(data_dir)
+    if key not in _loaded:
+        _loaded[key] = read_test_set(data_dir)
+    return _loaded[key]
+
+
+def read_test_set(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """The 10 000 FashionMNIST test images in [0, 1] and their labels (the train files are not read)."""
     x, y = (fdata.read_idx(next(p for p in (data_dir / (stem + ".gz"), data_dir / stem) if p.is_file()))
             for stem in (fdata.FILES["test_images"], fdata.FILES["test_labels"]))
@@ -199,3 +213,10 @@ def load_test_set(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:160]}" if lines else type(exc).__name__
+
+
+if os.environ.get(PRELOAD_ENV):
+    try:
+        load_test_set(Path(os.environ[PRELOAD_ENV]))
+    except Exception:  # noqa: BLE001 - each child then reads it, and reports what is wrong, itself
+        pass

@@ -19,7 +19,6 @@ They never change a grade: a pair is a lead for a person to read, not a verdict.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import io
 import itertools
@@ -49,8 +48,8 @@ def weights_digest(state_dict: dict[str, Any]) -> str:
         for value in state_dict.values():
             if isinstance(value, torch.Tensor):
                 h.update(f"{value.dtype}{tuple(value.shape)}".encode())
-                h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    except (RuntimeError, TypeError, ValueError):  # a sparse, quantized or odd tensor: no digest
+                h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())  # no copy
+    except (RuntimeError, TypeError, ValueError, MemoryError):  # a sparse, quantized or odd tensor
         return ""
     return h.hexdigest()
 
@@ -160,15 +159,6 @@ def find_pairs(rows: list[dict[str, Any]], likeness: list[dict[str, Any]], label
                               f"{100 * index:.0f} % of the normalised code is shared (Jaccard index of "
                               f"{SHINGLE}-token runs, names and literals replaced)"))
     return [dict(zip(COLUMNS, p)) for p in pairs]
-
-
-def to_csv(pairs: list[dict[str, str]], cell) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    for pair in pairs:
-        writer.writerow([cell(pair[c]) for c in COLUMNS])
-    return buffer.getvalue()
 
 
 def test_labels(data_dir) -> str:
