@@ -86,6 +86,8 @@ def parse_args(argv: list[str]) -> Options:
                    "submission in --autograder-root (default /autograder); see autograder/README.md")
     p.add_argument("--autograder-root", type=Path, help="Gradescope's folder (with --gradescope)")
     a = p.parse_args(argv)
+    if a.autograder_root is not None:
+        p.error("--autograder-root goes with --gradescope")
     for name, value, low in (("--workers", a.workers, 1), ("--timeout", a.timeout, 1e-9),
                              ("--memory-mb", a.memory_mb, 64), ("--max-unzipped-mb", a.max_unzipped_mb, 1),
                              ("--max-entries", a.max_entries, 1)):

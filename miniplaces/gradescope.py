@@ -32,6 +32,9 @@ ACCURACY_POINTS = 2.0     # Problem 4: "You will receive credit if your model at
                           # the rest of the problem set is graded by hand
 METADATA_BYTES = 4 << 20  # previous_submissions grows with each submission
 VISIBLE = "visible"
+FORMATS = ["text", "html", "simple_format", "md", "ansi"]
+# every message is plain text: a student's strings (an error message, a file name) are never markup
+TEXT = {"output_format": "text", "test_output_format": "text", "test_name_format": "text"}
 
 # Gradescope's documented results.json, as a JSON Schema (the fields this autograder may write).
 RESULTS_SCHEMA: dict[str, Any] = {
@@ -41,7 +44,9 @@ RESULTS_SCHEMA: dict[str, Any] = {
         "score": {"type": "number"},
         "execution_time": {"type": "number", "minimum": 0},
         "output": {"type": "string"},
-        "output_format": {"enum": ["text", "html", "simple_format", "md", "ansi"]},
+        "output_format": {"enum": FORMATS},
+        "test_output_format": {"enum": FORMATS},
+        "test_name_format": {"enum": FORMATS},
         "visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
         "stdout_visibility": {"enum": ["hidden", "after_due_date", "after_published", "visible"]},
         "extra_data": {"type": "object"},
@@ -124,13 +129,13 @@ def results(row: dict[str, Any], pass_mark: float, seconds: float) -> dict[str, 
         lines.append("To fix: " + "; ".join(failed) + ".")
     late = {key: row.get(key) for key in ("submitted", "days_late", "factor", "raw")}
     return {"score": float(row["final"]), "execution_time": round(seconds, 1), "output": "\n".join(lines),
-            "visibility": VISIBLE, "stdout_visibility": "hidden", "extra_data": late, "tests": tests}
+            **TEXT, "visibility": VISIBLE, "stdout_visibility": "hidden", "extra_data": late, "tests": tests}
 
 
 def failure_results(reason: str, seconds: float) -> dict[str, Any]:
     """Score 0 with the reason: what Gradescope gets when nothing could be checked."""
     return {"score": 0.0, "execution_time": round(seconds, 1),
-            "output": f"The submission could not be graded: {reason}", "visibility": VISIBLE,
+            "output": f"The submission could not be graded: {reason}", **TEXT, "visibility": VISIBLE,
             "stdout_visibility": "hidden",
             "tests": [_test("Submission could be read", False, reason, ACCURACY_POINTS)]}
 

@@ -137,8 +137,9 @@ def test_grade_reports_notebooks_and_the_late_policy(tmp_path):
     (["--submitted-csv", "times.csv"], "needs --due"),
     (["--due", "2022-03-29T23:59Z", "--submitted-csv", "bad.csv"], "line 2"),
     (["--due", "2022-03-29T23:59Z", "--submitted-csv", "nohead.csv"], "columns name,submitted"),
+    (["--autograder-root", "."], "goes with --gradescope"),
 ])
-def test_bad_late_arguments_exit_2(tmp_path, monkeypatch, capsys, args, words):
+def test_bad_late_and_gradescope_arguments_exit_2(tmp_path, monkeypatch, capsys, args, words):
     monkeypatch.chdir(tmp_path)
     write_zip(tmp_path / "a.zip", {"x": b"x"})
     (tmp_path / "times.csv").write_text("name,submitted\n")

@@ -112,10 +112,12 @@ def test_no_model_fails_its_tests_and_says_so(tmp_path, good_files):
 
 
 def test_a_notebook_error_names_its_cell(tmp_path, good_files):
-    files = {**good_files, "alice.ipynb": notebooks.to_bytes(notebooks.executed(error_in=2))}
-    tests = run(autograder_root(tmp_path, files))["tests"]
-    errors = next(t for t in tests if t["name"].startswith("Notebook: no errors"))
+    nb = notebooks.executed(error_in=2)
+    nb.cells[4].outputs[0]["evalue"] = "<script>alert(1)</script>"
+    result = run(autograder_root(tmp_path, {**good_files, "alice.ipynb": notebooks.to_bytes(nb)}))
+    errors = next(t for t in result["tests"] if t["name"].startswith("Notebook: no errors"))
     assert errors["status"] == "failed" and "cell 5: NameError" in errors["output"]
+    assert result["test_output_format"] == "text"     # the student's message is shown as text, not run
 
 
 @pytest.mark.parametrize("metadata", [b"{not json", b'{"created_at": "yesterday"}', b"[]"])
