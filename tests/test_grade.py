@@ -106,7 +106,7 @@ def submissions(tmp_path_factory, measured):
     torch.save(net.state_dict(), buffer)
     write_zip(folder / "stranger.zip", {"model.pth": buffer.getvalue(), **report})
     write_zip(folder / "noreport.zip", {MODEL: good_model})
-    write_zip(folder / "hungry.zip", {MODEL: model_file_bytes(tiny_model(channels=(256,)))})  # 800 MB a batch
+    write_zip(folder / "hungry.zip", {MODEL: model_file_bytes(tiny_model(channels=(512,)))})  # 400 MB a tensor of a batch
     write_zip(folder / "<script>alert(1).zip", {MODEL: good_model, **report})
     (folder / "broken.zip").write_bytes(b"PK\x03\x04 this is not a zip")
     return folder, marker
