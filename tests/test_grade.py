@@ -106,7 +106,8 @@ def submissions(tmp_path_factory, measured):
     torch.save(net.state_dict(), buffer)
     write_zip(folder / "stranger.zip", {"model.pth": buffer.getvalue(), **report})
     write_zip(folder / "noreport.zip", {MODEL: good_model})
-    write_zip(folder / "hungry.zip", {MODEL: model_file_bytes(tiny_model(channels=(512,)))})  # 400 MB a tensor of a batch
+    hungry = tiny_model(channels=(512,))      # 400 MB per activation of a batch of 250
+    write_zip(folder / "hungry.zip", {MODEL: model_file_bytes(hungry)})
     write_zip(folder / "<script>alert(1).zip", {MODEL: good_model, **report})
     (folder / "broken.zip").write_bytes(b"PK\x03\x04 this is not a zip")
     return folder, marker
