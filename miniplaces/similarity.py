@@ -28,6 +28,8 @@ import zlib
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
 AGREEMENT_MIN = 0.98           # share of the 10 000 test images with the same predicted class
 SAME_MISTAKES_MIN = 0.80       # of the images either model gets wrong, share wrong with the same label
 CODE_JACCARD_MIN = 0.80        # Jaccard index of the normalised code's shingles
@@ -88,13 +90,20 @@ def take(likeness: dict[str, Any], answer: dict[str, Any]) -> None:
         likeness["predictions"] = predictions
 
 
-def prediction_likeness(a: str, b: str, labels: str) -> tuple[float, float]:
+def _digits(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+
+
+def prediction_likeness(a: str | np.ndarray, b: str | np.ndarray,
+                        labels: str | np.ndarray) -> tuple[float, float]:
     """(agreement, same mistakes) of two models' predicted classes, one digit per test image."""
+    a, b, labels = (_digits(v) if isinstance(v, str) else v for v in (a, b, labels))
     n = min(len(a), len(b), len(labels))
-    agree = sum(x == y for x, y in zip(a[:n], b[:n]))
-    wrong = [(x, y) for x, y, truth in zip(a[:n], b[:n], labels[:n]) if x != truth or y != truth]
-    same_wrong = sum(x == y for x, y in wrong)
-    return agree / max(n, 1), (same_wrong / len(wrong) if wrong else 1.0)
+    a, b, labels = a[:n], b[:n], labels[:n]
+    same = a == b
+    wrong = (a != labels) | (b != labels)
+    n_wrong = int(wrong.sum())
+    return float(same.mean()) if n else 0.0, (int((same & wrong).sum()) / n_wrong if n_wrong else 1.0)
 
 
 def _normalised_tokens(source: str) -> list[str]:
@@ -141,12 +150,14 @@ def find_pairs(rows: list[dict[str, Any]], likeness: list[dict[str, Any]], label
     """The flagged pairs, in submission order. ``likeness[i]`` holds row i's ``weights``,
     ``predictions`` and ``shingles`` (any may be missing); ``starter`` the starter notebook's."""
     pairs = []
+    truth = _digits(labels)
+    predicted = [_digits(x["predictions"]) if x.get("predictions") else None for x in likeness]
     for (i, a), (j, b) in itertools.combinations(enumerate(likeness), 2):
         names = (rows[i]["name"], rows[j]["name"])
         if a.get("weights") and a.get("weights") == b.get("weights"):
             pairs.append((*names, "same weights", f"identical tensors (SHA-256 {a['weights'][:12]})"))
-        elif a.get("predictions") and b.get("predictions"):
-            agreement, same_mistakes = prediction_likeness(a["predictions"], b["predictions"], labels)
+        elif predicted[i] is not None and predicted[j] is not None:
+            agreement, same_mistakes = prediction_likeness(predicted[i], predicted[j], truth)
             if agreement >= AGREEMENT_MIN and same_mistakes >= SAME_MISTAKES_MIN:
                 pairs.append((*names, "same predictions",
                               f"agree on {100 * agreement:.2f} % of the test images; "
