@@ -176,7 +176,7 @@ def pack_submission(folder: Path, dest: Path, limits: safe_zip.Limits) -> Path:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="generate_report.py grade --gradescope",
+        prog="generate_report.py grade",
         description="Grade the one submission in Gradescope's autograder folder and write its "
                     "results/results.json (see autograder/README.md).")
     p.add_argument("--gradescope", action="store_true", required=True)
