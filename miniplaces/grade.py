@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import multiprocessing
+import os
 import resource
 import shutil
 import signal
@@ -29,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import atomic, resources, safe_zip
+from . import atomic, gradescope, late_policy, notebook_check, resources, safe_zip, similarity
 from .errors import UserError
 from .progress import PoolForecast, Ticker
 
@@ -41,7 +42,8 @@ MAX_MESSAGE = 1 << 20         # bytes of one answer from the child
 MAX_TIMEOUT_S = 7 * 24 * 3600
 HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}  # Unicode categories that do not show as themselves
 COLUMNS = ("name", "file", "verdict", "accuracy", "credit", "claimed", "claimed_from", "claims",
-           "claim_check", "report_html", "report_pdf", "pdf_pages", "model_file", "problems")
+           "claim_check", "report_html", "report_pdf", "pdf_pages", "model_file", "problems",
+           *notebook_check.COLUMNS, *late_policy.COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Options:
     memory_mb: int = 4096
     limits: safe_zip.Limits = safe_zip.Limits()
     pass_mark: float = PASS_MARK
+    late: late_policy.Submitted | None = None        # --due with --submitted-csv or the zips' times
+    starter: frozenset[int] = frozenset()            # shingles of --starter-notebook's code
 
 
 def parse_args(argv: list[str]) -> Options:
@@ -80,7 +84,14 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--max-entries", type=int, default=1000, help="most files in a zip (default 1000)")
     p.add_argument("--pass-mark", type=float, default=PASS_MARK, help="credit above this test accuracy "
                                                                        "(default 0.90, the problem set's)")
+    late_policy.add_arguments(p)
+    similarity.add_arguments(p)
+    p.add_argument("--gradescope", action="store_true", help="Gradescope autograder mode: grade the one "
+                   "submission in --autograder-root (default /autograder); see autograder/README.md")
+    p.add_argument("--autograder-root", type=Path, help="Gradescope's folder (with --gradescope)")
     a = p.parse_args(argv)
+    if a.autograder_root is not None:
+        p.error("--autograder-root goes with --gradescope")
     if not 0 < a.timeout <= MAX_TIMEOUT_S:  # NaN and inf too
         p.error(f"--timeout {a.timeout}: give the seconds per submission, at most {MAX_TIMEOUT_S} (a week)")
     hard = address_space_hard_limit()
@@ -115,7 +126,8 @@ def parse_args(argv: list[str]) -> Options:
     except fdata.DataError as exc:
         p.error(str(exc))
     return Options(tuple(unique), a.out, data_dir, a.workers, a.timeout, a.memory_mb,
-                   safe_zip.Limits(a.max_unzipped_mb * 2**20, a.max_entries), a.pass_mark)
+                   safe_zip.Limits(a.max_unzipped_mb * 2**20, a.max_entries), a.pass_mark,
+                   late_policy.from_args(p, a), similarity.starter_from_args(p, a))
 
 
 def address_space_hard_limit() -> int:
@@ -125,6 +137,8 @@ def address_space_hard_limit() -> int:
 
 
 def main(argv: list[str]) -> int:
+    if "--gradescope" in argv:
+        return gradescope.main(argv)
     opts = parse_args(argv)
     from .outdir import lock_out_dir
 
@@ -147,6 +161,9 @@ def grade_all(opts: Options) -> list[dict[str, Any]]:
     """One row per zip, in the order given, whatever the number of workers."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["miniplaces.grade_worker"])  # torch is imported once, not per child
+    from .grade_worker import PRELOAD_ENV
+
+    os.environ[PRELOAD_ENV] = str(opts.data_dir)   # and the test set read once, by the server
     warm_up = context.Process(target=int)  # the server's start must not count against a submission's time
     warm_up.start()
     warm_up.join()
@@ -167,7 +184,7 @@ def grade_one(path: Path, folder: Path, opts: Options, context) -> dict[str, Any
     """Unpack one zip, check it in a limited child process, and turn the answers into a row."""
     row: dict[str, Any] = {"name": path.stem, "file": path.name, "accuracy": None, "claimed": None,
                            "claimed_from": "", "report_html": "", "report_pdf": "", "pdf_pages": None,
-                           "model_file": "", "problems": []}
+                           "model_file": "", "problems": [], "likeness": {}}
     folder.mkdir(parents=True)
     try:
         safe_zip.extract(path, folder, opts.limits)
@@ -183,11 +200,15 @@ def grade_one(path: Path, folder: Path, opts: Options, context) -> dict[str, Any
         take_answer(row, answer)
     if failure:
         row["problems"].insert(0, failure)
+        row.setdefault("model_error", failure)
     claims = [(row.get("claimed_model_file"), "model file"),
               (row.get("claimed_results_json"), "results.json")]
     row["claims"] = [(c, f) for c, f in claims if c is not None]
     row["claimed"], row["claimed_from"] = row["claims"][0] if row["claims"] else (None, "")
-    return finish(row, opts)
+    graded = {**finish(row, opts), "likeness": row["likeness"], "model_error": row.get("model_error", "")}
+    when, source = opts.late.of(row["name"], path) if opts.late else (None, "")
+    return late_policy.apply(graded, gradescope.raw_points(graded, opts.pass_mark),
+                             opts.late and opts.late.due, when, source)
 
 
 def take_answer(row: dict[str, Any], answer: dict[str, Any]) -> None:
@@ -196,6 +217,10 @@ def take_answer(row: dict[str, Any], answer: dict[str, Any]) -> None:
     row["problems"] += [str(p) for p in answer.get("problems", []) if isinstance(p, str)]
     if isinstance(answer.get("model_error"), str):
         row["problems"].insert(0, answer["model_error"])
+        row["model_error"] = answer["model_error"]
+    if "notebook" in answer:
+        row["likeness"]["shingles"] = notebook_check.take(row, answer["notebook"])
+    similarity.take(row["likeness"], answer)
     for key in ("accuracy", "claimed_model_file", "claimed_results_json"):
         value = answer.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1:
@@ -291,8 +316,11 @@ def check_claims(row: dict[str, Any], accuracy: float | None) -> None:
 
 
 def write_outputs(rows: list[dict[str, Any]], opts: Options) -> None:
+    pairs = similarity.find_pairs(rows, [r["likeness"] for r in rows], similarity.test_labels(opts.data_dir),
+                                  opts.starter)
     atomic.write_text(opts.out / "grades.csv", to_csv(rows))
-    atomic.write_text(opts.out / "grades.html", to_html(rows, opts))
+    atomic.write_text(opts.out / "similar.csv", to_csv(pairs, similarity.COLUMNS))
+    atomic.write_text(opts.out / "grades.html", to_html(rows, opts, pairs))
 
 
 def _cell(value: Any) -> str:
@@ -307,16 +335,16 @@ def _cell(value: Any) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row[c]) for c in COLUMNS])
+        writer.writerow([_cell(row[c]) for c in columns])
     return buffer.getvalue()
 
 
-def to_html(rows: list[dict[str, Any]], opts: Options) -> str:
+def to_html(rows: list[dict[str, Any]], opts: Options, pairs: list[dict[str, str]] = ()) -> str:
     """grades.html: one file, inline CSS and script, every submitted value escaped by Jinja."""
     import jinja2
 
@@ -325,7 +353,8 @@ def to_html(rows: list[dict[str, Any]], opts: Options) -> str:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("credit", "no credit", "not scored")}
     return env.get_template("grades.html.j2").render(
-        rows=rows, counts=counts, pass_mark=opts.pass_mark, data_dir=str(opts.data_dir),
+        rows=rows, counts=counts, pairs=pairs, due=opts.late.due if opts.late else None,
+        pass_mark=opts.pass_mark, data_dir=str(opts.data_dir),
         timeout_s=opts.timeout_s, memory_mb=opts.memory_mb, workers=opts.workers,
         max_unzipped_mb=opts.limits.max_bytes // 2**20, max_entries=opts.limits.max_entries,
         when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import pickle
 import resource
 import signal
@@ -24,9 +25,10 @@ from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import FORMAT, ModelConfig, build_model
 from analyses.fashion_mnist.train import evaluate
 
-from . import selfcontained
+from . import notebook_check, selfcontained, similarity
 
 MODEL_SUFFIXES = (".pt", ".pth")
+EVAL_BATCH = 250      # activations of the report's network: ~100 MB, a quarter of the training default
 PREFERRED_MODEL = "fashion_mnist_model.pt"     # the name generate_report.py gives it
 REPORT_SHARE = 0.25      # of the submission's time, for the report checks: the model keeps the rest
 MAX_HTML_BYTES = 32 << 20      # this tool's own report.html is a few MB
@@ -40,26 +42,38 @@ def run(folder: str, data_dir: str, memory_mb: int, cpu_s: int, conn) -> None:
     limit_resources(memory_mb, cpu_s)
     torch.set_num_threads(1)
     logging.getLogger("pypdf").setLevel(logging.CRITICAL)
-    checks = (("the report", lambda: report_checks(Path(folder), REPORT_SHARE * cpu_s)),
+    def report_and_notebook() -> dict:
+        notebook = _alone("the notebook", lambda: notebook_check.check_folder(Path(folder)))
+        return {**report_checks(Path(folder), REPORT_SHARE * cpu_s), "notebook": notebook}
+
+    checks = (("the report", report_and_notebook),
               ("the model", lambda: model_checks(Path(folder), Path(data_dir))))
     with conn:
         for what, check in checks:
-            try:
-                answer = check()
-            except Exception as exc:  # noqa: BLE001 - never end without an answer
-                why = ("needs more memory than the limit (--memory-mb)" if isinstance(exc, MemoryError)
-                       else f"could not be checked ({_one_line(exc)})")
-                answer = {"problems": [f"{what} {why}"]}
+            answer = _alone(what, check)
             try:
                 conn.send_bytes(json.dumps(_bounded(answer)).encode())
             except OSError:  # the parent stopped listening (it timed out): nothing more to say
                 return
 
 
+def _alone(what: str, check) -> dict:
+    """One check's answer, or one problem line saying why it has none: a check fails alone."""
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - never end without an answer
+        why = ("needs more memory than the limit (--memory-mb)" if isinstance(exc, MemoryError)
+               else f"could not be checked ({_one_line(exc)})")
+        return {"problems": [f"{what} {why}"]}
+
+
 def _bounded(value: Any) -> Any:
-    """An answer of bounded size: long texts (a 2 MB URL) and long lists are cut."""
+    """An answer of bounded size: long texts (a 2 MB URL) and long lists of texts are cut; lists of
+    numbers (predictions, code shingles) are bounded where they are made."""
     if isinstance(value, str):
         return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
+    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+        return value
     if isinstance(value, list):
         return [_bounded(v) for v in value[:MAX_ITEMS]]
     if isinstance(value, dict):
@@ -220,6 +234,8 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         return {**out, "model_error": f"{path.name} is not a {FORMAT} file (saved by generate_report.py)"}
     out["claimed_model_file"] = _claim(out, blob.get("test_acc"), "model file")
+    if isinstance(blob.get("state_dict"), dict):
+        out["weights"] = similarity.weights_digest(blob["state_dict"])
     test_x, test_y = load_test_set(data_dir)
     try:  # the config is the student's: every failure to build or fill the network is theirs
         net = build_model(ModelConfig.from_dict(dict(blob["config"])))
@@ -230,7 +246,9 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
         if outputs != (2, len(fdata.CLASSES)):
             return {**out, "model_error": f"the network's output has shape {outputs}, "
                                           f"FashionMNIST needs (batch, {len(fdata.CLASSES)})"}
-        out["accuracy"] = evaluate(net, test_x, test_y).accuracy
+        with similarity.recording_predictions(net) as predicted:
+            out["accuracy"] = evaluate(net, test_x, test_y, batch_size=EVAL_BATCH).accuracy
+        out["predictions"] = predicted.digits()
     except MemoryError:
         return {**out, "model_error": "the model needs more memory than the limit (--memory-mb)"}
     except Exception as exc:  # noqa: BLE001
@@ -241,7 +259,20 @@ def model_checks(folder: Path, data_dir: Path) -> dict[str, Any]:
     return out
 
 
+PRELOAD_ENV = "MINIPLACES_GRADE_TEST_SET"   # grade_all names the data folder here before the fork server
+_loaded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def load_test_set(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test set, read once per process: the fork server reads it when it imports this module (see
+    PRELOAD_ENV), and every child forked from it shares those pages instead of reading the files again."""
+    key = str(data_dir)
+    if key not in _loaded:
+        _loaded[key] = read_test_set(data_dir)
+    return _loaded[key]
+
+
+def read_test_set(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """The 10 000 FashionMNIST test images in [0, 1] and their labels (the train files are not read)."""
     x, y = (fdata.read_idx(next(p for p in (data_dir / (stem + ".gz"), data_dir / stem) if p.is_file()))
             for stem in (fdata.FILES["test_images"], fdata.FILES["test_labels"]))
@@ -254,3 +285,10 @@ def load_test_set(data_dir: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:160]}" if lines else type(exc).__name__
+
+
+if os.environ.get(PRELOAD_ENV):
+    try:
+        load_test_set(Path(os.environ[PRELOAD_ENV]))
+    except Exception:  # noqa: BLE001 - each child then reads it, and reports what is wrong, itself
+        pass

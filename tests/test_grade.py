@@ -19,6 +19,7 @@ from miniplaces import grade, grade_worker, safe_zip, selfcontained
 from miniplaces.grade_worker import load_test_set
 from miniplaces.selfcontained import external_requests
 
+import notebooks
 from checkpoints import write_malicious
 
 pytestmark = pytest.mark.skipif(not fdata.SYSTEM_DIR.is_dir(), reason="needs dataset-fashion-mnist")
@@ -90,7 +91,8 @@ def submissions(tmp_path_factory, measured):
     good_model = model_file_bytes(net, {"test_acc": accuracy})
     report = {"report.html": REPORT_HTML, "report.pdf": pdf_bytes(2)}
     marker = folder.parent / "PAYLOAD_RAN"
-    write_zip(folder / "good.zip", {MODEL: good_model, **report})
+    write_zip(folder / "good.zip", {MODEL: good_model, **report,
+                                    "good.ipynb": notebooks.to_bytes(notebooks.executed())})
     write_zip(folder / "boaster.zip", {MODEL: model_file_bytes(net, {"test_acc": 0.95}),
                                         "report.html": EXTERNAL_HTML, "report.pdf": b"%PDF-1.4 garbage"})
     write_zip(folder / "layout.zip", {f"alice/{MODEL}": good_model, "alice/report.html": REPORT_HTML})
@@ -107,7 +109,8 @@ def submissions(tmp_path_factory, measured):
     torch.save(net.state_dict(), buffer)
     write_zip(folder / "stranger.zip", {"model.pth": buffer.getvalue(), **report})
     write_zip(folder / "noreport.zip", {MODEL: good_model})
-    write_zip(folder / "hungry.zip", {MODEL: model_file_bytes(tiny_model(channels=(256,)))})  # 800 MB a batch
+    hungry = tiny_model(channels=(512,))      # 400 MB per activation of a batch of 250
+    write_zip(folder / "hungry.zip", {MODEL: model_file_bytes(hungry)})
     write_zip(folder / "<script>alert(1).zip", {MODEL: good_model, **report})
     (folder / "broken.zip").write_bytes(b"PK\x03\x04 this is not a zip")
     claims_99 = b'{"fashion_mnist": {"final": {"test_acc": 0.99}}}'
@@ -292,7 +295,7 @@ def test_refused_zip_writes_nothing(submissions, tmp_path):
     write_zip(tmp_path / "collide.zip", {"a": b"file", "a/b": b"under a file"})
     with pytest.raises(safe_zip.UnsafeZip, match="'a/b' collides with another entry"):
         safe_zip.extract(tmp_path / "collide.zip", tmp_path / "collide", safe_zip.Limits())
-    with pytest.raises(safe_zip.UnsafeZip, match="3 entries, more than the limit of 2"):
+    with pytest.raises(safe_zip.UnsafeZip, match="4 entries, more than the limit of 2"):
         safe_zip.extract(folder / "good.zip", tmp_path, safe_zip.Limits(max_entries=2))
 
 
