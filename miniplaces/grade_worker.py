@@ -33,6 +33,7 @@ PREFERRED_MODEL = "fashion_mnist_model.pt"     # the name generate_report.py giv
 REPORT_SHARE = 0.25      # of the submission's time, for the report checks: the model keeps the rest
 MAX_HTML_BYTES = 32 << 20      # this tool's own report.html is a few MB
 MAX_RESULTS_BYTES = 16 << 20
+BOUNDED_WHERE_MADE = ("predictions", "shingles")
 MAX_TEXT, MAX_ITEMS = 500, 20  # of an answer's texts and lists: the pipe takes at most 1 MiB
 
 
@@ -68,16 +69,14 @@ def _alone(what: str, check) -> dict:
 
 
 def _bounded(value: Any) -> Any:
-    """An answer of bounded size: long texts (a 2 MB URL) and long lists of texts are cut; lists of
-    numbers (predictions, code shingles) are bounded where they are made."""
+    """An answer of bounded size: long texts (a 2 MB URL) and long lists are cut, except the copied-work
+    evidence, which is bounded where it is made (10 000 predicted digits, at most MAX_SHINGLES)."""
     if isinstance(value, str):
         return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
-    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
-        return value
     if isinstance(value, list):
         return [_bounded(v) for v in value[:MAX_ITEMS]]
     if isinstance(value, dict):
-        return {k: _bounded(v) for k, v in value.items()}
+        return {k: v if k in BOUNDED_WHERE_MADE else _bounded(v) for k, v in value.items()}
     return value
 
 
