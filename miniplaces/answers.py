@@ -59,6 +59,17 @@ class Answer:
 
 # ----------------------------------------------------------------------------------------- wording
 
+UNTRAINED_TAG = "Untrained weights, not interpretable:"
+
+
+def untrained_tag(model: dict | None) -> str:
+    """The words that open every Places answer when its network is untrained (demo or a checkpoint that
+    fails model.weights_check), else ""."""
+    from .checkpoint import untrained
+
+    return UNTRAINED_TAG if untrained(model) else ""
+
+
 def pct(x: float | None, digits: int = 1) -> str:
     return "n/a" if x is None else f"{100 * x:.{digits}f} %"
 
@@ -392,8 +403,8 @@ def answer_3d(results: dict, focus: dict) -> Answer:
     glance = (f"CAM beats random maps on deletion and insertion on {len(effective)} of "
               f"{plural(len(scenes), 'scene')}.")
     reading = []
-    if results.get("model", {}).get("demo"):
-        reading.append("These verdicts are about an untrained network (demo weights), "
+    if untrained_tag(results.get("model")):
+        reading.append("These verdicts are about an untrained network (see model.weights_check), "
                        "not the Places365 model.")
 
     def shares(group: list[dict]) -> str:

@@ -117,6 +117,21 @@ class RunContext:
             c.weights, c.categories, c.arch, Path(c.cache_dir), c.device, c.seed, c.strict, c.offline,
             progress=self.show_progress))
 
+    def model_json(self) -> dict:
+        """results.json's ``model``: the loaded network, its provenance and its weights check.
+
+        The check's behavioural part reads the scenes' predictions, so it runs only where Problems 2
+        or 3 need those feature maps anyway.
+        """
+        from analyses.feature_maps import softmax
+        from .checkpoint import weights_check
+
+        places = self.places()
+        probs = None
+        if {"units", "cam"} & set(self.config.sections):
+            probs = [softmax(self.feature_maps(scene)[0].logits) for scene in self.scenes().scenes]
+        return {**places.to_json(), "weights_check": weights_check(places.model, probs, places.labels)}
+
     def scenes(self):
         """The scene images of Problems 2 and 3 (miniplaces.scenes.SceneSet), decoded once; warnings once."""
         from .scenes import load_scenes
