@@ -141,6 +141,18 @@ def _median_vs_chance(median: float, low: float, high: float) -> str:
     return where + "."
 
 
+def p_text(p: float) -> str:
+    """'p = 0.042', or 'p < 0.001' where three decimals would print 0.000."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _tail_count(count: int, what: str, test: dict, of: int | None = None) -> str:
+    """'6 colour filters of 64, no more than chance (p = 0.100)': a count with its binomial test's verdict."""
+    p = test[f"{what}_p"]
+    verdict = "beyond chance" if p < test["alpha"] else "no more than chance"
+    return f"{plural(count, what + ' filter')}{f' of {of}' if of else ''}, {verdict} ({p_text(p)})"
+
+
 def answer_1b(results: dict) -> Answer:
     layers = results["filters"]["layers"]
     rgb = [layer for layer in layers if "colour_chance" in layer]
@@ -148,26 +160,31 @@ def answer_1b(results: dict) -> Answer:
     sentences, reading = [], []
     if rgb:
         layer = rgb[0]
-        chance, n = layer["colour_chance"], layer["shape"][0]
+        chance, n, test = layer["colour_chance"], layer["shape"][0], layer["count_test"]
         sentences.append(
-            f"{layer['layer']}'s {n} filters, drawn as RGB images, include {layer['colour_filters']} colour "
-            f"filters and {layer['grey_filters']} grey (luminance) filters: their share of colour contrast "
-            "lies above the 95th or below the 5th percentile of the same weights shuffled at random "
-            f"({chance['p95']:.2f} and {chance['p05']:.2f}).")
+            f"{layer['layer']} has {_tail_count(layer['colour_filters'], 'colour', test, n)}, "
+            f"and {_tail_count(layer['grey_filters'], 'grey', test)}: chance alone puts about "
+            f"{test['expected']:.1f} filters beyond each percentile of the same weights shuffled "
+            "(binomial test of each count).")
         reading.append(
-            f"Shuffling keeps a filter's values but destroys their arrangement, so by chance about "
-            f"{0.05 * n:.0f} of {n} filters fall beyond each percentile; counts far above that are structure "
-            "that training put there. The layer's median colour share is "
-            f"{layer['colour_fraction_median']:.2f}, against {chance['median']:.2f} for shuffled filters; "
-            + _median_vs_chance(layer['colour_fraction_median'], chance['layer_median_p05'],
-                                chance['layer_median_p95']))
+            "A colour (grey) filter is one whose share of colour contrast lies above the 95th (below the 5th) "
+            f"percentile of shuffled filters, {chance['p95']:.2f} ({chance['p05']:.2f}). Shuffling keeps a "
+            "filter's values but destroys their arrangement, so a count is structure that training put there "
+            f"only when chance is unlikely to reach it (p below {test['alpha']:g}). The layer's median colour "
+            f"share is {layer['colour_fraction_median']:.2f}, against {chance['median']:.2f} for shuffled "
+            "filters; " + _median_vs_chance(layer['colour_fraction_median'], chance['layer_median_p05'],
+                                             chance['layer_median_p95']))
     if deeper:
         names = series([f"{d['layer']} ({d['shape'][1]} input channels)" for d in deeper])
-        sentences.append(f"Deeper filters are not images: for {names} each row shows one of the strongest "
-                         "filters as signed slices of its strongest input channels.")
-    glance = (f"{rgb[0]['layer']}: {rgb[0]['colour_filters']} colour and {rgb[0]['grey_filters']} grey "
-              f"filters beyond chance of {rgb[0]['shape'][0]}; deeper layers as signed weight slices."
-              if rgb else f"{series([d['layer'] for d in deeper])} shown as signed weight slices.")
+        sentences.append(f"Deeper filters are drawn as signed slices of their strongest input channels: "
+                         f"{names}.")
+    if rgb:
+        layer, test = rgb[0], rgb[0]["count_test"]
+        glance = (f"{layer['layer']}: {_tail_count(layer['colour_filters'], 'colour', test, layer['shape'][0])}; "
+                  f"{_tail_count(layer['grey_filters'], 'grey', test)}; "
+                  "deeper layers as signed weight slices.")
+    else:
+        glance = f"{series([d['layer'] for d in deeper])} shown as signed weight slices."
     return Answer("1b", sentences, glance, reading, places=True)
 
 
