@@ -206,45 +206,70 @@ def answer_2a(results: dict) -> Answer:
 PROBLEM_CONCEPTS = ("sky", "building")
 
 
-def _detectors(n: int | None, concept: str) -> str:
-    if n is None:
-        return f"no chance level for {concept}"
-    return f"no {concept} unit" if n == 0 else plural(n, f"{concept} unit")
+def _best_against_chance(concepts: list[str], overall: dict) -> str:
+    """'the best units reach IoU 0.060 (sky, unit 1732) and 0.041 (building, unit 987) against chance
+    levels of 0.057 and 0.050'."""
+    best = [overall[c]["top"][0] for c in concepts]
+    levels = [overall[c]["null_max_iou"] for c in concepts]
+    reached = series([f"{b['iou']:.3f} ({c}, unit {b['unit']})" for c, b in zip(concepts, best)])
+    shown = series(["none" if v is None else f"{v:.3f}" for v in levels])
+    return (f"the best {'unit reaches' if len(best) == 1 else 'units reach'} IoU {reached} against "
+            f"{'a chance level' if len(best) == 1 else 'chance levels'} of {shown}")
 
 
 def answer_2b(results: dict) -> Answer:
     units = results["units"]
-    overall = units["dissection"]["overall"]
+    dissection = units["dissection"]
+    overall = dissection["overall"]
     if not overall:
         return Answer("2b", ["No scene has concept masks, so no unit can be scored against sky or building; "
                              "the report lists each scene's most active units instead."],
                       "No concept masks given: nothing to score.", places=True)
     asked = [c for c in PROBLEM_CONCEPTS if c in overall] or list(overall)[:2]
-    best = [f"{overall[c]['top'][0]['unit']} for {c} (IoU {overall[c]['top'][0]['iou']:.3f} "
-            f"on {plural(overall[c]['images'], 'image')})" for c in asked]
-    found = [overall[c]["detector_count"] for c in asked]
-    beats = "beats" if sum(n or 0 for n in found) <= 1 else "beat"
-    levels = [f"{overall[c]['null_max_iou']:.3f}" for c in asked if overall[c]["null_max_iou"] is not None]
-    sentences = [
-        f"The best units are {series(best)}.",
-        capital(f"{series([_detectors(n, c) for n, c in zip(found, asked)])} {beats} chance, the best IoU "
-                f"that the same masks reach when moved off the concept ({series(levels)})."),
-    ]
-    calibrated = [r["detector_count"] for r in overall.values() if r["detector_count"] is not None]
-    best_units = [f"{overall[c]['top'][0]['unit']} ({c})" for c in asked]
-    pairs = sum(calibrated)
-    glance = (f"Best units: {series(best_units)}; {plural(pairs, 'unit-concept pair')} "
-              f"{'beats' if pairs == 1 else 'beat'} chance "
-              f"over {plural(len(overall), 'concept')}.")
+    correction = dissection["correction"]
+    tested, bar = correction["concepts_tested"], correction["bar"]
+    found = {c: overall[c]["corrected_detectors"] for c in asked}
+    missing = [c for c in asked if not found[c]]
+    claims = [f"unit {found[c][0]['unit']} detects {c} (IoU {overall[c]['top'][0]['iou']:.3f}, corrected "
+              f"{p_text(found[c][0]['p_corrected'])})" for c in asked if found[c]]
+    if not claims:
+        first = (f"No unit detects {series(asked, 'or')} beyond chance in these "
+                 f"{plural(max(overall[c]['images'] for c in asked), 'annotated image')}: "
+                 f"{_best_against_chance(asked, overall)}.")
+    else:
+        first = capital(series(claims) + (f"; no {series(missing, 'or')} unit survives the correction: "
+                                           f"{_best_against_chance(missing, overall)}" if missing else "") + ".")
+    smallest = [overall[c]["smallest_p"] for c in asked if overall[c]["smallest_p"] is not None]
+    second = (f"Corrected for all {correction['units']} units and, by Bonferroni, {plural(tested, 'concept')}, "
+              f"a detector needs p < {bar:.4f}" if bar else
+              "No concept's mask could be moved far enough for a chance level, so nothing can be tested")
+    powerless = bool(smallest) and bar is not None and min(smallest) >= bar
+    if powerless:
+        second += (f", but {span([round(1 / p) - 1 for p in smallest], str)} draws of moved masks cannot give "
+                   f"p below {min(smallest):.3f}: this test cannot find a detector here")
+    sentences = [first, second + "."]
+    names = "/".join(asked)
+    scope = f"corrected for {correction['units']} units and {plural(tested, 'concept')}"
+    if claims:
+        glance = f"{capital(series(claims))}; {scope}."
+    else:
+        glance = f"No {names} detector found ({scope}" + ("; the test cannot reach the bar with these "
+                                                          "few draws)." if powerless else ").")
     caps = {c: overall[c]["cap"] for c in asked}
+    # an attainable IoU within half again of the chance level leaves no room to beat it
+    weak = [c for c in asked if overall[c]["null_max_iou"] and caps[c] < 1.5 * overall[c]["null_max_iou"]]
+    draws = {c: overall[c]["null_draws"] for c in overall}
     reading = [
         "IoU measures how well the region where a unit fires matches the concept's mask: near 0 it is no "
-        "detector, and a unit above the chance level overlaps the concept more than the best of "
-        f"{units['units']} units does by luck. With {plural(units['dissection']['images'], 'image')} and "
+        "detector. The chance level is the best IoU of any unit with the masks moved off the concept; each "
+        f"concept's comes from its own number of moved-mask draws ({span(list(draws.values()), str)}; "
+        f"{series([f'{c} {draws[c]}' for c in asked])}). With "
+        f"{plural(dissection['images'], 'image')} and "
         f"{' x '.join(map(str, units['model']['output_shape'][2:]))} maps the IoU cannot exceed "
-        f"{series([f'{v:.2f} for {c}' for c, v in caps.items()])}, so Network Dissection's cut-off of 0.04, "
-        f"which would count {series([str(overall[c]['netdissect_count']) for c in asked])}, "
-        "is no fair bar here."]
+        f"{series([f'{v:.2f} for {c}' for c, v in caps.items()])}"
+        + (f"; for {series(weak)} that is barely above the chance level, which leaves the test little power"
+           if weak else "") + ". Network Dissection's cut-off of 0.04, which would count "
+        f"{series([str(overall[c]['netdissect_count']) for c in asked])} units, is no fair bar here."]
     unit300 = units.get("unit300")
     shown = [s for s in results.get("scenes", []) if "unit300" in s]
     if unit300 is not None and shown:

@@ -34,3 +34,51 @@ def test_1b_counts_are_tested_against_the_five_percent_per_tail():
     assert "30 grey filters, beyond chance (p < 0.001)" in text
     assert "6 colour filters of 64, no more than chance" in a.glance and "beyond chance of" not in a.glance
     assert "1 colour filter of 64, no more than chance" in answers.answer_1b(_filters(1, 0)).text
+
+
+# ----------------------------------------------------------------------------------------------- 2b
+
+def test_2b_p_values_account_for_every_unit_and_bonferroni_for_every_concept():
+    from analyses import concept_units
+    from test_units import planted_set
+
+    maps, masks, _ = planted_set(n=6, seed=4)
+    planted = concept_units.dissect(maps, masks).overall
+    sky = planted["sky"]
+    assert sky.p_value(7) == pytest.approx(1 / (1 + sky.null_draws)) == sky.smallest_p   # beats every draw
+    assert concept_units.corrected_detectors(planted)["sky"][0][0] == 7
+    # the same unit among 15 tested concepts: Bonferroni asks p < 0.05 / 15, below 1 / (draws + 1)
+    many = {f"concept{i}": sky for i in range(14)} | {"sky": sky}
+    assert sky.smallest_p * 15 >= 0.05 and concept_units.corrected_detectors(many)["sky"] == []
+
+
+def _units(best_sky=(1732, 0.060), best_building=(987, 0.041), sky_found=(), concepts=15,
+           draws=(40, 63), smallest=(1 / 41, 1 / 64)) -> dict:
+    def concept(best, found, d, p):
+        return {"images": 5, "top": [{"unit": best[0], "iou": best[1], "above_null": True}],
+                "null_max_iou": 0.057, "null_draws": d, "cap": 0.08, "netdissect_count": 3,
+                "smallest_p": p, "corrected_detectors": [{"unit": u, "p_corrected": 0.03} for u in found]}
+    overall = {"sky": concept(best_sky, sky_found, draws[0], smallest[0]),
+               "building": concept(best_building, (), draws[1], smallest[1])}
+    return {"units": {"units": 2048, "model": {"output_shape": [1, 2048, 8, 8]}, "dissection": {
+        "images": 5, "overall": overall,
+        "correction": {"units": 2048, "concepts_tested": concepts, "alpha": 0.05, "bar": 0.05 / concepts}}}}
+
+
+def test_2b_says_no_detector_found_with_the_tests_power_when_none_survives():
+    a = answers.answer_2b(_units())
+    assert a.sentences[0].startswith("No unit detects sky or building beyond chance")
+    assert "the best units reach IoU 0.060 (sky, unit 1732) and 0.041 (building, unit 987) against" in a.sentences[0]
+    assert "Bonferroni, 15 concepts, a detector needs p < 0.0033" in a.sentences[1]
+    assert "cannot find a detector here" in a.sentences[1]
+    assert a.glance.startswith("No sky/building detector found (corrected for 2048 units and 15 concepts")
+    assert "1732" not in a.glance and "beats chance" not in a.glance
+    assert "sky 40" in a.reading[0] and "building 63" in a.reading[0]     # draws per concept
+    assert "for sky and building that is barely above the chance level" in a.reading[0]
+
+
+def test_2b_names_a_detector_only_when_it_survives_the_correction():
+    a = answers.answer_2b(_units(sky_found=(1732,), concepts=2, smallest=(1 / 41, 1 / 64)))
+    assert a.sentences[0].startswith("Unit 1732 detects sky (IoU 0.060, corrected p = 0.030); "
+                                     "no building unit survives the correction")
+    assert "cannot find" not in a.sentences[1] and a.glance.startswith("Unit 1732 detects sky")

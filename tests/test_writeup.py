@@ -85,8 +85,9 @@ def test_numbers_shown_for_2b_to_4d_match_results(quick_report):
     overall = results["units"]["dissection"]["overall"]
     for concept, r in overall.items():
         cells = row_cells(dom.by_id("table-2b").find("tr", data_concept=concept))
-        assert cells[4] == f"{r['null_max_iou']:.3f}" and cells[5] == f"{r['cap']:.3f}"
-        assert cells[6] == str(r["detector_count"]) and cells[7] == str(r["netdissect_count"])
+        assert cells[4] == f"{r['null_max_iou']:.3f}" and cells[5] == str(r["null_draws"])
+        assert cells[6] == f"{r['cap']:.3f}" and cells[7] == f"{r['best_p_corrected']:.3f}"
+        assert cells[8] == str(len(r["corrected_detectors"])) and cells[9] == str(r["netdissect_count"])
         assert cells[3].startswith(f"{r['top'][0]['unit']} ({r['top'][0]['iou']:.3f})")
     for scene in results["scenes"]:
         a, s = scene["ablation"], scene["sweep"]
