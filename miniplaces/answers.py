@@ -180,8 +180,8 @@ def answer_1b(results: dict) -> Answer:
                          f"{names}.")
     if rgb:
         layer, test = rgb[0], rgb[0]["count_test"]
-        glance = (f"{layer['layer']}: {_tail_count(layer['colour_filters'], 'colour', test, layer['shape'][0])}; "
-                  f"{_tail_count(layer['grey_filters'], 'grey', test)}; "
+        colour = _tail_count(layer["colour_filters"], "colour", test, layer["shape"][0])
+        glance = (f"{layer['layer']}: {colour}; {_tail_count(layer['grey_filters'], 'grey', test)}; "
                   "deeper layers as signed weight slices.")
     else:
         glance = f"{series([d['layer'] for d in deeper])} shown as signed weight slices."
@@ -415,35 +415,59 @@ def answer_3c(results: dict, focus: dict) -> Answer:
     return Answer("3c", sentences, glance, reading, places=True)
 
 
+def _undecided_sentence(undecided: list[dict], focus: dict) -> str:
+    """3d where blurring the whole image barely moves the class probability: every curve is flat."""
+    shown = focus if focus in undecided else undecided[0]
+    f = shown["cam"]["faithfulness"]
+    others = [scene_name(s) for s in undecided if s is not shown]
+    return (f"On {scene_name(shown)}, blurring every pixel moves P({name(f['class'])}) only from "
+            f"{pct(f['prob_original'])} to {pct(f['prob_all_blurred'])}, so the curves of every map, CAM's and "
+            "random ones alike, are flat: this test cannot decide whether CAM is effective on this scene"
+            + (f", nor on {series(others)}." if others else "."))
+
+
 def answer_3d(results: dict, focus: dict) -> Answer:
     scenes = [s for s in results["scenes"] if "faithfulness" in s["cam"]]
     if not scenes:
         return Answer("3d", ["No scene was measured."], "No scene was measured.", places=True)
-    effective = [s for s in scenes if s["cam"]["faithfulness"]["effective"]]
+    decided = [s for s in scenes if s["cam"]["faithfulness"].get("decidable", True)]
+    undecided = [s for s in scenes if s not in decided]
+    effective = [s for s in decided if s["cam"]["faithfulness"]["effective"]]
     centre = [s for s in effective if s["cam"]["faithfulness"]["beats_centre"]]
-    if len(scenes) == 1:
-        on = f"{'' if effective else 'not '}effective on {scene_name(scenes[0])}"
-        beats = f", and {'beats' if centre else 'does not clear'} the centre prior."
+    sentences = [_undecided_sentence(undecided, focus)] if undecided else []
+    if decided:
+        if len(decided) == 1:
+            on = f"{'' if effective else 'not '}effective on {scene_name(decided[0])}"
+            beats = f", and {'beats' if centre else 'does not clear'} the centre prior."
+        else:
+            on = ("effective on " + ("none of the" if not effective else "all" if len(effective) == len(decided)
+                                     else f"{len(effective)} of") + f" {plural(len(decided), 'scene')}"
+                  + (" where the test can decide" if undecided else "")
+                  + (f" ({series([scene_name(s) for s in effective])})" if 0 < len(effective) < len(decided)
+                     else ""))
+            beats = f", and beats the centre prior on {len(centre)} of them."
+        sentences.append(f"Measured by deletion and insertion against random maps, CAM is {on}"
+                         + (beats if effective else "."))
+        shown = focus if focus in decided else decided[0]
+        f = shown["cam"]["faithfulness"]
+        m, r = f["methods"], f["random"]
+        sentences.append(
+            f"On {scene_name(shown)}, deleting by CAM leaves an area of {m['CAM']['deletion_auc']:.3f} under "
+            f"P({name(f['class'])}) (random maps: {r['deletion_mean']:.3f} ± {r['deletion_sd']:.3f}); inserting "
+            f"gives {m['CAM']['insertion_auc']:.3f} ({r['insertion_mean']:.3f} ± {r['insertion_sd']:.3f}).")
+        rivals = [g for g in GRADIENT_LABELS if g in m and m[g]["effective"]]
+        if not m["CAM"]["effective"] and rivals and len(sentences) < 3:
+            sentences.append(f"{series(rivals)} pass{'es' if len(rivals) == 1 else ''} the same test there.")
+    if not decided:
+        where = "this scene" if len(scenes) == 1 else f"any of the {plural(len(scenes), 'scene')}"
+        glance = f"The test cannot decide on {where}: blurring the whole image barely moves the class probability."
+    elif undecided:
+        glance = (f"CAM beats random maps on deletion and insertion on {len(effective)} of the "
+                  f"{plural(len(decided), 'scene')} where the test can decide; it cannot decide on "
+                  f"{plural(len(undecided), 'scene')}.")
     else:
-        on = ("effective on " + ("none of the" if not effective else "all" if len(effective) == len(scenes)
-                                 else f"{len(effective)} of") + f" {plural(len(scenes), 'scene')}"
-              + (f" ({series([scene_name(s) for s in effective])})" if 0 < len(effective) < len(scenes)
-                 else ""))
-        beats = f", and beats the centre prior on {len(centre)} of them."
-    sentences = [f"Measured by deletion and insertion against random maps, CAM is {on}"
-                 + (beats if effective else ".")]
-    shown = focus if "faithfulness" in focus["cam"] else scenes[0]
-    f = shown["cam"]["faithfulness"]
-    m, r = f["methods"], f["random"]
-    sentences.append(
-        f"On {scene_name(shown)}, deleting by CAM leaves an area of {m['CAM']['deletion_auc']:.3f} under "
-        f"P({name(f['class'])}) (random maps: {r['deletion_mean']:.3f} ± {r['deletion_sd']:.3f}); inserting "
-        f"gives {m['CAM']['insertion_auc']:.3f} ({r['insertion_mean']:.3f} ± {r['insertion_sd']:.3f}).")
-    rivals = [g for g in GRADIENT_LABELS if g in m and m[g]["effective"]]
-    if not m["CAM"]["effective"] and rivals:
-        sentences.append(f"{series(rivals)} pass{'es' if len(rivals) == 1 else ''} the same test there.")
-    glance = (f"CAM beats random maps on deletion and insertion on {len(effective)} of "
-              f"{plural(len(scenes), 'scene')}.")
+        glance = (f"CAM beats random maps on deletion and insertion on {len(effective)} of "
+                  f"{plural(len(scenes), 'scene')}.")
     reading = []
     if untrained_tag(results.get("model")):
         reading.append("These verdicts are about an untrained network (see model.weights_check), "
@@ -453,7 +477,7 @@ def answer_3d(results: dict, focus: dict) -> Answer:
         return span([sum(u["share"] for u in s["cam"]["explanations"][0]["units"]) for s in group],
                     lambda x: f"{100 * x:.0f}", " %")
 
-    rest = [s for s in scenes if s not in effective]
+    rest = [s for s in decided if s not in effective]
     if effective and rest:
         reading.append("Why: where CAM passes, the top-1 class's three strongest units hold "
                        f"{shares(effective)} of its positive evidence; where it fails, {shares(rest)}.")

@@ -68,7 +68,8 @@ def _units(best_sky=(1732, 0.060), best_building=(987, 0.041), sky_found=(), con
 def test_2b_says_no_detector_found_with_the_tests_power_when_none_survives():
     a = answers.answer_2b(_units())
     assert a.sentences[0].startswith("No unit detects sky or building beyond chance")
-    assert "the best units reach IoU 0.060 (sky, unit 1732) and 0.041 (building, unit 987) against" in a.sentences[0]
+    assert ("the best units reach IoU 0.060 (sky, unit 1732) and 0.041 (building, unit 987) against"
+            in a.sentences[0])
     assert "Bonferroni, 15 concepts, a detector needs p < 0.0033" in a.sentences[1]
     assert "cannot find a detector here" in a.sentences[1]
     assert a.glance.startswith("No sky/building detector found (corrected for 2048 units and 15 concepts")
@@ -82,3 +83,31 @@ def test_2b_names_a_detector_only_when_it_survives_the_correction():
     assert a.sentences[0].startswith("Unit 1732 detects sky (IoU 0.060, corrected p = 0.030); "
                                      "no building unit survives the correction")
     assert "cannot find" not in a.sentences[1] and a.glance.startswith("Unit 1732 detects sky")
+
+
+# ----------------------------------------------------------------------------------------------- 3d
+
+def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
+    from analyses.cam_faithfulness import Curves, decidable
+
+    flat = Curves([0, 0.5, 1], [0.578, 0.57, 0.567], [0.567, 0.57, 0.578])    # the referee's rocket
+    assert not decidable(flat) and decidable(Curves([0, 1], [0.6, 0.2], [0.2, 0.6]))
+
+    import copy
+    from test_writeup import places_results
+
+    results = places_results(effective=(False, True))
+    rocket = results["scenes"][0]["cam"]["faithfulness"]
+    rocket.update(decidable=False, prob_original=0.578, prob_all_blurred=0.567)
+    a = answers.answer_3d(results, results["scenes"][0])
+    assert a.sentences[0].startswith("On rocket, blurring every pixel moves P(class 10) only from 57.8 % to "
+                                     "56.7 %") and "cannot decide whether CAM is effective on this scene." \
+        in a.sentences[0]
+    assert "not effective" not in a.text
+    assert "effective on coffee" in a.sentences[1]
+    assert a.glance == ("CAM beats random maps on deletion and insertion on 1 of the 1 scene where the test "
+                        "can decide; it cannot decide on 1 scene.")
+    alone = copy.deepcopy(results)
+    del alone["scenes"][1]["cam"]["faithfulness"]
+    b = answers.answer_3d(alone, alone["scenes"][0])
+    assert b.sentences == [a.sentences[0]] and b.glance.startswith("The test cannot decide on this scene")

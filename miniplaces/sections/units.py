@@ -290,7 +290,8 @@ def _draw_concepts(scene, maps, thresholds, rankings, entry):
     for concept, r in rankings.items():
         level = f"\nchance IoU {r.null_level:.3f}" if r.null_level is not None else ""
         rows.append((f"{plain(concept, 24)} (mask){level}", masks[concept],
-                     [(u, masks[concept], f"unit {u}\nIoU {r.iou[u]:.3f}") for u in entry["figure_units"][concept]]))
+                     [(u, masks[concept], f"unit {u}\nIoU {r.iou[u]:.3f}")
+                      for u in entry["figure_units"][concept]]))
     if not rankings:
         rows.append(("no masks: most active", None,
                      [(d["unit"], None, f"unit {d['unit']}\nmean {d['mean']:.2f}")
