@@ -564,17 +564,26 @@ def answer_4d(results: dict) -> Answer:
     better = [(a, r) for a, r in rows if r["test"]["verdict"] == "better"]
     worse = [(a, r) for a, r in rows if r["test"]["verdict"] == "worse"]
     test = fm["axes"][0]["test"]
+    corrected = max((a["test"]["k"] for a in fm["axes"]), default=0) > 1
+    correction = ("Holm over each axis's variants" if corrected and len(fm["axes"]) > 1 else
+                  test["correction"] if corrected else "one comparison per axis, so no correction")
     sentences = [
         f"Of {plural(len(rows), 'variant')} tried one axis at a time, {len(better)} beat the baseline "
         f"({pct(fm['baseline']['val_acc'], 2)}) and {len(worse)} did worse beyond chance; the rest are "
-        f"within noise ({test['name']} on the same {test['images']:,} validation images, "
-        f"{test['correction']})."]
+        f"within noise ({test['name']} on the same {test['images']:,} validation images, {correction})."]
     if better:
         axis, top = max(better, key=lambda ar: ar[1]["delta_pp"])
         sentences.append(f"The largest measurable gain is {top['variant']} on the {axis['axis']} axis, "
                          f"{top['delta_pp']:+.2f} pp.")
-    elif rows:
-        axis, top = max(rows, key=lambda ar: ar[1]["delta_pp"] if ar[1]["delta_pp"] is not None else -1e9)
+    if worse:
+        lost = [r for _, r in sorted(worse, key=lambda ar: ar[1]["delta_pp"])]
+        deltas = series([f"{r['delta_pp']:+.2f} pp" for r in lost])
+        sentences.append(capital(f"{series([r['variant'] for r in lost])} "
+                                 f"{'is' if len(lost) == 1 else 'are'} worse beyond chance, {deltas}."))
+    untested_gains = [(a, r) for a, r in rows if r["test"]["verdict"] == "no measurable difference"
+                      and r["delta_pp"] is not None and r["delta_pp"] > 0]
+    if not better and untested_gains and len(sentences) < 3:
+        axis, top = max(untested_gains, key=lambda ar: ar[1]["delta_pp"])
         sentences.append(f"The largest raw gain, {top['variant']} ({top['delta_pp']:+.2f} pp), "
                          "is not beyond chance.")
     glance = (f"{len(better)} of {plural(len(rows), 'variant')} beat the baseline beyond chance, "

@@ -111,3 +111,28 @@ def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
     del alone["scenes"][1]["cam"]["faithfulness"]
     b = answers.answer_3d(alone, alone["scenes"][0])
     assert b.sentences == [a.sentences[0]] and b.glance.startswith("The test cannot decide on this scene")
+
+
+# ----------------------------------------------------------------------------------------------- 4d
+
+def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_not_holm():
+    from miniplaces.sections import fashion_mnist as section
+    from test_fashion_selection import INFO, _row
+
+    rows = [_row("baseline", 0.911), _row("augment=none", 0.880, "worse", (100, 410)),
+            _row("init=kaiming", 0.914, "no measurable difference", (200, 170))]
+    text = section.conclusion(rows, {**INFO, "k": 2})
+    assert text.startswith("Augment=none lowers validation accuracy from 91.10 % to 88.00 % beyond chance")
+    assert "No variant beats" not in text and "init=kaiming changes nothing measurable" in text
+    one = section.conclusion(rows[:2], {**INFO, "k": 1})
+    assert "Holm" not in one and "no variant raises it." in one
+
+    def axis(name, rows_, k):
+        return {"axis": name, "rows": rows_, "test": {"name": "exact McNemar (two-sided)", "k": k,
+                                                      "images": 10000, "correction": "one comparison, so "
+                                                      "no correction" if k == 1 else f"Holm over the {k} v"}}
+    named = [{**r, "name": r["variant"]} for r in rows]
+    fm = {"baseline": {"val_acc": 0.911}, "axes": [axis("augment", named[:2], 1)]}
+    a = answers.answer_4d({"fashion_mnist": fm})
+    assert "augment=none is worse beyond chance, -3.10 pp." in a.text.lower()
+    assert "Holm" not in a.text and "no correction" in a.text and "largest raw gain" not in a.text

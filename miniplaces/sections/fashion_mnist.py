@@ -311,6 +311,14 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
         text = (f"{top['variant']} raises validation accuracy from {_pct(base['mean'])} to "
                 f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; {_evidence(top['test'], info)})")
         text += f", while {_names(clauses)}" if clauses else ""
+    elif worse:   # a significant loss is the finding: said first, never folded into "no variant beats"
+        family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
+        names, s = subject(worse[::-1])
+        text = (f"{names} lower{s} validation accuracy from {_pct(base['mean'])} to {accs(worse[::-1])} "
+                f"beyond chance (a paired test on the same {_count(info['images'])} images{family}), and no "
+                "variant raises it")
+        rest = [c for c in clauses if not c.startswith(names + " lower")]
+        text += f"; {_names(rest)}" if rest else ""
     elif info["k"]:
         family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
         text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond chance (a paired test on the "
