@@ -136,3 +136,17 @@ def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_
     a = answers.answer_4d({"fashion_mnist": fm})
     assert "augment=none is worse beyond chance, -3.10 pp." in a.text.lower()
     assert "Holm" not in a.text and "no correction" in a.text and "largest raw gain" not in a.text
+
+
+# ----------------------------------------------------------------------------------------------- 4a
+
+def test_4a_throughput_counts_the_images_actually_trained():
+    from analyses.fashion_mnist.summary import baseline_summary
+
+    history = [{"train_s": 2.0, "train_loss": 1.0, "val_acc": 0.8}]
+    summary = baseline_summary([{"config": {"batch_size": 128, "augment": "flip", "label_smoothing": 0.0},
+                                 "history": history, "val_acc": 0.8, "train_images": 2000,
+                                 "val_images": 500}])
+    assert summary["trained_per_epoch"] == 1920 and summary["images_per_s"] == 960
+    text = answers.answer_4a({"fashion_mnist": {"baseline": summary}}).text
+    assert "trains 1,920 of the 2,000 images (the last partial batch is dropped)" in text and "960" in text

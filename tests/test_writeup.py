@@ -262,31 +262,44 @@ def test_1b_places_the_layers_median_colour_share_against_shuffled_layers():
     assert "leans to luminance" in answers._median_vs_chance(0.40, 0.66, 0.68)
 
 
-def _baseline(history: list[tuple[float, int]], last_curve: float | None, val_images: int = 10_000) -> dict:
-    """results["fashion_mnist"] with a baseline whose epochs scored (accuracy, images)."""
+def _baseline(history: list[tuple[float, int]], discordant: tuple[int, int] | None, val_images: int = 10_000,
+              epochs: int | None = None) -> dict:
+    """results["fashion_mnist"] with a baseline whose epochs scored (accuracy, images) and whose last two
+    epochs disagree on ``discordant`` = (right only in the last, right only in the one before) images."""
+    from analyses.fashion_mnist.summary import last_epoch_test
+
     rows = [{"epoch": i + 1, "val_acc": acc, "val_images": n} for i, (acc, n) in enumerate(history)]
-    if last_curve is not None:
-        rows[-1]["curve_acc"] = last_curve
+    if discordant is not None:
+        rows[-1]["curve_discordant"] = list(discordant)
     config = {"optimizer": "adamw", "lr": 0.003, "schedule": "onecycle", "weight_decay": 0.05}
-    return {"fashion_mnist": {"baseline": {"history": rows, "val_acc": history[-1][0], "epochs": len(rows),
-                                           "first_val_acc": history[0][0], "val_images": val_images,
-                                           "curve_images": curve_images({"history": rows,
-                                                                         "val_images": val_images}),
-                                           "config": config}}}
+    return {"run": {"preset": "quick"}, "fashion_mnist": {"baseline": {
+        "history": rows, "val_acc": history[-1][0], "epochs": epochs or len(rows),
+        "first_val_acc": history[0][0], "val_images": val_images, "train_images": 12_000,
+        "curve_images": curve_images({"history": rows, "val_images": val_images}),
+        "last_epoch_test": last_epoch_test(rows), "config": config}}}
 
 
-def test_4c_calls_a_trend_only_beyond_the_noise_of_the_images_it_compares():
-    """The last epoch is compared with the one before on the same sample (curve_acc), and a change
-    within two standard errors of that sample is not called a rise or a fall."""
-    small = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.95, 10_000)], last_curve=0.904))
-    assert "stayed within noise" in small.reading[0]
+def test_4c_calls_a_trend_only_where_the_paired_test_puts_it_beyond_chance():
+    """The last epoch is compared with the one before on the same images by the exact McNemar test; no
+    unpaired noise formula."""
+    small = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.95, 10_000)], (20, 12)))
+    assert "did not change beyond chance" in small.reading[0]
     assert "+0.40 pp on the sample of 2,000 images" in small.reading[0]
-    assert "more epochs" not in small.reading[0]
-    rising = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.90, 10_000)], last_curve=0.93))
+    assert "disagree on 32 of the same 2,000 images, exact McNemar (two-sided) p = 0.215" in small.reading[0]
+    assert "more epochs" not in small.reading[0] and "s.e." not in small.reading[0]
+    rising = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.90, 10_000)], (80, 20)))
     assert "was still rising" in rising.reading[0] and "+3.00 pp" in rising.reading[0]
-    whole = answers.answer_4c(_baseline([(0.80, 10_000), (0.900, 10_000), (0.91, 10_000)], last_curve=None))
-    assert "was still rising" in whole.reading[0] and "on the split" in whole.reading[0]
-    assert "fell" in answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000), (0.9, 10_000)], 0.87)).reading[0]
+    assert "fell" in answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000), (0.9, 10_000)], (10, 70))).reading[0]
+    assert answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000)], None)).reading == []
+
+
+def test_4c_states_a_deviation_from_ten_epochs_first():
+    two = answers.answer_4c(_baseline([(0.80, 2000), (0.85, 10_000)], (30, 10)))
+    assert two.sentences[0] == "The quick preset trains 2 epochs, not the problem set's 10, to keep the run short."
+    assert "after 2 epochs on 12,000 training images" in two.sentences[1]
+    assert two.glance.endswith("the problem set asks for 10.")
+    ten = answers.answer_4c(_baseline([(0.8, 2000)] * 9 + [(0.9, 10_000)], (30, 10)))
+    assert ten.sentences[0].startswith("The final validation accuracy after 10 epochs")
 
 
 def test_final_answer_gives_the_test_score_with_its_interval_and_says_when_90_is_within_noise():
