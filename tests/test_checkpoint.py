@@ -91,3 +91,31 @@ def test_a_random_official_format_checkpoint_is_flagged_on_page_one(random_file,
     assert 'id="untrained-banner"' in first_page and "not verified" in first_page
     assert "official weights" not in html
     assert first_page.count(answers.UNTRAINED_TAG) == 2      # 1a and 1b in the glance table
+
+
+def test_problem_2_on_a_random_checkpoint_flags_it_from_the_predictions_and_labels_what_ran(
+        random_file, tmp_path, monkeypatch, capsys):
+    """Problems 2 on five default scenes and one without masks: the same top-1 class everywhere is a
+    reason of its own, and a scene without masks gets no caption about masks."""
+    from PIL import Image
+
+    plain = tmp_path / "plain.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(plain)
+    out = tmp_path / "out"
+    run = run_here("--offline", "--out", str(out), "--arch", "resnet18", "--weights", str(random_file),
+                   "--preset", "quick", "--only", "units", "--no-pdf", "--image-size", "64",
+                   "--sweep-limit", "5", "--images", str(plain), "--focus-image", "plain.png",
+                   tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    check = results["model"]["weights_check"]
+    assert check["predictions_checked"] and check["measured"]["scenes"] == 6
+    assert any("same top-1 class" in r for r in check["reasons"]), check
+    html = (out / "report.html").read_text()
+    assert "plain.png: no concept masks" in html and "plain.png: each row is a concept" not in html
+    assert "rocket.jpg: concept masks (yellow)" in html
+    assert 'id="smoke-test-banner"' in html[:html.index('id="contents"')]
+    overall = results["units"]["dissection"]["overall"]
+    for scene in results["scenes"]:   # the figure draws the units 2b names first
+        for concept, units in scene["figure_units"].items():
+            assert units[0] == overall[concept]["top"][0]["unit"]

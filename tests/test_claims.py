@@ -150,3 +150,12 @@ def test_4a_throughput_counts_the_images_actually_trained():
     assert summary["trained_per_epoch"] == 1920 and summary["images_per_s"] == 960
     text = answers.answer_4a({"fashion_mnist": {"baseline": summary}}).text
     assert "trains 1,920 of the 2,000 images (the last partial batch is dropped)" in text and "960" in text
+
+
+# ------------------------------------------------------------------------------------------- labels
+
+def test_the_training_legend_says_augmented_only_for_an_augmented_model():
+    from miniplaces.sections.fashion_mnist import train_label
+
+    assert train_label("none") == "train"
+    assert train_label("flip+crop") == "train (augmented batches: flip+crop)"

@@ -85,7 +85,8 @@ def baseline_summary(results: list[dict]) -> dict:
             "images_per_s": trained_per_epoch / float(np.median(epoch_s)) if epoch_s else None,
             "train_images": first["train_images"], "trained_per_epoch": trained_per_epoch,
             "val_images": first["val_images"], "curve_images": curve_images(first),
-            "last_epoch_test": last_epoch_test(first["history"])}
+            "last_epoch_test": last_epoch_test(first["history"]),
+            "precision": first.get("precision", "fp32")}   # what it trained in, not what the config asked
 
 
 def last_epoch_test(history: list[dict]) -> dict | None:

@@ -196,7 +196,7 @@ def _figures(ctx: RunContext, sel: fsel.Selection, baseline: dict, axes: list[di
     grouped = sel.grid.results
     title = f"Baseline ({baseline['config']['epochs']} epochs): loss and accuracy per epoch"
     figs = {"fm_baseline_curves": _figure(ctx, "fm_baseline_curves", _draw_history, baseline["history"],
-                                          title)}
+                                          title, None, baseline["config"]["augment"])}
     for axis in axes:
         figs[axis["figure"]] = _figure(ctx, axis["figure"], _draw_axis, axis, _histories(axis, grouped))
     if finalists:
@@ -205,7 +205,7 @@ def _figures(ctx: RunContext, sel: fsel.Selection, baseline: dict, axes: list[di
     title = (f"Final model on {final['train_images']} images; test accuracy "
              f"{100 * final['test_acc']:.2f} % (scored once)")
     figs["fm_final_curves"] = _figure(ctx, "fm_final_curves", _draw_history, final["history"], title,
-                                      final["test_acc"])
+                                      final["test_acc"], final["config"]["augment"])
     return figs
 
 
@@ -443,13 +443,18 @@ def _val_curve(history: list[dict]) -> tuple[list[float], str]:
                     else "validation")
 
 
-def _draw_history(history: list[dict], title: str, test_acc: float | None = None):
+def train_label(augment: str) -> str:
+    """The training series' legend: 'augmented batches' only for a model trained with augmentation."""
+    return "train" if augment == "none" else f"train (augmented batches: {augment})"
+
+
+def _draw_history(history: list[dict], title: str, test_acc: float | None = None, augment: str = "none"):
     fig, (ax_loss, ax_acc) = figures.plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [r["epoch"] for r in history]
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (with label smoothing)")
     if history and "val_loss" in history[0]:
         ax_loss.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
-    ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train (augmented batches)")
+    ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label=train_label(augment))
     if history and "val_acc" in history[0]:
         points, label = _val_curve(history)
         ax_acc.plot(epochs, points, "s-", label=label)
