@@ -133,11 +133,15 @@ class RunContext:
         return {**places.to_json(), "weights_check": weights_check(places.model, probs, places.labels)}
 
     def scenes(self):
-        """The scene images of Problems 2 and 3 (miniplaces.scenes.SceneSet), decoded once; warnings once."""
-        from .scenes import load_scenes
+        """The scene images of Problems 2 and 3 (miniplaces.scenes.SceneSet), decoded once; warnings once.
+        Scenes whose preprocessed tensors are equal are analysed once (the others listed as duplicates)."""
+        from analyses.feature_maps import preprocess
+        from .scenes import drop_duplicates, load_scenes
 
         c = self.config
-        return self.shared("scenes", lambda: load_scenes(c.images, c.replace_images, self.warn))
+        return self.shared("scenes", lambda: drop_duplicates(
+            load_scenes(c.images, c.replace_images, self.warn),
+            lambda scene: preprocess(scene.image, c.image_size).numpy().tobytes(), self.warn))
 
     def feature_maps(self, scene):
         """(FeatureMaps, was_cached) of layer4 for one scene: one forward pass per image per run,

@@ -159,3 +159,29 @@ def test_the_training_legend_says_augmented_only_for_an_augmented_model():
 
     assert train_label("none") == "train"
     assert train_label("flip+crop") == "train (augmented batches: flip+crop)"
+
+
+# ------------------------------------------------------------------------------------------- scenes
+
+def test_scenes_the_network_sees_identically_are_analysed_once_and_listed(tmp_path):
+    """The default astronaut and a 256 x 256 copy of it (resized as preprocessing resizes) are one input."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+    from torchvision import transforms
+
+    from miniplaces.cache import Cache
+    from miniplaces.config import RunConfig
+    from miniplaces.context import RunContext
+
+    astronaut = Image.fromarray(skimage.data.astronaut())
+    transforms.Resize((256, 256))(astronaut).save(tmp_path / "astronaut_256.png")
+    Image.fromarray(np.full((40, 40, 3), 128, dtype=np.uint8)).save(tmp_path / "grey.png")
+    config = RunConfig(out=tmp_path / "out", images=(tmp_path / "astronaut_256.png", tmp_path / "grey.png"),
+                       cache_dir=tmp_path / "cache", sections=("units",))
+    ctx = RunContext(config, Cache(tmp_path / "cache"))
+    scene_set = ctx.scenes()
+    names = [s.name for s in scene_set.scenes]
+    assert "astronaut.png" in names and "astronaut_256.png" not in names and "grey.png" in names
+    assert scene_set.duplicates == [{"file": "astronaut_256.png", "same_as": "astronaut.png"}]
+    assert any("astronaut_256.png: the same network input as astronaut.png" in w for w in ctx.warnings)

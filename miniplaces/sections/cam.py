@@ -75,6 +75,7 @@ def run(ctx: RunContext) -> SectionResult:
         "measured_scenes": [s["image"] for s in scenes_json if "faithfulness" in s["cam"]],
         "top_k": k,
         "skipped": scene_set.skipped,
+        "duplicates": scene_set.duplicates,
         "scenes": scenes_json,
     }
     return SectionResult(data, figs, cached=cached_all, seconds=time.perf_counter() - start)

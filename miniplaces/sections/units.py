@@ -111,6 +111,7 @@ def run(ctx: RunContext) -> SectionResult:
         "sweep_limit": limit,
         "zeroed": ZEROED,
         "skipped": scene_set.skipped,
+        "duplicates": scene_set.duplicates,
         "timing": {
             "per_image_seconds": {k: round(v, 4) for k, v in per_image_seconds.items()},
             "mean_per_image_seconds": float(np.mean(list(per_image_seconds.values()))),
