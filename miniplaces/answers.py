@@ -236,8 +236,9 @@ def answer_2b(results: dict) -> Answer:
                  f"{plural(max(overall[c]['images'] for c in asked), 'annotated image')}: "
                  f"{_best_against_chance(asked, overall)}.")
     else:
-        first = capital(series(claims) + (f"; no {series(missing, 'or')} unit survives the correction: "
-                                           f"{_best_against_chance(missing, overall)}" if missing else "") + ".")
+        rest = (f"; no {series(missing, 'or')} unit survives the correction: "
+                f"{_best_against_chance(missing, overall)}" if missing else "")
+        first = capital(series(claims) + rest + ".")
     smallest = [overall[c]["smallest_p"] for c in asked if overall[c]["smallest_p"] is not None]
     second = (f"Corrected for all {correction['units']} units and, by Bonferroni, {plural(tested, 'concept')}, "
               f"a detector needs p < {bar:.4f}" if bar else
@@ -459,7 +460,8 @@ def answer_3d(results: dict, focus: dict) -> Answer:
             sentences.append(f"{series(rivals)} pass{'es' if len(rivals) == 1 else ''} the same test there.")
     if not decided:
         where = "this scene" if len(scenes) == 1 else f"any of the {plural(len(scenes), 'scene')}"
-        glance = f"The test cannot decide on {where}: blurring the whole image barely moves the class probability."
+        glance = (f"The test cannot decide on {where}: blurring the whole image barely moves the class "
+                  "probability.")
     elif undecided:
         glance = (f"CAM beats random maps on deletion and insertion on {len(effective)} of the "
                   f"{plural(len(decided), 'scene')} where the test can decide; it cannot decide on "

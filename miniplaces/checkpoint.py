@@ -87,7 +87,8 @@ def _same_prediction(probs: Sequence[np.ndarray], labels: Sequence[str]) -> tupl
                 "mean_logprob_correlation": mean_corr}
     if same and mean_corr >= SAME_RANKING_CORRELATION:
         lo, hi = p[:, top1[0]].min(), p[:, top1[0]].max()
-        share = f"{100 * lo:.0f}" + ("" if f"{100 * lo:.0f}" == f"{100 * hi:.0f}" else f"-{100 * hi:.0f}") + " %"
+        low, high = f"{100 * lo:.0f}", f"{100 * hi:.0f}"
+        share = (low if low == high else f"{low}-{high}") + " %"
         return (f"every one of the {len(p)} scenes gets the same top-1 class, {labels[int(top1[0])]}, at "
                 f"{share}, and the scenes rank all classes alike (mean correlation of their "
                 f"log-probabilities {mean_corr:.3f}): the network does not look at the image"), measured
