@@ -207,7 +207,7 @@ def decidable(curve: Curves) -> bool:
     """Whether the test can judge any map on this scene: the curves' ends (the image and its fully
     blurred copy, shared by every map) must differ enough for a map's ordering to matter."""
     start, end = curve.deletion[0], curve.deletion[-1]
-    return abs(start - end) >= MIN_SWING * max(start, end)
+    return bool(abs(start - end) >= MIN_SWING * max(start, end))
 
 
 def judge(curve: Curves, baseline: dict[str, float], centre: Curves) -> Judgement:

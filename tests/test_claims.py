@@ -92,6 +92,9 @@ def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
 
     flat = Curves([0, 0.5, 1], [0.578, 0.57, 0.567], [0.567, 0.57, 0.578])    # the referee's rocket
     assert not decidable(flat) and decidable(Curves([0, 1], [0.6, 0.2], [0.2, 0.6]))
+    import json
+    import numpy as np
+    json.dumps(decidable(Curves([0, 1], list(np.float32([0.6, 0.2])), [0.2, 0.6])))   # results.json takes it
 
     import copy
     from test_writeup import places_results
