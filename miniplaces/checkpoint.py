@@ -130,5 +130,5 @@ def untrained_warning(model_json: dict | None) -> str | None:
     if model_json.get("demo"):
         return ("Places sections used an untrained DEMO model (no weights): Problems 1-3 cannot be "
                 "interpreted")
-    return (f"the checkpoint behaves as untrained ({model_json['weights_check']['reasons'][0]}): "
-            "Problems 1-3 cannot be interpreted")
+    return ("the checkpoint behaves as untrained, so Problems 1-3 cannot be interpreted: "
+            + model_json["weights_check"]["reasons"][0])

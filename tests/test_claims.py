@@ -188,3 +188,11 @@ def test_scenes_the_network_sees_identically_are_analysed_once_and_listed(tmp_pa
     assert "astronaut.png" in names and "astronaut_256.png" not in names and "grey.png" in names
     assert scene_set.duplicates == [{"file": "astronaut_256.png", "same_as": "astronaut.png"}]
     assert any("astronaut_256.png: the same network input as astronaut.png" in w for w in ctx.warnings)
+
+
+def test_the_baseline_shows_the_precision_it_trained_in():
+    from miniplaces.sections.fashion_mnist import base_settings
+
+    asked = {"epochs": 2, "precision": "bf16"}
+    assert base_settings(asked, "bf16") == ["epochs=2", "precision=bf16"]
+    assert base_settings(asked, "fp32")[1] == "precision=bf16 (trained in fp32: this machine has no native bf16)"

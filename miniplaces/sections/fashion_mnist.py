@@ -110,7 +110,8 @@ def run(ctx: RunContext) -> SectionResult:
         "grid": {"source": _shown_path(grid.source), "description": grid.description, "repeats": grid.repeats,
                  **summary.grid,
                  "executor": cfg.executor, "threads": envs[0].threads, "workers": envs[0].workers,
-                 "final_threads": envs[-1].threads, "device": device},
+                 "final_threads": envs[-1].threads, "device": device,
+                 "base_shown": base_settings(summary.grid["base"], summary.baseline["precision"])},
         "baseline": summary.baseline,
         "trials": trials,
         "axes": axes,
@@ -441,6 +442,16 @@ def _val_curve(history: list[dict]) -> tuple[list[float], str]:
     sample, whole = history[0].get("val_images"), history[-1].get("val_images")
     return points, (f"validation ({sample:,}-image sample)" if sample and whole and sample < whole
                     else "validation")
+
+
+def base_settings(base: dict[str, Any], trained_precision: str) -> list[str]:
+    """The baseline's settings as 'key=value', the precision with what it really trained in where the
+    machine could not do what the config asked (bf16 without native support trains in fp32)."""
+    shown = [f"{key}={value}" for key, value in base.items()]
+    if base.get("precision", trained_precision) != trained_precision:
+        at = list(base).index("precision")
+        shown[at] += f" (trained in {trained_precision}: this machine has no native {base['precision']})"
+    return shown
 
 
 def train_label(augment: str) -> str:
