@@ -448,6 +448,7 @@ def answer_3d(results: dict, focus: dict) -> Answer:
             beats = f", and beats the centre prior on {len(centre)} of them."
         sentences.append(f"Measured by deletion and insertion against random maps, CAM is {on}"
                          + (beats if effective else "."))
+    if decided and not undecided:   # with both kinds of scene, the numbers stay in the table (length)
         shown = focus if focus in decided else decided[0]
         f = shown["cam"]["faithfulness"]
         m, r = f["methods"], f["random"]
