@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from miniplaces import compare, gates
+from miniplaces.checkpoint import untrained_warning
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
 from miniplaces.errors import RunFailure, UserError
 from miniplaces.memory import reuse_freed_memory
@@ -169,7 +170,7 @@ def run(config: RunConfig) -> dict:
         steps, model_json = [], None
         if places_sections:  # provision first: --strict must stop before any work
             t = time.perf_counter()
-            model_json = ctx.places().to_json()
+            model_json = ctx.model_json()
             if config.submission:
                 from miniplaces.submission import check_allowed
                 check_allowed(model_json["demo"], config.allow_demo_submission)
@@ -252,7 +253,7 @@ def render_context(results: dict, sections: list[dict], skipped: list[dict], war
         results["run"]["focus_scene"] = focus["image"]
     model, scenes, gates = results["model"], results.get("scenes", []), results.get("gates", [])
     return {"run": results["run"], "model": model, "sections": sections, "skipped": skipped,
-            "warnings": warnings, "demo": bool(model and model["demo"]),
+            "warnings": warnings, "demo": answers.untrained_tag(model),
             "answers": answers.build(results, focus_image),
             "listings": listings.build(results["run"]["sections"]),
             "scenes": scenes, "focus": focus,
@@ -281,9 +282,10 @@ def print_summary(results: dict, out: Path) -> None:
     for step in run_["steps"]:
         lines.append(f"  {step['name']:<24} {step['seconds']:7.2f}s{'  (cache)' if step['cached'] else ''}")
     lines.append(f"  cache: {len(run_['cache']['hits'])} hits, {len(run_['cache']['misses'])} computed")
-    if results.get("model") and results["model"]["demo"]:
-        lines.append("  WARNING: Places sections used an untrained DEMO model (no weights); "
-                     "see the report banner")
+    if warning := untrained_warning(results.get("model")):
+        lines.append(f"  WARNING: {warning}; see the report banner")
+    if results.get("model"):
+        lines.append(f"  Places365 weights: {results['model']['provenance']['label']}")
     lines.append(f"  outputs: {out / 'report.html'}, {out / 'results.json'}"
                  + (f", {out / 'report.pdf'}" if (out / "report.pdf").exists() else "")
                  + (f", {out / 'report.ipynb'}" if (results.get("notebook") or {}).get("file") else "")

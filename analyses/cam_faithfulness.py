@@ -198,6 +198,18 @@ def random_baseline(curves: dict[str, Curves]) -> dict[str, float]:
             "insertion_mean": float(np.mean(insertion)), "insertion_sd": float(np.std(insertion, ddof=1))}
 
 
+# Deleting every pixel must move the class probability by at least this share of its larger end; less,
+# and every map's curves are flat, so no map can be told from a random one on that scene.
+MIN_SWING = 0.1
+
+
+def decidable(curve: Curves) -> bool:
+    """Whether the test can judge any map on this scene: the curves' ends (the image and its fully
+    blurred copy, shared by every map) must differ enough for a map's ordering to matter."""
+    start, end = curve.deletion[0], curve.deletion[-1]
+    return bool(abs(start - end) >= MIN_SWING * max(start, end))
+
+
 def judge(curve: Curves, baseline: dict[str, float], centre: Curves) -> Judgement:
     """Effective: deletion area below the random mean and insertion area above it, each by more than
     the random maps' standard deviation. Beats the centre prior: the same margins against its areas."""

@@ -19,7 +19,11 @@ then bounds the IoU, and a large concept (sky over 70 % of an image) may be unab
 * ``null_level``: a unit is a detector (calibrated) when its IoU exceeds the 0.95 quantile, over the
   masks moved by circular shifts (multiples of 1/8 of the image, the same shift for every image; shifts
   that leave the masks mostly in place, IoU with the original >= 0.5, are not used), of the largest IoU
-  of ANY unit with the moved masks: picking the best of c units is part of the null.
+  of ANY unit with the moved masks: picking the best of c units is part of the null;
+* ``corrected_detectors``: the same null as a p-value per unit (the share of shifts whose best unit does
+  at least as well), Bonferroni-corrected for the number of concepts tested, so that "a detector was
+  found" is a claim at 5 % for the whole table, not per concept. With d shifts no p-value is below
+  1 / (d + 1): with many concepts and few draws the test cannot find any detector, and says so.
 """
 from __future__ import annotations
 
@@ -110,12 +114,25 @@ class ConceptRanking:
     null_level: float | None = None
     null_draws: int = 0
     cutoff: float = DETECTOR_IOU
+    null_maxima: np.ndarray | None = None   # per usable shift, the best IoU of any unit with the moved masks
 
     def top(self, n: int) -> list[UnitScore]:
         return [UnitScore(int(u), float(self.iou[u])) for u in self.order[:n]]
 
     def above_null(self, unit: int) -> bool:
         return self.null_level is not None and bool(self.iou[unit] > self.null_level)
+
+    def p_value(self, unit: int) -> float | None:
+        """How often a moved mask gives some unit an IoU at least this unit's: a p-value already corrected
+        for picking the best of all units (the max-statistic null), None without null draws."""
+        if self.null_maxima is None or not len(self.null_maxima):
+            return None
+        return float((1 + np.sum(self.null_maxima >= self.iou[unit])) / (1 + len(self.null_maxima)))
+
+    @property
+    def smallest_p(self) -> float | None:
+        """The smallest p-value ``p_value`` can give with this many draws: 1 / (draws + 1)."""
+        return 1 / (1 + self.null_draws) if self.null_draws else None
 
     def detectors(self) -> list[UnitScore]:
         """Calibrated detectors: IoU above the null level, best first."""
@@ -156,14 +173,30 @@ def shifts(size: tuple[int, int], steps: int = SHIFT_STEPS) -> list[tuple[int, i
             if i or j]
 
 
-def null_level(shift_inter: np.ndarray, shift_union: np.ndarray, self_inter: np.ndarray,
-               self_union: np.ndarray, level: float = NULL_LEVEL) -> tuple[float | None, int]:
-    """(level quantile over the usable shifts of the best unit's IoU, number of usable shifts)."""
+def null_maxima(shift_inter: np.ndarray, shift_union: np.ndarray, self_inter: np.ndarray,
+                self_union: np.ndarray) -> np.ndarray:
+    """Per usable shift, the best unit's IoU with the moved masks (empty when no shift is usable)."""
     usable = safe_iou(self_inter, self_union) < MAX_SELF_IOU
     if not usable.any():
-        return None, 0
-    best = safe_iou(shift_inter[usable], shift_union[usable]).max(axis=1)
-    return float(np.quantile(best, level)), int(usable.sum())
+        return np.zeros(0)
+    return safe_iou(shift_inter[usable], shift_union[usable]).max(axis=1)
+
+
+def corrected_detectors(rankings: dict[str, ConceptRanking], alpha: float = 1 - NULL_LEVEL
+                        ) -> dict[str, list[tuple[int, float]]]:
+    """Per concept, the units whose p-value stays below ``alpha`` after Bonferroni over the concepts
+    tested (each p-value already accounts for every unit): [(unit, corrected p)], best first."""
+    tested = [r for r in rankings.values() if r.null_draws]
+    found = {}
+    for concept, r in rankings.items():
+        units = []
+        for u in r.order:
+            p = r.p_value(int(u))
+            if p is None or p * len(tested) >= alpha:
+                break       # p grows down the IoU order
+            units.append((int(u), min(1.0, p * len(tested))))
+        found[concept] = units
+    return found
 
 
 def _ranking(concept: str, counts: _Counts, cutoff: float) -> ConceptRanking:
@@ -171,10 +204,11 @@ def _ranking(concept: str, counts: _Counts, cutoff: float) -> ConceptRanking:
     deterministic."""
     iou = safe_iou(counts.inter, counts.union)
     order = np.lexsort((np.arange(len(iou)), -iou))
-    level, draws = null_level(counts.shift_inter, counts.shift_union, counts.self_inter, counts.self_union)
+    maxima = null_maxima(counts.shift_inter, counts.shift_union, counts.self_inter, counts.self_union)
+    level = float(np.quantile(maxima, NULL_LEVEL)) if len(maxima) else None
     cap = float(safe_iou(counts.best, counts.worst).max())
     return ConceptRanking(concept, order, iou, counts.images, counts.coverage / max(counts.images, 1), cap,
-                          level, draws, cutoff)
+                          level, int(len(maxima)), cutoff, maxima)
 
 
 def _concept_counts(maps: np.ndarray, thresholds: np.ndarray,

@@ -11,6 +11,8 @@ on the layer's own filters with their entries shuffled (``colour_vs_chance``).
 """
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +88,26 @@ class ColourVsChance:
     def grey_filters(self) -> int:
         """Filters below its 5th percentile."""
         return int((self.fraction < self.chance_p05).sum())
+
+    @property
+    def colour_p(self) -> float:
+        """P(at least ``colour_filters`` of the layer's filters above the 95th percentile | chance)."""
+        return binomial_at_least(self.colour_filters, len(self.fraction), TAIL)
+
+    @property
+    def grey_p(self) -> float:
+        return binomial_at_least(self.grey_filters, len(self.fraction), TAIL)
+
+
+TAIL = 0.05     # each percentile cuts off this share of shuffled filters: by chance, a filter lands beyond
+SIGNIFICANCE = 0.05
+
+
+def binomial_at_least(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), exactly: how likely chance alone puts k of n filters in a tail."""
+    if k <= 0:
+        return 1.0
+    return float(min(1.0, sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1))))
 
 
 def colour_vs_chance(weight: torch.Tensor, draws: int = CHANCE_DRAWS,

@@ -117,12 +117,31 @@ class RunContext:
             c.weights, c.categories, c.arch, Path(c.cache_dir), c.device, c.seed, c.strict, c.offline,
             progress=self.show_progress))
 
+    def model_json(self) -> dict:
+        """results.json's ``model``: the loaded network, its provenance and its weights check.
+
+        The check's behavioural part reads the scenes' predictions, so it runs only where Problems 2
+        or 3 need those feature maps anyway.
+        """
+        from analyses.feature_maps import softmax
+        from .checkpoint import weights_check
+
+        places = self.places()
+        probs = None
+        if {"units", "cam"} & set(self.config.sections):
+            probs = [softmax(self.feature_maps(scene)[0].logits) for scene in self.scenes().scenes]
+        return {**places.to_json(), "weights_check": weights_check(places.model, probs, places.labels)}
+
     def scenes(self):
-        """The scene images of Problems 2 and 3 (miniplaces.scenes.SceneSet), decoded once; warnings once."""
-        from .scenes import load_scenes
+        """The scene images of Problems 2 and 3 (miniplaces.scenes.SceneSet), decoded once; warnings once.
+        Scenes whose preprocessed tensors are equal are analysed once (the others listed as duplicates)."""
+        from analyses.feature_maps import preprocess
+        from .scenes import drop_duplicates, load_scenes
 
         c = self.config
-        return self.shared("scenes", lambda: load_scenes(c.images, c.replace_images, self.warn))
+        return self.shared("scenes", lambda: drop_duplicates(
+            load_scenes(c.images, c.replace_images, self.warn),
+            lambda scene: preprocess(scene.image, c.image_size).numpy().tobytes(), self.warn))
 
     def feature_maps(self, scene):
         """(FeatureMaps, was_cached) of layer4 for one scene: one forward pass per image per run,

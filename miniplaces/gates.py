@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .checkpoint import untrained
 from .compare import flagged
 
 EXIT_CODE = 3
@@ -16,7 +17,8 @@ PROBLEM_SET_ACCURACY = 0.90      # the problem set's bar for the saved FashionMN
 GATES: dict[str, str] = {
     "min-accuracy": "FashionMNIST test accuracy of the saved model at least VALUE "
                     "(default 0.90, the problem set's bar)",
-    "no-demo": "Problems 1-3 used real Places365 weights, not the untrained demo model",
+    "no-demo": "Problems 1-3 used trained Places365 weights: not the untrained demo model, nor a checkpoint "
+               "that behaves as untrained (results.json: model.weights_check)",
     "no-skips": "no scene image and no figure of the sections that ran was skipped",
     "unchanged": "no number moved beyond its tolerance since the --compare report, unless an input changed "
                  "(fails when that file could not be compared)",
@@ -80,10 +82,16 @@ def evaluate(gates: list[Gate], results: dict, sections: list[dict], changes: di
             measured, text = accuracy, (f"FashionMNIST test accuracy {100 * accuracy:.2f} % "
                                         f"{'>=' if passed else '<'} {100 * gate.threshold:.2f} %")
         elif gate.name == "no-demo":
-            demo = bool(results["model"]["demo"])
-            passed, measured = not demo, demo
-            text = (f"Places365 weights are the untrained demo model ({results['model']['demo_reason']})"
-                    if demo else f"Places365 weights {results['model']['sha256'][:16]}…")
+            model = results["model"]
+            bad = untrained(model)
+            passed, measured = not bad, bad
+            if model["demo"]:
+                text = f"Places365 weights are the untrained demo model ({model['demo_reason']})"
+            elif bad:
+                text = (f"Places365 checkpoint {model['sha256'][:16]}… behaves as untrained: "
+                        + "; ".join(model["weights_check"]["reasons"]))
+            else:
+                text = f"Places365 weights {model['sha256'][:16]}…"
         elif gate.name == "no-skips":
             left_out = skips(results, sections)
             passed, measured = not left_out, len(left_out)

@@ -60,9 +60,12 @@ class PlacesModel:
     device: torch.device
 
     def to_json(self) -> dict:
+        from .checkpoint import provenance
+
         return {"arch": self.arch, "weights": self.weights, "sha256": self.sha256, "demo": self.demo,
                 "demo_reason": self.demo_reason, "categories": self.categories_source,
-                "num_classes": NUM_CLASSES, "device": str(self.device)}
+                "num_classes": NUM_CLASSES, "device": str(self.device),
+                "provenance": provenance(self.arch, self.sha256, self.demo)}
 
 
 def weights_filename(arch: str) -> str:

@@ -104,6 +104,26 @@ class Scene:
 class SceneSet:
     scenes: list[Scene]
     skipped: list[dict[str, str]]           # [{"file", "why"}]
+    duplicates: list[dict[str, str]] = field(default_factory=list)   # [{"file", "same_as"}]
+
+
+def drop_duplicates(scene_set: SceneSet, network_input: Callable[[Scene], bytes],
+                    warn: Callable[[str], None]) -> SceneSet:
+    """Keep the first of scenes the network sees identically (same ``network_input`` bytes: the
+    preprocessed tensor), list the others as duplicates: two copies of one input would count twice in
+    every "across N scenes"."""
+    kept: dict[bytes, Scene] = {}
+    scenes, duplicates = [], list(scene_set.duplicates)
+    for scene in scene_set.scenes:
+        key = hashlib.sha256(network_input(scene)).digest()
+        if key in kept:
+            warn(f"{scene.name}: the same network input as {kept[key].name} after preprocessing; "
+                 "analysed once, listed as a duplicate")
+            duplicates.append({"file": scene.name, "same_as": kept[key].name})
+        else:
+            kept[key] = scene
+            scenes.append(scene)
+    return SceneSet(scenes, scene_set.skipped, duplicates)
 
 
 def rasterise(shapes: Sequence[Shape], image_size: tuple[int, int], size: tuple[int, int]) -> np.ndarray:

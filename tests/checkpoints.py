@@ -54,3 +54,17 @@ class _Payload:
 def write_malicious(path: Path, marker: Path) -> Path:
     torch.save({"state_dict": {"module.conv1.weight": torch.zeros(1)}, "x": _Payload(str(marker))}, path)
     return path
+
+
+def trained_looking_state(arch: str = "resnet18", seed: int = 0) -> dict[str, torch.Tensor]:
+    """A random network with the marks training leaves: BatchNorm statistics that moved, and FC weights
+    beyond PyTorch's default initialisation bound (as a trained classifier's are)."""
+    state = resnet_state(arch, seed=seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    for key, value in state.items():
+        if key.endswith("running_mean"):
+            state[key] = 0.1 * torch.randn(value.shape, generator=generator)
+        elif key.endswith("running_var"):
+            state[key] = 0.5 + torch.rand(value.shape, generator=generator)
+    state["fc.weight"] = 0.1 * torch.randn(state["fc.weight"].shape, generator=generator)
+    return state

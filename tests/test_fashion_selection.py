@@ -115,8 +115,10 @@ def test_family_verdicts_follow_holm_adjusted_p():
     assert tests["a: better"]["discordant"] == [40, 2]
     info = fsel.family_info(tests, fsel.CORRECTION)
     assert info == {"name": "exact McNemar (two-sided)",
-                    "correction": "Holm over the k variants of this axis",
+                    "correction": "Holm over the 4 variants of this axis",
                     "alpha": 0.05, "k": 4, "images": 2000, "seeds": 1}
+    one = fsel.family_info({"a: better": tests["a: better"]}, fsel.CORRECTION)
+    assert one["k"] == 1 and one["correction"] == "one comparison, so no correction"     # no Holm for k = 1
 
 
 # --- the MAC count ------------------------------------------------------------------------------

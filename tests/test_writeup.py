@@ -40,9 +40,9 @@ def test_every_answer_is_short_and_first(quick_report):
         words = len(block.words.split())
         assert words <= MAX_ANSWER_WORDS, f"{block.attrs['data-question']}: {words} words: {block.words}"
         assert block.words.endswith("."), block.words
-    demo = quick_report["results"]["model"]["demo"]
+    demo = bool(answers.untrained_tag(quick_report["results"]["model"]))
     for block in blocks:   # the demo is said once, briefly, in every Places answer and nowhere else
-        marked = block.words.startswith("Untrained weights:")
+        marked = block.words.startswith(answers.UNTRAINED_TAG)
         assert marked == (demo and block.attrs["data-question"] in PLACES_KEYS), block.words
 
 
@@ -85,8 +85,9 @@ def test_numbers_shown_for_2b_to_4d_match_results(quick_report):
     overall = results["units"]["dissection"]["overall"]
     for concept, r in overall.items():
         cells = row_cells(dom.by_id("table-2b").find("tr", data_concept=concept))
-        assert cells[4] == f"{r['null_max_iou']:.3f}" and cells[5] == f"{r['cap']:.3f}"
-        assert cells[6] == str(r["detector_count"]) and cells[7] == str(r["netdissect_count"])
+        assert cells[4] == f"{r['null_max_iou']:.3f}" and cells[5] == str(r["null_draws"])
+        assert cells[6] == f"{r['cap']:.3f}" and cells[7] == f"{r['best_p_corrected']:.3f}"
+        assert cells[8] == str(len(r["corrected_detectors"])) and cells[9] == str(r["netdissect_count"])
         assert cells[3].startswith(f"{r['top'][0]['unit']} ({r['top'][0]['iou']:.3f})")
     for scene in results["scenes"]:
         a, s = scene["ablation"], scene["sweep"]
@@ -261,31 +262,46 @@ def test_1b_places_the_layers_median_colour_share_against_shuffled_layers():
     assert "leans to luminance" in answers._median_vs_chance(0.40, 0.66, 0.68)
 
 
-def _baseline(history: list[tuple[float, int]], last_curve: float | None, val_images: int = 10_000) -> dict:
-    """results["fashion_mnist"] with a baseline whose epochs scored (accuracy, images)."""
+def _baseline(history: list[tuple[float, int]], discordant: tuple[int, int] | None, val_images: int = 10_000,
+              epochs: int | None = None) -> dict:
+    """results["fashion_mnist"] with a baseline whose epochs scored (accuracy, images) and whose last two
+    epochs disagree on ``discordant`` = (right only in the last, right only in the one before) images."""
+    from analyses.fashion_mnist.summary import last_epoch_test
+
     rows = [{"epoch": i + 1, "val_acc": acc, "val_images": n} for i, (acc, n) in enumerate(history)]
-    if last_curve is not None:
-        rows[-1]["curve_acc"] = last_curve
+    if discordant is not None:
+        rows[-1]["curve_discordant"] = list(discordant)
     config = {"optimizer": "adamw", "lr": 0.003, "schedule": "onecycle", "weight_decay": 0.05}
-    return {"fashion_mnist": {"baseline": {"history": rows, "val_acc": history[-1][0], "epochs": len(rows),
-                                           "first_val_acc": history[0][0], "val_images": val_images,
-                                           "curve_images": curve_images({"history": rows,
-                                                                         "val_images": val_images}),
-                                           "config": config}}}
+    return {"run": {"preset": "quick"}, "fashion_mnist": {"baseline": {
+        "history": rows, "val_acc": history[-1][0], "epochs": epochs or len(rows),
+        "first_val_acc": history[0][0], "val_images": val_images, "train_images": 12_000,
+        "curve_images": curve_images({"history": rows, "val_images": val_images}),
+        "last_epoch_test": last_epoch_test(rows), "config": config}}}
 
 
-def test_4c_calls_a_trend_only_beyond_the_noise_of_the_images_it_compares():
-    """The last epoch is compared with the one before on the same sample (curve_acc), and a change
-    within two standard errors of that sample is not called a rise or a fall."""
-    small = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.95, 10_000)], last_curve=0.904))
-    assert "stayed within noise" in small.reading[0]
+def test_4c_calls_a_trend_only_where_the_paired_test_puts_it_beyond_chance():
+    """The last epoch is compared with the one before on the same images by the exact McNemar test; no
+    unpaired noise formula."""
+    small = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.95, 10_000)], (20, 12)))
+    assert "did not change beyond chance" in small.reading[0]
     assert "+0.40 pp on the sample of 2,000 images" in small.reading[0]
-    assert "more epochs" not in small.reading[0]
-    rising = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.90, 10_000)], last_curve=0.93))
+    assert "disagree on 32 of the same 2,000 images, exact McNemar (two-sided) p = 0.215" in small.reading[0]
+    assert "more epochs" not in small.reading[0] and "s.e." not in small.reading[0]
+    rising = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.90, 10_000)], (80, 20)))
     assert "was still rising" in rising.reading[0] and "+3.00 pp" in rising.reading[0]
-    whole = answers.answer_4c(_baseline([(0.80, 10_000), (0.900, 10_000), (0.91, 10_000)], last_curve=None))
-    assert "was still rising" in whole.reading[0] and "on the split" in whole.reading[0]
-    assert "fell" in answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000), (0.9, 10_000)], 0.87)).reading[0]
+    fell = answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000), (0.9, 10_000)], (10, 70)))
+    assert "fell" in fell.reading[0]
+    assert answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000)], None)).reading == []
+
+
+def test_4c_states_a_deviation_from_ten_epochs_first():
+    two = answers.answer_4c(_baseline([(0.80, 2000), (0.85, 10_000)], (30, 10)))
+    assert two.sentences[0] == ("The quick preset trains 2 epochs, not the problem set's 10, to keep the run "
+                                "short.")
+    assert "after 2 epochs on 12,000 training images" in two.sentences[1]
+    assert two.glance.endswith("the problem set asks for 10.")
+    ten = answers.answer_4c(_baseline([(0.8, 2000)] * 9 + [(0.9, 10_000)], (30, 10)))
+    assert ten.sentences[0].startswith("The final validation accuracy after 10 epochs")
 
 
 def test_final_answer_gives_the_test_score_with_its_interval_and_says_when_90_is_within_noise():

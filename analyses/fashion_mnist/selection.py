@@ -28,8 +28,9 @@ ALPHA = 0.05
 TEST_NAME = "exact McNemar (two-sided)"
 TEST_NAME_SEEDS = ("exact sign-flip test (two-sided) on the per-image differences summed over matched seeds, "
                    "which is McNemar's test for one seed")
-CORRECTION = "Holm over the k variants of this axis"
-FINALIST_CORRECTION = "Holm over the k finalists compared with the baseline"
+CORRECTION = "Holm over the {k} variants of this axis"          # {k}: filled in by family_info
+FINALIST_CORRECTION = "Holm over the {k} finalists compared with the baseline"
+NO_CORRECTION = "one comparison, so no correction"
 BUDGET_FORMULA = (f"multiply-accumulates of one image's forward pass x {TRAIN_PASSES} (forward and backward) "
                   f"x training images x epochs")
 
@@ -147,7 +148,8 @@ def family_info(tests: dict[str, dict[str, Any] | None], correction: str) -> dic
     """What a family of tests was: the test's name, the correction, alpha, k, images and seeds."""
     done = [t for t in tests.values() if t is not None]
     seeds = max((t["seeds"] for t in done), default=0)
-    return {"name": TEST_NAME if seeds <= 1 else TEST_NAME_SEEDS, "correction": correction, "alpha": ALPHA,
+    return {"name": TEST_NAME if seeds <= 1 else TEST_NAME_SEEDS,
+            "correction": correction.format(k=len(done)) if len(done) > 1 else NO_CORRECTION, "alpha": ALPHA,
             "k": len(done), "images": done[0]["images"] if done else 0, "seeds": seeds}
 
 

@@ -75,14 +75,30 @@ def baseline_summary(results: list[dict]) -> dict:
     """The baseline's first seed (curve, speed) and its spread over every seed."""
     first = results[0]
     epoch_s = [r["train_s"] for r in first["history"]]
+    batch = first["config"]["batch_size"]   # train() drops the last partial batch: these many images an epoch
+    trained_per_epoch = first["train_images"] // batch * batch
     return {"config": first["config"], "history": first["history"], "val_acc": first["val_acc"],
             "epochs": len(first["history"]), "spread": spread([r["val_acc"] for r in results]),
             "final_train_loss": first["history"][-1]["train_loss"] if first["history"] else None,
             "first_val_acc": first["history"][0]["val_acc"] if first["history"] else None,
             "median_epoch_s": float(np.median(epoch_s)) if epoch_s else None,
-            "images_per_s": first["train_images"] / float(np.median(epoch_s)) if epoch_s else None,
-            "train_images": first["train_images"], "val_images": first["val_images"],
-            "curve_images": curve_images(first)}
+            "images_per_s": trained_per_epoch / float(np.median(epoch_s)) if epoch_s else None,
+            "train_images": first["train_images"], "trained_per_epoch": trained_per_epoch,
+            "val_images": first["val_images"], "curve_images": curve_images(first),
+            "last_epoch_test": last_epoch_test(first["history"]),
+            "precision": first.get("precision", "fp32")}   # what it trained in, not what the config asked
+
+
+def last_epoch_test(history: list[dict]) -> dict | None:
+    """Did the last epoch change validation accuracy beyond chance? The exact McNemar test on the images
+    both last epochs were scored on (the curve's), the paired test every other comparison uses."""
+    if len(history) < 2 or "curve_discordant" not in history[-1]:
+        return None
+    gained, lost = history[-1]["curve_discordant"]
+    images = history[-2]["val_images"]
+    return {"name": fsel.TEST_NAME, "images": images, "discordant": [gained, lost],
+            "delta_pp": 100 * (gained - lost) / images, "p_value": fsel.exact_mcnemar(gained, lost),
+            "alpha": fsel.ALPHA}
 
 
 def axis_tables(grid: Grid, sel: fsel.Selection) -> list[dict]:

@@ -216,6 +216,7 @@ def fit(cfg: TrialConfig, split: Split, seed: int, device: torch.device,
     history, status, error, scores = [], "ok", None, None
     bf16 = training_precision(cfg, device) == "bf16"
     curve = min(cfg.curve_images or len(split.val_y), len(split.val_y))
+    previous = None   # the epoch before's per-image correctness on the curve's images: for a paired test
     for epoch in range(1, cfg.epochs + 1):
         try:
             stats = train(net, split.train_x, split.train_y, optimizer, scheduler, criterion, cfg, generator,
@@ -233,6 +234,10 @@ def fit(cfg: TrialConfig, split: Split, seed: int, device: torch.device,
             row.update(val_acc=scores.accuracy, val_loss=scores.loss, val_images=n)
             if n > curve:  # the last epoch on the curve's images too, so the curve compares like with like
                 row["curve_acc"] = int(scores.correct[:curve].sum()) / curve
+            now = scores.correct[:curve].bool()
+            if previous is not None:   # [right only now, right only the epoch before], same images
+                row["curve_discordant"] = [int((now & ~previous).sum()), int((previous & ~now).sum())]
+            previous = now
             row["val_s"] = time.perf_counter() - val_start
         history.append(row)
         if on_epoch:

@@ -21,7 +21,7 @@ from ..figures import colour_scale, display_image, overlay, plain
 TITLE = "Class activation maps (CAM)"
 TOC = [("cam-3a", "3a. (1 x c x h x w) to (hw x c)"), ("cam-3b", "3b. FC layer per position: (hw x 365)"),
        ("cam-3c", "3c. CAMs of the top-5 classes, explained"),
-       ("cam-3d", "3d. Every scene: is CAM effective?")]
+       ("cam-3d", "3d. Other scenes: is CAM effective?")]
 CONTRIBUTORS = 3   # units listed per class
 
 
@@ -75,6 +75,7 @@ def run(ctx: RunContext) -> SectionResult:
         "measured_scenes": [s["image"] for s in scenes_json if "faithfulness" in s["cam"]],
         "top_k": k,
         "skipped": scene_set.skipped,
+        "duplicates": scene_set.duplicates,
         "scenes": scenes_json,
     }
     return SectionResult(data, figs, cached=cached_all, seconds=time.perf_counter() - start)

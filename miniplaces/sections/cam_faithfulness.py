@@ -118,8 +118,12 @@ def _entry(value: dict, top1: dict) -> dict:
             j = ff.judge(c, baseline, centre)
             row.update(effective=j.effective, beats_centre=j.beats_centre)
         methods[name] = row
+    cam_curve = curves["CAM"]
     return {"class": top1, "fractions": next(iter(curves.values())).fractions, "methods": methods,
             "random": baseline, "effective": methods["CAM"]["effective"],
+            # all blurred: where P hardly moves, every curve is flat and the test cannot decide
+            "decidable": ff.decidable(cam_curve),
+            "prob_original": cam_curve.deletion[0], "prob_all_blurred": cam_curve.deletion[-1],
             "beats_centre": methods["CAM"]["beats_centre"], "seconds": value["seconds"],
             "cpu_seconds": value["cpu_seconds"]}
 

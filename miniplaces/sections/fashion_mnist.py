@@ -110,7 +110,8 @@ def run(ctx: RunContext) -> SectionResult:
         "grid": {"source": _shown_path(grid.source), "description": grid.description, "repeats": grid.repeats,
                  **summary.grid,
                  "executor": cfg.executor, "threads": envs[0].threads, "workers": envs[0].workers,
-                 "final_threads": envs[-1].threads, "device": device},
+                 "final_threads": envs[-1].threads, "device": device,
+                 "base_shown": base_settings(summary.grid["base"], summary.baseline["precision"])},
         "baseline": summary.baseline,
         "trials": trials,
         "axes": axes,
@@ -196,7 +197,7 @@ def _figures(ctx: RunContext, sel: fsel.Selection, baseline: dict, axes: list[di
     grouped = sel.grid.results
     title = f"Baseline ({baseline['config']['epochs']} epochs): loss and accuracy per epoch"
     figs = {"fm_baseline_curves": _figure(ctx, "fm_baseline_curves", _draw_history, baseline["history"],
-                                          title)}
+                                          title, None, baseline["config"]["augment"])}
     for axis in axes:
         figs[axis["figure"]] = _figure(ctx, axis["figure"], _draw_axis, axis, _histories(axis, grouped))
     if finalists:
@@ -205,7 +206,7 @@ def _figures(ctx: RunContext, sel: fsel.Selection, baseline: dict, axes: list[di
     title = (f"Final model on {final['train_images']} images; test accuracy "
              f"{100 * final['test_acc']:.2f} % (scored once)")
     figs["fm_final_curves"] = _figure(ctx, "fm_final_curves", _draw_history, final["history"], title,
-                                      final["test_acc"])
+                                      final["test_acc"], final["config"]["augment"])
     return figs
 
 
@@ -311,6 +312,14 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
         text = (f"{top['variant']} raises validation accuracy from {_pct(base['mean'])} to "
                 f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; {_evidence(top['test'], info)})")
         text += f", while {_names(clauses)}" if clauses else ""
+    elif worse:   # a significant loss is the finding: said first, never folded into "no variant beats"
+        family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
+        names, s = subject(worse[::-1])
+        text = (f"{names} lower{s} validation accuracy from {_pct(base['mean'])} to {accs(worse[::-1])} "
+                f"beyond chance (a paired test on the same {_count(info['images'])} images{family}), and no "
+                "variant raises it")
+        rest = [c for c in clauses if not c.startswith(names + " lower")]
+        text += f"; {_names(rest)}" if rest else ""
     elif info["k"]:
         family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
         text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond chance (a paired test on the "
@@ -435,13 +444,28 @@ def _val_curve(history: list[dict]) -> tuple[list[float], str]:
                     else "validation")
 
 
-def _draw_history(history: list[dict], title: str, test_acc: float | None = None):
+def base_settings(base: dict[str, Any], trained_precision: str) -> list[str]:
+    """The baseline's settings as 'key=value', the precision with what it really trained in where the
+    machine could not do what the config asked (bf16 without native support trains in fp32)."""
+    shown = [f"{key}={value}" for key, value in base.items()]
+    if base.get("precision", trained_precision) != trained_precision:
+        at = list(base).index("precision")
+        shown[at] += f" (trained in {trained_precision}: this machine has no native {base['precision']})"
+    return shown
+
+
+def train_label(augment: str) -> str:
+    """The training series' legend: 'augmented batches' only for a model trained with augmentation."""
+    return "train" if augment == "none" else f"train (augmented batches: {augment})"
+
+
+def _draw_history(history: list[dict], title: str, test_acc: float | None = None, augment: str = "none"):
     fig, (ax_loss, ax_acc) = figures.plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [r["epoch"] for r in history]
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (with label smoothing)")
     if history and "val_loss" in history[0]:
         ax_loss.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
-    ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label="train (augmented batches)")
+    ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label=train_label(augment))
     if history and "val_acc" in history[0]:
         points, label = _val_curve(history)
         ax_acc.plot(epochs, points, "s-", label=label)

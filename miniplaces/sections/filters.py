@@ -74,6 +74,11 @@ def _layer_json(grid: analysis.FilterGrid, fig_id: str) -> dict:
                               "layer_median_p95": colour.layer_median_p95},
             "colour_filters": colour.colour_filters,
             "grey_filters": colour.grey_filters,
+            # by chance each filter lands beyond a percentile with probability 5 %: the count's binomial tail
+            "count_test": {"method": f"binomial: P(at least the count of {len(colour.fraction)} filters "
+                                     f"beyond a percentile), each with chance {analysis.TAIL:g}",
+                           "expected": analysis.TAIL * len(colour.fraction), "alpha": analysis.SIGNIFICANCE,
+                           "colour_p": colour.colour_p, "grey_p": colour.grey_p},
         })
     else:
         out["slice_filters"] = [int(f) for f in grid.slice_filters]

@@ -62,12 +62,13 @@ def run(ctx: RunContext) -> SectionResult:
     dissection_seconds = time.perf_counter() - t
     _save_dissection(ctx.out / DISSECTION_FILE, scene_set.scenes, maps, masks, dissection.thresholds)
 
+    named = _named_units(dissection.overall)
     figs, scenes_json, sweep_ms = {}, [], []
     for scene in scene_set.scenes:
         t = time.perf_counter()
         fm = maps[scene.name]
         entry, scene_figs, ms = _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, places.labels,
-                                       places.demo)
+                                       places.demo, named)
         figs.update(scene_figs)
         scenes_json.append(entry)
         sweep_ms.append(ms)
@@ -101,8 +102,8 @@ def run(ctx: RunContext) -> SectionResult:
             "images": len(maps),
             "annotated_images": len(masks),
             "positions_per_unit": int(len(maps) * np.prod(example.maps.shape[1:])),
-            "overall": {concept: {"images": r.images, **_concept_json(r, n_top)}
-                        for concept, r in dissection.overall.items()},
+            "overall": _overall_json(dissection.overall, n_top),
+            "correction": _correction_json(dissection.overall, c),
         },
         "unit300": PROBLEM_SET_UNIT if PROBLEM_SET_UNIT < c else None,
         "units": c,
@@ -110,6 +111,7 @@ def run(ctx: RunContext) -> SectionResult:
         "sweep_limit": limit,
         "zeroed": ZEROED,
         "skipped": scene_set.skipped,
+        "duplicates": scene_set.duplicates,
         "timing": {
             "per_image_seconds": {k: round(v, 4) for k, v in per_image_seconds.items()},
             "mean_per_image_seconds": float(np.mean(list(per_image_seconds.values()))),
@@ -125,6 +127,38 @@ def run(ctx: RunContext) -> SectionResult:
 def _describe(chopped) -> list[str]:
     return [f"{i}: {type(m).__name__}" + (f" ({len(m)} blocks)" if hasattr(m, "__len__") else "")
             for i, m in enumerate(chopped)]
+
+
+def _named_units(overall: dict[str, concept_units.ConceptRanking]) -> dict[str, list[int]]:
+    """The units 2b's answer names per concept (the set's best unit, then the corrected detectors): the
+    figures draw these first, so every unit the text names has its map in the body."""
+    found = concept_units.corrected_detectors(overall)
+    return {c: list(dict.fromkeys([int(r.order[0]), *(u for u, _ in found[c])])) for c, r in overall.items()}
+
+
+def _overall_json(overall: dict[str, concept_units.ConceptRanking], n: int) -> dict:
+    """2b over the whole set: per concept as ``_concept_json``, plus the best unit's p-value and the
+    detectors that survive the correction for every unit and every concept tested."""
+    found = concept_units.corrected_detectors(overall)
+    tested = sum(1 for r in overall.values() if r.null_draws)
+    out = {}
+    for concept, r in overall.items():
+        p = r.p_value(int(r.order[0]))
+        out[concept] = {"images": r.images, **_concept_json(r, n), "best_p": p,
+                        "best_p_corrected": None if p is None else min(1.0, p * tested),
+                        "smallest_p": r.smallest_p,
+                        "corrected_detectors": [{"unit": u, "p_corrected": q} for u, q in found[concept]]}
+    return out
+
+
+def _correction_json(overall: dict[str, concept_units.ConceptRanking], units: int) -> dict:
+    tested = sum(1 for r in overall.values() if r.null_draws)
+    alpha = 1 - concept_units.NULL_LEVEL
+    return {"method": f"p-value of a unit: the share of null draws (moved masks) in which the best of all "
+                      f"{units} units reaches its IoU, so every unit is accounted for; then Bonferroni over "
+                      f"the {tested} concepts tested: a detector needs p < {alpha:g} / {tested}",
+            "units": units, "concepts_tested": tested, "alpha": alpha,
+            "bar": alpha / tested if tested else None}
 
 
 def _concept_json(ranking: concept_units.ConceptRanking, n: int) -> dict:
@@ -152,7 +186,7 @@ def _save_dissection(path, scenes, maps, masks, thresholds) -> None:
     atomic.write_with(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
-def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo):
+def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo, named):
     """Everything Problem 2 says about one scene: (results entry, figures, sweep milliseconds)."""
     pooled = fm.pooled
     c = fm.maps.shape[0]
@@ -170,6 +204,10 @@ def _scene(ctx, scene, fm, dissection, weight, bias, n_top, limit, labels, demo)
         "unit300": ({"iou": float(r.iou[PROBLEM_SET_UNIT]), "rank": r.rank_of(PROBLEM_SET_UNIT),
                      "above_null": r.above_null(PROBLEM_SET_UNIT)} if PROBLEM_SET_UNIT < c else None),
     } for concept, r in rankings.items()]
+    # the figure's units per concept: those 2b names for the whole set first, then this image's best
+    entry["figure_units"] = {concept: list(dict.fromkeys(
+        [*named.get(concept, []), *(s.unit for s in r.top(SHOWN_UNITS) if s.iou > 0)]))[:SHOWN_UNITS]
+        for concept, r in rankings.items()}
     entry["most_active"] = [{"unit": u, "mean": m} for u, m in concept_units.most_active(fm.maps, n_top)]
     if PROBLEM_SET_UNIT < c:
         m = fm.maps[PROBLEM_SET_UNIT]
@@ -245,6 +283,7 @@ def _unit_panel(ax, rgb, unit_map, threshold, mask, title):
 
 
 def _draw_concepts(scene, maps, thresholds, rankings, entry):
+    """Per concept, the units of ``entry["figure_units"]``, titled with this image's IoU."""
     rgb = display_image(scene.image)
     size = rgb.shape[:2]
     masks = scene.masks(size) if rankings else {}
@@ -252,9 +291,8 @@ def _draw_concepts(scene, maps, thresholds, rankings, entry):
     for concept, r in rankings.items():
         level = f"\nchance IoU {r.null_level:.3f}" if r.null_level is not None else ""
         rows.append((f"{plain(concept, 24)} (mask){level}", masks[concept],
-                     [(s.unit, masks[concept], f"unit {s.unit}\nIoU {s.iou:.3f}"
-                       + (" > null" if r.above_null(s.unit) else "")) for s in r.top(SHOWN_UNITS)
-                      if s.iou > 0]))
+                     [(u, masks[concept], f"unit {u}\nIoU {r.iou[u]:.3f}")
+                      for u in entry["figure_units"][concept]]))
     if not rankings:
         rows.append(("no masks: most active", None,
                      [(d["unit"], None, f"unit {d['unit']}\nmean {d['mean']:.2f}")
