@@ -86,7 +86,8 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     p.add_argument("--submission", metavar="NAME",
                    help="also write OUT/NAME.zip with report.html, report.pdf and the model file")
     p.add_argument("--allow-demo-submission", action="store_true",
-                   help="let --submission pack a report made with demo weights")
+                   help="let --submission pack a report made with demo or untrained weights, or with the "
+                        "quick (smoke-test) preset")
     p.add_argument("--gate", action="append", default=[], metavar="NAME[=VALUE]",
                    help="fail the finished run with exit code 3 unless it holds (repeatable): "
                         + "; ".join(f"{name}: {what}" for name, what in gates.GATES.items()))
@@ -124,6 +125,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
             p.error("--submission needs report.pdf: drop --no-pdf")
         if not a.notebook:
             p.error("--submission needs the notebook the problem set asks for: drop --no-notebook")
+        if a.preset == "quick" and not a.allow_demo_submission:
+            p.error("--submission refuses the quick preset: it is a smoke test whose model is below the "
+                    "problem set's 90 %; use --preset standard, or --allow-demo-submission if you mean it")
     return RunConfig(out=a.out, preset=a.preset, sections=sections, weights=a.weights,
                      categories=a.categories, notebook=a.notebook,
                      arch=a.arch, images=tuple(a.images), replace_images=a.replace_images,
@@ -224,6 +228,7 @@ def write_notebook(config: RunConfig, results: dict, out: Path, ctx) -> Exceptio
     from miniplaces import notebook
 
     t = time.perf_counter()
+    log.info("== Notebook (%s, its cells run in a Jupyter kernel)", notebook.FILE)
     scenes = ctx.scenes().scenes if {"units", "cam"} & set(config.sections) else []
     try:
         results["notebook"] = notebook.write(results, out, scenes, ctx.cache)

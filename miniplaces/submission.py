@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 from . import atomic
+from .checkpoint import untrained
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,10 @@ def check_allowed(demo: bool, allow_demo: bool) -> None:
 def write_submission(out: Path, name: str, results: dict, allow_demo: bool) -> Path:
     """Write OUT/NAME.zip with the files at the zip's root and log what was packed."""
     stem = check_name(name)
-    model = results.get("model")
-    check_allowed(bool(model and model.get("demo")), allow_demo)
+    if not allow_demo and untrained(results.get("model")):
+        raise UserError("--submission refuses a report whose Places365 weights behave as untrained "
+                        "(model.weights_check in results.json); the report is written, but pass a trained "
+                        "checkpoint, or --allow-demo-submission if you really mean it")
     final = (results.get("fashion_mnist") or {}).get("final") or {}
     if not final.get("model_file"):
         raise UserError("--submission needs the Problem 4 model file: do not --skip fashion_mnist")

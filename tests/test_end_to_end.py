@@ -140,11 +140,12 @@ def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, 
     import zipfile
 
     common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
-    refused = run_here("--preset", "quick", "--offline", "--submission", "jdoe", "--out",
-                       str(tmp_path / "refused"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
-                       notebook=True)
-    assert refused.returncode == 2 and "DEMO" in refused.stderr and "Traceback" not in refused.stderr
-    assert not (tmp_path / "refused" / "results.json").exists()  # refused before any work
+    for preset, words in (("quick", "quick preset"), ("standard", "DEMO")):   # the smoke test, demo weights
+        refused = run_here("--preset", preset, "--offline", "--submission", "jdoe", "--out",
+                           str(tmp_path / "refused"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
+                           notebook=True)
+        assert refused.returncode == 2 and words in refused.stderr and "Traceback" not in refused.stderr
+        assert not (tmp_path / "refused" / "results.json").exists()  # refused before any work
     out = tmp_path / "packed"
     packed = run_here("--preset", "quick", "--offline", "--submission", "jdoe", "--allow-demo-submission",
                       "--out", str(out), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,

@@ -15,6 +15,8 @@ from pathlib import Path
 import nbformat
 
 from .. import answers as answer_text
+from ..answers import capital
+from ..checkpoint import untrained_warning
 from .source import Program
 
 CELLS = "miniplaces.notebook.cells"
@@ -36,113 +38,129 @@ class Question:
 class Problem:
     number: int
     title: str
-    section: str                      # the report section that answers it
-    setup: str                        # the cell that loads the problem's inputs
-    setup_defines: tuple[str, ...]
+    section: str                              # the report section that answers it
     questions: tuple[Question, ...]
+    setup: str = ""                           # the cell that loads the problem's inputs
+    setup_defines: tuple[str, ...] = ()
 
 
 OUTLINE: tuple[Problem, ...] = (
-    Problem(1, "Filter Visualization", "filters",
-            "model = load_places_model(WEIGHTS, ARCH, DEMO_SEED).to(DEVICE)\n"
-            "labels = load_categories(CATEGORIES)\n"
-            "images = {Path(p).stem: load_image(p) for p in IMAGES}\n"
-            "focus = images[FOCUS_IMAGE] if FOCUS_IMAGE in images else None\n"
-            "print(f'{ARCH}: {\"untrained (demo)\" if WEIGHTS is None else WEIGHTS}; {len(images)} scenes')",
-            (f"{CELLS}.load_places_model", f"{CELLS}.load_categories", f"{CELLS}.load_image"), (
+    Problem(1, "Filter Visualization", "filters", setup="""\
+model = load_places_model(WEIGHTS, ARCH, DEMO_SEED).to(DEVICE)
+labels = load_categories(CATEGORIES)
+images = {Path(p).stem: load_image(p) for p in IMAGES}
+focus = images[FOCUS_IMAGE] if FOCUS_IMAGE in images else None
+print(f'{ARCH}: {"untrained (demo)" if WEIGHTS is None else WEIGHTS}; {len(images)} scenes')
+""", setup_defines=(f"{CELLS}.load_places_model", f"{CELLS}.load_categories", f"{CELLS}.load_image"),
+            questions=(
         Question("1a", "Implement normalize_tensor to normalize the input kernel for better visualization in "
-                       "the visualize_filters function.", (f"{FILTERS}.normalize_tensor",),
-                 "print(normalize_tensor(model.conv1.weight).aminmax())"),
+                       "the visualize_filters function.", (f"{FILTERS}.normalize_tensor",), """\
+print(normalize_tensor(model.conv1.weight).aminmax())
+"""),
         Question("1b", "Visualize filters for another convolutional layer in ResNet.",
-                 (f"{CELLS}.visualize_filters",),
-                 "for layer in FILTER_LAYERS:\n    visualize_filters(model, layer)"),
+                 (f"{CELLS}.visualize_filters",), """\
+for layer in FILTER_LAYERS:
+    visualize_filters(model, layer)
+"""),
     )),
-    Problem(2, "Internal Activation Visualization", "units", "", (), (
+    Problem(2, "Internal Activation Visualization", "units", questions=(
         Question("2a", "Create a version of the ResNet model without the last two layers to expose the last "
                        "convolutional layers in generate_featuremap_unit function.",
-                 (f"{FMAPS}.chop", f"{CELLS}.generate_featuremap_unit", f"{CELLS}.show_maps"),
-                 "print(chop(model)(preprocess(focus, IMAGE_SIZE).to(DEVICE)).shape)\n"
-                 "show_maps(focus, {'unit 300': generate_featuremap_unit(model, focus, 300, IMAGE_SIZE)})"),
+                 (f"{FMAPS}.chop", f"{CELLS}.generate_featuremap_unit", f"{CELLS}.show_maps"), """\
+print(chop(model)(preprocess(focus, IMAGE_SIZE).to(DEVICE)).shape)
+show_maps(focus, {'unit 300': generate_featuremap_unit(model, focus, 300, IMAGE_SIZE)})
+"""),
         Question("2b", "As you can see, the unit 300 activates the mountain part of the image. Find other "
-                       "units that detect 1) sky and 2) building in the image.", (),
-                 "for concept, found in RECORDED['units'].items():\n"
-                 "    print(concept, found)\n"
-                 "    show_maps(focus, {f'{concept}: unit {u[\"unit\"]}': "
-                 "generate_featuremap_unit(model, focus, u['unit'], IMAGE_SIZE) for u in found[:3]})"),
-        Question("2c", "Deactivate the top-5 units with the largest FC weights for the top-1 category, compare "
-                       "the original and new top-5 predictions, and show the feature maps of those units.",
-                 (f"{CELLS}.ablate_and_compare",),
-                 "pooled_maps, fc_weight, fc_bias = ablate_and_compare(model, focus, labels, IMAGE_SIZE)"),
+                       "units that detect 1) sky and 2) building in the image.",
+                 (f"{CELLS}.print_table",), """\
+for concept, found in RECORDED['units'].items():
+    print_table(found, f'{concept}: the units with the highest IoU over the annotated scenes '
+                       '(recorded by the report run); their maps on the focus scene:')
+    show_maps(focus, {f'{concept}: unit {u["unit"]}':
+                      generate_featuremap_unit(model, focus, u['unit'], IMAGE_SIZE) for u in found[:3]})
+"""),
+        Question("2c", "Deactivate the top-5 units with the largest FC weights for the top-1 category, "
+                       "compare the original and new top-5 predictions, and show the feature maps of those units.",
+                 (f"{CELLS}.ablate_and_compare",), """\
+pooled_maps, fc_weight, fc_bias = ablate_and_compare(model, focus, labels, IMAGE_SIZE)
+"""),
         Question("2d", "Try to deactivate fewer units. Report the lowest number of dropped units required to "
-                       "change the top prediction class.", (f"{ABLATION}.exact_minimum",),
-                 "fewest = exact_minimum(pooled_maps.pooled, fc_weight, fc_bias)\n"
-                 "print(f'fewest units: {fewest.k} {[int(u) for u in fewest.units]}; top-1 '\n"
-                 "      f'{labels[fewest.cls]} -> {labels[fewest.new_top1] if fewest.k else None}')\n"
-                 "if fewest.k:\n"
-                 "    show_maps(focus, {f'unit {int(u)}': pooled_maps.maps[u] for u in fewest.units[:6]})"),
+                       "change the top prediction class.", (f"{ABLATION}.exact_minimum",), """\
+fewest = exact_minimum(pooled_maps.pooled, fc_weight, fc_bias)
+print(f'fewest units: {fewest.k} {[int(u) for u in fewest.units]}; top-1 '
+      f'{labels[fewest.cls]} -> {labels[fewest.new_top1] if fewest.k else None}')
+if fewest.k:
+    show_maps(focus, {f'unit {int(u)}': pooled_maps.maps[u] for u in fewest.units[:6]})
+"""),
     )),
-    Problem(3, "Class Activation Map (CAM)", "cam", "", (), (
+    Problem(3, "Class Activation Map (CAM)", "cam", questions=(
         Question("3a", "Convert the chopped ResNet's (1 x 2048 x 8 x 8) output to a tensor of size (hw x c).",
-                 (f"{CAM}.reshape_hw_c", f"{CELLS}.hw_by_c"),
-                 "maps, hw_c = hw_by_c(model, focus, IMAGE_SIZE)\nprint(tuple(maps.shape), '->', "
-                 "tuple(hw_c.shape))"),
+                 (f"{CAM}.reshape_hw_c", f"{CELLS}.hw_by_c"), """\
+maps, hw_c = hw_by_c(model, focus, IMAGE_SIZE)
+print(tuple(maps.shape), '->', tuple(hw_c.shape))
+"""),
         Question("3b", "Feed the new tensor from (a) to the fully connected layer of ResNet. You will get an "
-                       "output of size (hw x 365).", (f"{CAM}.fc_per_position",),
-                 "per_position = fc_per_position(maps, model.fc)\nprint(tuple(per_position.shape))"),
-        Question("3c", "Show the feature maps (combined with the input image) of the top 5 predicted categories "
-                       "and explain the relationship between the feature activation and the category.",
-                 (f"{CELLS}.show_cams",),
-                 "probs = per_position.mean(0).softmax(0).cpu().numpy()\n"
-                 "top5 = [int(c) for c in probs.argsort()[::-1][:5]]\n"
-                 "show_cams(focus, maps, model.fc.weight.detach().cpu().numpy(), top5, labels, probs, "
-                 "IMAGE_SIZE)"),
+                       "output of size (hw x 365).", (f"{CAM}.fc_per_position",), """\
+per_position = fc_per_position(maps, model.fc)
+print(tuple(per_position.shape))
+"""),
+        Question("3c", "Show the feature maps (combined with the input image) of the top 5 predicted "
+                       "categories and explain the relationship between the feature activation and the category.",
+                 (f"{CELLS}.show_cams",), """\
+probs = per_position.mean(0).softmax(0).cpu().numpy()   # the FC is linear: the mean of (b) is the logits
+top5 = [int(c) for c in probs.argsort()[::-1][:5]]
+show_cams(focus, maps, model.fc.weight.detach().cpu().numpy(), top5, labels, probs, IMAGE_SIZE)
+"""),
         Question("3d", "Try running this visualization method on another image of a scene. Is the "
                        "visualization still effective for your image? Explain why or why not.",
-                 (f"{CELLS}.top1_cam",),
-                 "for name, image in images.items():\n"
-                 "    top = top1_cam(model, image, labels, IMAGE_SIZE)\n"
-                 "    show_maps(image, {f\"{name}: {top['label']} ({top['prob']:.1%})\": top['cam']}, "
-                 "IMAGE_SIZE)\n"
-                 "for row in RECORDED['faithfulness']:\n    print(row)"),
+                 (f"{CELLS}.top1_cam", f"{CELLS}.print_table"), """\
+for name, image in images.items():
+    top = top1_cam(model, image, labels, IMAGE_SIZE)
+    show_maps(image, {f"{name}: {top['label']} ({top['prob']:.1%})": top['cam']}, IMAGE_SIZE)
+print_table(RECORDED['faithfulness'], "Deletion and insertion areas of each map on its scene's top-1 class "
+            "(recorded by the report run; the report's 3d explains the test)")
+"""),
     )),
-    Problem(4, "Network Training", "fashion_mnist",
-            "data = load(Path(FASHION_MNIST_DIR))\n"
-            "print(f'{len(data.train_y)} training and {len(data.test_y)} test images from {FASHION_MNIST_DIR}')",
-            (f"{FASHION}.data.load", f"{FASHION}.data.CLASSES"), (
+    Problem(4, "Network Training", "fashion_mnist", setup="""\
+data = load(Path(FASHION_MNIST_DIR))
+print(f'{len(data.train_y)} training and {len(data.test_y)} test images from {FASHION_MNIST_DIR}')
+""", setup_defines=(f"{FASHION}.data.load", f"{FASHION}.data.CLASSES"), questions=(
         Question("4a", "Complete the function train that trains a network for 1 epoch.",
                  (f"{FASHION}.model.SmallCNN", f"{FASHION}.train.train")),
-        Question("4b", "Implement the get_prediction function, which returns the index of the predicted class "
-                       "given an image and a network, and the accuracy computation in evaluate.",
+        Question("4b", "Implement the get_prediction function, which returns the index of the predicted "
+                       "class given an image and a network, and the accuracy computation in evaluate.",
                  (f"{FASHION}.train.get_prediction", f"{FASHION}.train.evaluate")),
         Question("4c", "Instantiate an optimizer to update the weights of the network during training. Run "
                        "training and validation for 10 epochs and report your final validation accuracy.",
-                 (f"{FASHION}.train.make_optimizer", f"{FASHION}.train.TrialConfig", f"{FASHION}.train.fit", f"{FASHION}.data.split",
-                  f"{CELLS}.plot_curves"),
-                 "curves = {label: ([r['epoch'] for r in rows], [r[key] for r in rows])\n"
-                 "          for label, (rows, key) in RECORDED['curves'].items()}\n"
-                 "if RETRAIN:  # the final configuration, trained here with the code above\n"
-                 "    config = TrialConfig().updated(RECORDED['final']['config'])\n"
-                 "    result = fit(config, split(data, RECORDED['val_images'], full_train=True),\n"
-                 "                 RECORDED['final']['seed'], torch.device(DEVICE), keep_model=True)\n"
-                 "    retrained = result['net'].eval()\n"
-                 "    rows = result['history']\n"
-                 "    curves['retrained here: training accuracy (all 60 000 images)'] = (\n"
-                 "        [r['epoch'] for r in rows], [r['train_acc'] for r in rows])\n"
-                 "plot_curves(curves, 'Problem 4c: accuracy by epoch (recorded by the report run'\n"
-                 "            + (', and retrained here)' if RETRAIN else ')'))"),
+                 (f"{FASHION}.train.make_optimizer", f"{FASHION}.train.TrialConfig", f"{FASHION}.train.fit",
+                  f"{FASHION}.data.split", f"{CELLS}.plot_curves"), """\
+curves = {label: (c['epoch'], c['accuracy']) for label, c in RECORDED['curves'].items()}
+if RETRAIN:  # the final configuration, trained here with the code above
+    config = TrialConfig().updated(RECORDED['final']['config'])
+    result = fit(config, split(data, RECORDED['val_images'], full_train=True),
+                 RECORDED['final']['seed'], torch.device(DEVICE), keep_model=True)
+    retrained = result['net'].eval()
+    rows = result['history']
+    curves['retrained here: training accuracy (all 60 000 images)'] = (
+        [r['epoch'] for r in rows], [r['train_acc'] for r in rows])
+plot_curves(curves, 'Problem 4c: accuracy by epoch (recorded by the report run'
+            + (', and retrained here)' if RETRAIN else ')'))
+"""),
         Question("4d", "Experiment with data augmentation, weight initialization, the number of layers or "
                        "features, the type of optimizer, the learning rate and/or schedule, and regularization.",
-                 (f"{CELLS}.plot_grid",),
-                 "for row in RECORDED['grid']:\n    print(row)\n"
-                 "plot_grid(RECORDED['grid'], RECORDED['baseline_val_acc'],\n"
-                 "          'Problem 4d: every grid variant, validation accuracy (recorded by the report run)')"),
+                 (f"{CELLS}.plot_grid", f"{CELLS}.print_table"), """\
+print_table(RECORDED['grid'], 'Every variant against the baseline (recorded by the report run)')
+plot_grid(RECORDED['grid'], RECORDED['baseline_val_acc'],
+          'Problem 4d: every grid variant, validation accuracy (recorded by the report run)')
+"""),
         Question("final", "Save your model. You will receive credit if your model attains > 90% accuracy.",
-                 (f"{FASHION}.model.load_model",),
-                 "net = retrained if RETRAIN else load_model(MODEL_FILE, DEVICE)\n"
-                 "test = evaluate(net, data.test_x, data.test_y)\n"
-                 "print(f'test accuracy: {test.accuracy:.2%} ({int(test.correct.sum())} of {len(data.test_y)}); '\n"
-                 "      f\"recorded by the report run: {RECORDED['final']['test_acc']:.2%}\")\n"
-                 "print('first test images:', [CLASSES[get_prediction(x, net)] for x in data.test_x[:5]])"),
+                 (f"{FASHION}.model.load_model",), """\
+net = retrained if RETRAIN else load_model(MODEL_FILE, DEVICE)
+test = evaluate(net, data.test_x, data.test_y)
+print(f'test accuracy: {test.accuracy:.2%} ({int(test.correct.sum())} of {len(data.test_y)}); '
+      f"recorded by the report run: {RECORDED['final']['test_acc']:.2%}")
+print('first test images:', [CLASSES[get_prediction(x, net)] for x in data.test_x[:5]])
+"""),
     )),
 )
 
@@ -183,30 +201,40 @@ def recorded(results: dict) -> dict:
     if units:
         overall = units["dissection"]["overall"]
         data["units"] = {c: [{"unit": t["unit"], "iou": round(t["iou"], 4),
-                              "beyond_chance": t.get("above_null")} for t in overall[c]["top"][:5]]
+                              "detector (corrected test)": t["unit"] in detectors(overall[c])}
+                             for t in overall[c]["top"][:5]]
                          for c in ("sky", "building", "mountain") if c in overall}
     data["faithfulness"] = [
-        {"scene": s["image"], "class": s["cam"]["faithfulness"]["class"]["label"],
-         **{m: {"deletion_auc": round(v["deletion_auc"], 4), "insertion_auc": round(v["insertion_auc"], 4),
-                "effective": v.get("effective")}
-            for m, v in s["cam"]["faithfulness"]["methods"].items()}}
-        for s in results.get("scenes", []) if (s.get("cam") or {}).get("faithfulness")]
+        {"scene": s["image"], "class": s["cam"]["faithfulness"]["class"]["label"], "map": method,
+         "deletion_auc": round(v["deletion_auc"], 4), "insertion_auc": round(v["insertion_auc"], 4),
+         "effective": v.get("effective")}
+        for s in results.get("scenes", []) if (s.get("cam") or {}).get("faithfulness")
+        for method, v in s["cam"]["faithfulness"]["methods"].items()]
     fashion = results.get("fashion_mnist")
     if fashion:
         base, final = fashion["baseline"], fashion["final"]
-        curve = (f"baseline, validation accuracy ({base['train_images']} training images; each epoch's "
-                 f"validation images as the report's table B.1 says)")
-        data["curves"] = {curve: (base["history"], "val_acc"),
-                          f"final model, training accuracy ({final['train_images']} images)":
-                              (final["history"], "train_acc")}
+        sample = base["history"][0].get("val_images")    # the curve's images: the same every epoch
+        data["curves"] = {
+            f"baseline: validation accuracy on the same {sample} validation images each epoch": {
+                "epoch": [r["epoch"] for r in base["history"]],
+                "accuracy": [r.get("curve_acc", r["val_acc"]) for r in base["history"]]},
+            f"final model: training accuracy on its {final['train_images']} training images": {
+                "epoch": [r["epoch"] for r in final["history"]],
+                "accuracy": [r["train_acc"] for r in final["history"]]}}
         data["grid"] = [{"axis": a["axis"], "variant": r["variant"], "val_acc": r["mean"],
                          "delta_pp": round(r["delta_pp"], 2) if r.get("delta_pp") is not None else None,
-                         "p": (r.get("test") or {}).get("p")}
+                         "p": (r.get("test") or {}).get("p"),
+                         "also changes": json.dumps(r["coupled"]) if r.get("coupled") else None}
                         for a in fashion["axes"] for r in a["rows"] if r["variant"] != "baseline"]
         data["baseline_val_acc"] = base["val_acc"]
         data["val_images"] = fashion["data"]["val_images"]
         data["final"] = {"config": final["config"], "seed": final["seed"], "test_acc": final["test_acc"]}
     return data
+
+
+def detectors(concept: dict) -> set[int]:
+    """The units the report's test, corrected for every unit and concept, calls detectors."""
+    return {d["unit"] for d in concept.get("corrected_detectors", [])}
 
 
 def markdown_answer(question: Question, answer) -> str:
@@ -236,18 +264,21 @@ def build(results: dict, out: Path) -> tuple[nbformat.NotebookNode, dict]:
         if problem.number <= 3 and not places_loaded:
             setup, defines, places_loaded = OUTLINE[0].setup, OUTLINE[0].setup_defines, True
         if setup:
-            cells.append(code_cell(program.cell(*defines), setup, f"problem-{problem.number}"))
+            cells.append(code_cell(program.cell(*defines), setup.strip(), f"problem-{problem.number}"))
         for question in problem.questions:
             cells.append(v4.new_markdown_cell(markdown_answer(question, answers.get(question.key))))
-            cells.append(code_cell(program.cell(*question.defines), question.calls,
+            cells.append(code_cell(program.cell(*question.defines), question.calls.strip(),
                                    f"problem-{problem.number}", question.key))
     head = [v4.new_markdown_cell(title_cell(results)),
             code_cell("", parameters_source(params), "parameters"),
             code_cell("", "from __future__ import annotations\n\nimport json\nfrom pathlib import Path\n\n"
                           + program.import_cell()
-                          + "\n\n%matplotlib inline\nDEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'\n"
-                          + "RECORDED = json.loads(r'''" + json.dumps(recorded(results), indent=1) + "''')",
-                      "setup")]
+                          + "\n\n%matplotlib inline\nDEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'",
+                      "setup"),
+            v4.new_markdown_cell(f"The numbers this notebook shows but does not recompute, as recorded by the "
+                                 f"report run `{results['run']['run_id']}` (results.json)."),
+            code_cell("", "RECORDED = json.loads(r'''" + readable_json(recorded(results)) + "''')",
+                      "recorded")]
     notebook = v4.new_notebook(cells=head + cells)
     notebook.metadata.update({"kernelspec": {"name": "python3", "display_name": "Python 3",
                                              "language": "python"},
@@ -265,8 +296,24 @@ def parameters_source(params: dict) -> str:
     for name, value in params.items():
         note = PARAMETER_NOTES.get(name)
         lines += [f"# {note}"] if note else []
-        lines.append(f"{name} = {value!r}")
+        shown = "".join(f"\n    {v!r}," for v in value) + "\n" if isinstance(value, list) and value else ""
+        lines.append(f"{name} = [{shown}]" if isinstance(value, list) else f"{name} = {value!r}")
     return "\n".join(lines)
+
+
+def readable_json(data: dict) -> str:
+    """JSON with one line per entry of each top-level value: short enough to read in a cell."""
+    def block(value, indent: str) -> str:
+        if isinstance(value, dict) and value:
+            rows = [f"{indent} {json.dumps(k)}: {json.dumps(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and value:
+            rows = [f"{indent} {json.dumps(v)}" for v in value]
+        else:
+            return json.dumps(value)
+        brackets = "{}" if isinstance(value, dict) else "[]"
+        return brackets[0] + "\n" + ",\n".join(rows) + "\n" + indent + brackets[1]
+
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {block(v, ' ')}" for k, v in data.items()) + "\n}"
 
 
 def title_cell(results: dict) -> str:
@@ -279,8 +326,11 @@ def title_cell(results: dict) -> str:
              "training history and grid of 4c and 4d are the run's numbers, embedded as `RECORDED`.", "",
              "To re-run: set the paths in the parameters cell, then *Restart & Run All*, or "
              "`papermill report.ipynb out.ipynb -p WEIGHTS resnet50_places365.pth.tar`."]
-    if model.get("demo"):
-        lines += ["", "**Demo weights.** No Places365 checkpoint was available: Problems 1-3 ran on an "
-                      "untrained ResNet, so their figures and answers show the method, not what a trained "
-                      "network learned."]
+    if model:
+        label = (model.get("provenance") or {}).get("label", model.get("weights", ""))
+        lines += ["", f"Places365 weights: {label}."]
+    warning = untrained_warning(model)
+    if warning:
+        lines += ["", f"**Untrained weights.** {capital(warning)}: the Places figures below show the method, "
+                      "not what a trained network learned."]
     return "\n".join(lines)

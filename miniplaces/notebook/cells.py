@@ -132,6 +132,19 @@ def show_cams(image: Image.Image, maps: torch.Tensor, weight: np.ndarray, classe
     show_maps(image, {f"{labels[c]} ({probs[c]:.1%})": cam for c, cam in zip(classes, cams)}, size)
 
 
+def print_table(rows: list[dict], title: str) -> None:
+    """Recorded rows as an aligned text table, one column per key."""
+    def shown(value) -> str:
+        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    columns = list(rows[0]) if rows else []
+    widths = {c: max(len(c), *(len(shown(r.get(c))) for r in rows)) for c in columns}
+    print(title)
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(shown(row.get(c)).ljust(widths[c]) for c in columns))
+
+
 def plot_curves(curves: dict[str, tuple[list[int], list[float]]], title: str) -> None:
     """Accuracy by epoch, one line per label (each label says what it was measured on)."""
     fig, ax = plt.subplots(figsize=(6, 3.4))

@@ -9,7 +9,9 @@ Errors, a cell over its timeout and a kernel that dies each end the run with one
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -31,6 +33,10 @@ class _Hidden:
 
 sys.meta_path.insert(0, _Hidden())
 '''
+
+
+QUIET = logging.getLogger("miniplaces.kernel")   # nbclient's "Executing notebook with kernel" and the like
+QUIET.setLevel(logging.WARNING)
 
 
 class NotebookError(Exception):
@@ -60,9 +66,9 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, cell_timeout_s: int) -> 
         (spec / "kernel.json").write_text(json.dumps({
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "miniplaces", "language": "python"}))
+        specs = KernelSpecManager(kernel_dirs=[str(folder / "kernels")])
         manager = AsyncKernelManager(kernel_name="miniplaces", transport="ipc", ip=str(folder / "ipc"),
-                                kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(folder / "kernels")]),
-                                connection_file=str(folder / "connection.json"))
+                                     kernel_spec_manager=specs, connection_file=str(folder / "connection.json"))
         current = [0]      # the cell being run: the one that failed when the kernel dies
 
         def started(cell, cell_index: int) -> None:
@@ -70,20 +76,35 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, cell_timeout_s: int) -> 
 
         client = NotebookClient(notebook, km=manager, timeout=cell_timeout_s, allow_errors=False,
                                 startup_timeout=120, resources={"metadata": {"path": str(cwd)}},
-                                on_cell_start=started)
+                                on_cell_start=started, log=QUIET)
         try:
             client.execute(env=kernel_env(folder), cwd=str(cwd))
         except CellExecutionError as exc:
             raise NotebookError(f"cell {describe(notebook, current[0])} failed: {exc.ename}: "
                                 f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''}") from None
         except CellTimeoutError:
-            raise NotebookError(f"cell {describe(notebook, current[0])} ran longer than {cell_timeout_s} s") from None
+            raise NotebookError(f"cell {describe(notebook, current[0])} ran longer than "
+                                f"{cell_timeout_s} s") from None
         except DeadKernelError as exc:
             raise NotebookError(f"the kernel died while running cell {describe(notebook, current[0])} "
                                 f"({str(exc).splitlines()[0] if str(exc) else 'no reason given'})") from None
         except RuntimeError as exc:   # the kernel did not start
             raise NotebookError(f"the Jupyter kernel did not start ({str(exc).splitlines()[0]})") from None
+        finally:   # nbclient stops only kernels it started itself; Ctrl-C lands here too
+            stop(client, manager)
     return notebook
+
+
+def stop(client, manager) -> None:
+    """Close the client's channels and shut the kernel down, whatever state it is in."""
+    from jupyter_core.utils import run_sync
+
+    with contextlib.suppress(Exception):
+        if client.kc is not None:
+            client.kc.stop_channels()
+    with contextlib.suppress(Exception):
+        if manager.has_kernel:
+            run_sync(manager.shutdown_kernel)(now=True)
 
 
 def describe(notebook: nbformat.NotebookNode, index: int) -> str:

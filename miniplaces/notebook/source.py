@@ -167,5 +167,12 @@ class Program:
         self._emit(target, attr, parts, via)
 
     def import_cell(self) -> str:
-        return "\n".join(sorted(self.imports, key=lambda s: (not s.startswith("import "), s)))
+        """The imports the cells need: ``import x`` lines, then one ``from x import a, b`` per module."""
+        plain = sorted(s for s in self.imports if s.startswith("import "))
+        names: dict[str, list[str]] = {}
+        for statement in self.imports:
+            if statement.startswith("from "):
+                module, _, name = statement[len("from "):].partition(" import ")
+                names.setdefault(module, []).append(name)
+        return "\n".join(plain + [f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(names.items())])
 
