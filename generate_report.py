@@ -20,7 +20,7 @@ from miniplaces.checkpoint import untrained_warning
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
 from miniplaces.errors import RunFailure, UserError
 from miniplaces.memory import reuse_freed_memory
-from miniplaces.sections import BY_NAME, NAMES as SECTIONS
+from miniplaces.sections import BY_NAME, NAMES as SECTIONS, needing_places
 
 VERSION = "0.1.0"
 log = logging.getLogger("miniplaces")
@@ -170,7 +170,7 @@ def run(config: RunConfig) -> dict:
                 module.check(ctx)
         if config.focus_image:
             check_focus(config.focus_image, ctx.scenes().scenes)
-        places_sections = [s for s in config.sections if s != "fashion_mnist"]
+        places_sections = needing_places(config.sections)
         steps, model_json = [], None
         if places_sections:  # provision first: --strict must stop before any work
             t = time.perf_counter()

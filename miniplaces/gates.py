@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from .checkpoint import untrained
 from .compare import flagged
+from .sections import needing_places
 
 EXIT_CODE = 3
 PROBLEM_SET_ACCURACY = 0.90      # the problem set's bar for the saved FashionMNIST model
@@ -58,7 +59,7 @@ def parse(spec: str) -> Gate:
 def missing_requirement(gate: Gate, sections: tuple[str, ...], compare: bool) -> str | None:
     """Why ``gate`` could not be measured in this run, or None (a gate is never passed unmeasured)."""
     has = {"min-accuracy": "fashion_mnist" in sections, "unchanged": compare,
-           "no-demo": bool({"filters", "units", "cam"} & set(sections))}
+           "no-demo": bool(needing_places(sections))}
     if not has.get(gate.name, True):
         return f"--gate {gate.label} needs {NEEDS[gate.name]}"
     return None

@@ -17,6 +17,7 @@ import nbformat
 from .. import answers as answer_text
 from ..answers import capital
 from ..checkpoint import untrained_warning
+from ..sections import BY_NAME
 from .source import Program
 
 CELLS = "miniplaces.notebook.cells"
@@ -36,16 +37,19 @@ class Question:
 
 @dataclass(frozen=True)
 class Problem:
-    number: int
-    title: str
-    section: str                              # the report section that answers it
+    section: str                              # the report section that answers it (sections.REGISTRY)
+    title: str                                # the problem set's title
     questions: tuple[Question, ...]
     setup: str = ""                           # the cell that loads the problem's inputs
     setup_defines: tuple[str, ...] = ()
 
+    @property
+    def number(self) -> int:
+        return BY_NAME[self.section].problem
+
 
 OUTLINE: tuple[Problem, ...] = (
-    Problem(1, "Filter Visualization", "filters", setup="""\
+    Problem("filters", "Filter Visualization", setup="""\
 model = load_places_model(WEIGHTS, ARCH, DEMO_SEED).to(DEVICE)
 labels = load_categories(CATEGORIES)
 images = {Path(p).stem: load_image(p) for p in IMAGES}
@@ -63,7 +67,7 @@ for layer in FILTER_LAYERS:
     visualize_filters(model, layer)
 """),
     )),
-    Problem(2, "Internal Activation Visualization", "units", questions=(
+    Problem("units", "Internal Activation Visualization", questions=(
         Question("2a", "Create a version of the ResNet model without the last two layers to expose the last "
                        "convolutional layers in generate_featuremap_unit function.",
                  (f"{FMAPS}.chop", f"{CELLS}.generate_featuremap_unit", f"{CELLS}.show_maps"), """\
@@ -93,7 +97,7 @@ if fewest.k:
     show_maps(focus, {f'unit {int(u)}': pooled_maps.maps[u] for u in fewest.units[:6]})
 """),
     )),
-    Problem(3, "Class Activation Map (CAM)", "cam", questions=(
+    Problem("cam", "Class Activation Map (CAM)", questions=(
         Question("3a", "Convert the chopped ResNet's (1 x 2048 x 8 x 8) output to a tensor of size (hw x c).",
                  (f"{CAM}.reshape_hw_c", f"{CELLS}.hw_by_c"), """\
 maps, hw_c = hw_by_c(model, focus, IMAGE_SIZE)
@@ -121,7 +125,7 @@ print_table(RECORDED['faithfulness'], "Deletion and insertion areas of each map 
             "(recorded by the report run; the report's 3d explains the test)")
 """),
     )),
-    Problem(4, "Network Training", "fashion_mnist", setup="""\
+    Problem("fashion_mnist", "Network Training", setup="""\
 data = load(Path(FASHION_MNIST_DIR))
 print(f'{len(data.train_y)} training and {len(data.test_y)} test images from {FASHION_MNIST_DIR}')
 """, setup_defines=(f"{FASHION}.data.load", f"{FASHION}.data.CLASSES"), questions=(
@@ -261,7 +265,7 @@ def build(results: dict, out: Path) -> tuple[nbformat.NotebookNode, dict]:
             continue
         cells.append(v4.new_markdown_cell(f"# Problem {problem.number}: {problem.title}"))
         setup, defines = problem.setup, problem.setup_defines
-        if problem.number <= 3 and not places_loaded:
+        if BY_NAME[problem.section].places and not places_loaded:
             setup, defines, places_loaded = OUTLINE[0].setup, OUTLINE[0].setup_defines, True
         if setup:
             cells.append(code_cell(program.cell(*defines), setup.strip(), f"problem-{problem.number}"))
