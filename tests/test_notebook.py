@@ -179,3 +179,53 @@ def test_the_model_file_loads_with_weights_only_and_the_notebooks_own_class(quic
     net = namespace["SmallCNN"](namespace["ModelConfig"].from_dict(blob["config"]))
     net.load_state_dict(blob["state_dict"])
     assert type(net).__module__ != "analyses.fashion_mnist.model"
+
+
+INTERRUPTED = """\
+import sys
+from pathlib import Path
+
+import nbformat
+
+from miniplaces.notebook import kernel
+
+cell = "import os, time\\nprint(os.getpid(), flush=True)\\ntime.sleep(120)"
+try:
+    kernel.execute(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)]), Path(sys.argv[1]), 300)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_a_cell_runs_ends_as_interrupted_and_stops_the_kernel(tmp_path):
+    """The kernel runs in a session of its own, so the terminal's Ctrl-C reaches only us: we must stop it."""
+    import signal
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(INTERRUPTED)
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path)], start_new_session=True,
+                               cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    kernels = []
+    while not kernels and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        kernels = [p for p in Path("/proc").glob("[0-9]*") if _is_our_kernel(p, tmp_path)]
+    assert kernels, "the kernel did not start"
+    time.sleep(2)   # inside the sleeping cell
+    os.killpg(process.pid, signal.SIGINT)
+    start = time.monotonic()
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and time.monotonic() - start < 10, stderr[-2000:]
+    time.sleep(1)
+    assert not [p for p in kernels if p.exists()], "a kernel outlived the run"
+
+
+def _is_our_kernel(proc: Path, tmp_path: Path) -> bool:
+    try:
+        command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return "ipykernel_launcher" in command and Path(os.readlink(proc / "cwd")) == tmp_path
+    except OSError:
+        return False

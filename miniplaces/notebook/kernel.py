@@ -36,7 +36,7 @@ sys.meta_path.insert(0, _Hidden())
 
 
 QUIET = logging.getLogger("miniplaces.kernel")   # nbclient's "Executing notebook with kernel" and the like
-QUIET.setLevel(logging.WARNING)
+QUIET.setLevel(logging.CRITICAL)
 
 
 class NotebookError(Exception):
@@ -57,7 +57,6 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, cell_timeout_s: int) -> 
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     with tempfile.TemporaryDirectory(prefix="miniplaces-kernel-") as tmp:
         folder = Path(tmp)
@@ -77,22 +76,36 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, cell_timeout_s: int) -> 
         client = NotebookClient(notebook, km=manager, timeout=cell_timeout_s, allow_errors=False,
                                 startup_timeout=120, resources={"metadata": {"path": str(cwd)}},
                                 on_cell_start=started, log=QUIET)
+        log = folder / "kernel.log"      # the kernel's own output: not the user's terminal
         try:
-            client.execute(env=kernel_env(folder), cwd=str(cwd))
-        except CellExecutionError as exc:
-            raise NotebookError(f"cell {describe(notebook, current[0])} failed: {exc.ename}: "
-                                f"{str(exc.evalue).splitlines()[0] if exc.evalue else ''}") from None
-        except CellTimeoutError:
-            raise NotebookError(f"cell {describe(notebook, current[0])} ran longer than "
-                                f"{cell_timeout_s} s") from None
-        except DeadKernelError as exc:
-            raise NotebookError(f"the kernel died while running cell {describe(notebook, current[0])} "
-                                f"({str(exc).splitlines()[0] if str(exc) else 'no reason given'})") from None
-        except RuntimeError as exc:   # the kernel did not start
-            raise NotebookError(f"the Jupyter kernel did not start ({str(exc).splitlines()[0]})") from None
-        finally:   # nbclient stops only kernels it started itself; Ctrl-C lands here too
+            with open(log, "w") as output:
+                client.execute(env=kernel_env(folder), cwd=str(cwd), stdout=output, stderr=output)
+        except Exception as exc:  # noqa: BLE001 - each kind becomes one line below
+            # on Ctrl-C (or SIGTERM) nbclient's own handler shuts the kernel down, which surfaces as a dead
+            # kernel: it records that by setting this attribute, and the run must end as interrupted
+            if getattr(client, "_async_cleanup_kernel_future", None) is not None:
+                raise KeyboardInterrupt from None
+            last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]
+            raise NotebookError(why(exc, describe(notebook, current[0]), cell_timeout_s)
+                                + (f"; the kernel's last words: {last[0].strip()[:200]}" if last else "")) from None
+        finally:   # nbclient stops only kernels it started itself
             stop(client, manager)
     return notebook
+
+
+def why(exc: Exception, cell: str, cell_timeout_s: int) -> str:
+    """One line: which cell, and what went wrong."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, CellExecutionError):
+        value = str(exc.evalue).splitlines()[0] if exc.evalue else ""
+        return f"cell {cell} failed: {exc.ename}: {value}"
+    if isinstance(exc, CellTimeoutError):
+        return f"cell {cell} ran longer than {cell_timeout_s} s"
+    if isinstance(exc, DeadKernelError):
+        return f"the kernel died while running cell {cell} ({first})"
+    return f"the Jupyter kernel failed before or while running cell {cell} ({first})"
 
 
 def stop(client, manager) -> None:
