@@ -1,7 +1,8 @@
 """Scene images for Problems 2 and 3, and their optional concept masks.
 
-Default scenes are real photos bundled with scikit-image; ``--images`` adds (or with
-``--replace-images`` replaces them with) the user's files. Decoding is defensive: any file PIL can
+Default scenes are openly licensed photos: two outdoor scenes (a temple under sky, scikit-learn's
+sample image; a lake under mountains, shipped in data/scenes/) first, then scikit-image's; ``--images``
+adds (or with ``--replace-images`` replaces them with) the user's files. Decoding is defensive: any file PIL can
 read is turned into an RGB image the way a viewer shows it (EXIF orientation applied, transparency
 over white, 16-bit greyscale scaled to 8 bit, CMYK converted), at most ``MAX_SIDE`` pixels a side
 (JPEGs are decoded at reduced scale so a 100-Mpixel photo never sits in memory); a file that cannot
@@ -28,13 +29,20 @@ from .errors import UserError
 from .outdir import unique_slug
 
 DATA_DIR = resources.folder("scenes")
-# name in results.json -> scikit-image loader. Grayscale photos are converted to RGB.
-DEFAULT_SCENES: dict[str, Callable[[], np.ndarray]] = {
-    "rocket.jpg": lambda: _skimage("rocket"),
-    "coffee.png": lambda: _skimage("coffee"),
-    "motorcycle_left.png": lambda: _skimage("stereo_motorcycle")[0],
-    "camera.png": lambda: _skimage("camera"),
-    "astronaut.png": lambda: _skimage("astronaut"),
+# name in results.json -> (loader, source). Grayscale photos are converted to RGB. The outdoor scenes
+# come first: the first scene is the one Problems 2-3 show in front, and 2b asks about sky, buildings
+# and mountains (licences: data/scenes/SOURCES.md).
+DEFAULT_SCENES: dict[str, tuple[Callable[[], np.ndarray], str]] = {
+    "china.jpg": (lambda: _sklearn("china.jpg"),
+                  "scikit-learn sample image china.jpg (danielbuechele on Flickr, CC BY 2.0)"),
+    "evening_glow.jpg": (lambda: _shipped("evening_glow.jpg"),
+                         "data/scenes/evening_glow.jpg (KDE wallpaper Evening Glow by Ian Hex, LGPL-3.0; "
+                         "640 x 400 copy)"),
+    "rocket.jpg": (lambda: _skimage("rocket"), "skimage.data (rocket.jpg)"),
+    "coffee.png": (lambda: _skimage("coffee"), "skimage.data (coffee.png)"),
+    "motorcycle_left.png": (lambda: _skimage("stereo_motorcycle")[0], "skimage.data (motorcycle_left.png)"),
+    "camera.png": (lambda: _skimage("camera"), "skimage.data (camera.png)"),
+    "astronaut.png": (lambda: _skimage("astronaut"), "skimage.data (astronaut.png)"),
 }
 MAX_SIDE = 2048          # the network sees 256 x 256; overlays and masks need no more
 CONCEPTS_SUFFIX = ".concepts.json"
@@ -61,6 +69,17 @@ def _skimage(name: str):
     import skimage.data
 
     return getattr(skimage.data, name)()
+
+
+def _sklearn(name: str) -> np.ndarray:
+    from sklearn.datasets import load_sample_image   # imported here: it costs a second, default scenes only
+
+    return load_sample_image(name)
+
+
+def _shipped(name: str) -> np.ndarray:
+    with Image.open(DATA_DIR / name) as image:
+        return np.asarray(image.convert("RGB"))
 
 
 class Unreadable(Exception):
@@ -384,14 +403,14 @@ def _parse_shapes(entries, scale: tuple[float, float], where: str, warn: Callabl
 # ---------------------------------------------------------------------------------------------- the set
 
 def default_scenes(taken_ids: set[str], warn: Callable[[str], None]) -> list[Scene]:
-    """The scikit-image photos with the sidecars shipped in data/scenes/."""
+    """The built-in photos with the sidecars shipped in data/scenes/."""
     scenes = []
-    for name, load in DEFAULT_SCENES.items():
+    for name, (load, source) in DEFAULT_SCENES.items():
         pixels = np.ascontiguousarray(load())
         image = to_rgb(Image.fromarray(pixels))
         sha = hashlib.sha256(repr(pixels.shape).encode() + pixels.tobytes()).hexdigest()
         sidecar = DATA_DIR / (Path(name).stem + CONCEPTS_SUFFIX)
-        scene = Scene(name, safe_id(name, taken_ids), image, sha, f"skimage.data ({name})", image.size)
+        scene = Scene(name, safe_id(name, taken_ids), image, sha, source, image.size)
         if sidecar.is_file():
             scene.concepts = load_concepts(sidecar, image.size, warn)
             scene.concepts_file = f"data/scenes/{sidecar.name}"

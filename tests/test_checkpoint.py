@@ -9,7 +9,7 @@ import pytest
 
 from checkpoints import resnet_state, trained_looking_state, write_official
 from conftest import run_here
-from miniplaces import answers, checkpoint, gates
+from miniplaces import answers, checkpoint, gates, scenes
 from miniplaces.places_model import build_model, provision, read_state_dict
 
 
@@ -95,7 +95,7 @@ def test_a_random_official_format_checkpoint_is_flagged_on_page_one(random_file,
 
 def test_problem_2_on_a_random_checkpoint_flags_it_from_the_predictions_and_labels_what_ran(
         random_file, tmp_path, monkeypatch, capsys):
-    """Problems 2 on five default scenes and one without masks: the same top-1 class everywhere is a
+    """Problems 2 on the default scenes and one without masks: the same top-1 class everywhere is a
     reason of its own, and a scene without masks gets no caption about masks."""
     from PIL import Image
 
@@ -109,7 +109,7 @@ def test_problem_2_on_a_random_checkpoint_flags_it_from_the_predictions_and_labe
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads((out / "results.json").read_text())
     check = results["model"]["weights_check"]
-    assert check["predictions_checked"] and check["measured"]["scenes"] == 6
+    assert check["predictions_checked"] and check["measured"]["scenes"] == len(scenes.DEFAULT_SCENES) + 1
     assert any("same top-1 class" in r for r in check["reasons"]), check
     html = (out / "report.html").read_text()
     assert "plain.png: no concept masks" in html and "plain.png: each row is a concept" not in html

@@ -145,11 +145,32 @@ def test_default_scenes_ship_concepts_that_load_cleanly():
     warnings = []
     scene_set = scenes.load_scenes([], False, warnings.append)
     names = [s.name for s in scene_set.scenes]
-    assert names[:5] == ["rocket.jpg", "coffee.png", "motorcycle_left.png", "camera.png", "astronaut.png"]
+    assert names == ["china.jpg", "evening_glow.jpg", "rocket.jpg", "coffee.png", "motorcycle_left.png",
+                     "camera.png", "astronaut.png"]
     assert warnings == [] and all(s.concepts for s in scene_set.scenes)
     assert all(s.image.mode == "RGB" for s in scene_set.scenes)           # camera is greyscale on disk
     by_name = {s.name: s for s in scene_set.scenes}
     assert "sky" in by_name["rocket.jpg"].concepts and "building" in by_name["camera.png"].concepts
+
+
+def test_default_set_opens_with_real_outdoor_scenes_for_2b():
+    """2b asks for sky and building units and unit 300 on mountains: the first (focus) scene is a real
+    scene with sky and a building, and a mountain mask is among the defaults, each mask a real part of
+    its image (not the whole frame, not a sliver)."""
+    scene_set = scenes.load_scenes([], False, lambda message: None)
+    focus, second = scene_set.scenes[:2]
+    assert {"sky", "building"} <= set(focus.concepts) and "mountain" in second.concepts
+    for scene in (focus, second):
+        masks = scene.masks()
+        for concept in ("sky", "building", "mountain"):
+            if concept in masks:
+                assert 0.03 < masks[concept].mean() < 0.6, (scene.name, concept, masks[concept].mean())
+        assert not (masks["sky"] & masks.get("building", np.zeros_like(masks["sky"]))).any()   # sky minus it
+    sources = {s.name: s.source for s in scene_set.scenes}
+    sources_doc = (scenes.DATA_DIR / "SOURCES.md").read_text()
+    for name in ("china.jpg", "evening_glow.jpg"):
+        assert any(word in sources[name] for word in ("CC BY", "LGPL")) and f"`{name}`" in sources_doc
+    assert (scenes.DATA_DIR / "LGPL-3.0.txt").is_file() and (scenes.DATA_DIR / "GPL-3.0.txt").is_file()
 
 
 def test_user_images_mixed_with_unreadable_ones(tmp_path):
