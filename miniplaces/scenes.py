@@ -1,12 +1,12 @@
 """Scene images for Problems 2 and 3, and their optional concept masks.
 
 Default scenes are openly licensed photos: two outdoor scenes (a temple under sky, scikit-learn's
-sample image; a lake under mountains, shipped in data/scenes/) first, then scikit-image's; ``--images``
-adds (or with ``--replace-images`` replaces them with) the user's files. Decoding is defensive: any file PIL can
-read is turned into an RGB image the way a viewer shows it (EXIF orientation applied, transparency
-over white, 16-bit greyscale scaled to 8 bit, CMYK converted), at most ``MAX_SIDE`` pixels a side
-(JPEGs are decoded at reduced scale so a 100-Mpixel photo never sits in memory); a file that cannot
-be read is skipped with a one-line warning. Concept masks come from a sidecar JSON file
+sample image; a lake under hills, shipped in data/scenes/) first, then scikit-image's; ``--images``
+adds (or with ``--replace-images`` replaces them with) the user's files. Decoding is defensive: any
+file PIL can read is turned into an RGB image the way a viewer shows it (EXIF orientation applied,
+transparency over white, 16-bit greyscale scaled to 8 bit, CMYK converted), at most ``MAX_SIDE`` pixels
+a side (JPEGs are decoded at reduced scale so a 100-Mpixel photo never sits in memory); a file that
+cannot be read is skipped with a one-line warning. Concept masks come from a sidecar JSON file
 (``foo.concepts.json`` beside ``foo.jpg``; docs/concepts.md), validated with warnings that name the
 file, never with a traceback.
 """
