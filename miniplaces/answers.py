@@ -276,7 +276,27 @@ def answer_2b(results: dict) -> Answer:
         ranks = [s["unit300"]["activity_rank"] for s in shown]
         reading.append(f"The problem set's mountain unit {unit300} ranks {span(ranks, str)} of "
                        f"{units['units']} by mean activation on these scenes.")
+    if unit300 is not None and "mountain" in overall:
+        reading.append(_unit300_on_mountains(unit300, results.get("scenes", []), overall["mountain"],
+                                             units["units"]))
     return Answer("2b", sentences, glance, reading, places=True)
+
+
+def _unit300_on_mountains(unit: int, scenes: list[dict], mountain: dict, n_units: int) -> str:
+    """The problem set's claim (unit 300 fires on the mountain) checked on the mountain masks; a rank
+    among units that all score IoU 0 is an arbitrary tie, so IoU 0 is said as no overlap."""
+    scored = []
+    for scene in scenes:
+        for concept in scene.get("concepts", []):
+            if concept["concept"] == "mountain" and concept.get("unit300"):
+                iou, rank = concept["unit300"]["iou"], concept["unit300"]["rank"]
+                score = f"IoU {iou:.3f}, rank {rank} of {n_units}" if iou > 0 else "IoU 0, no overlap"
+                scored.append(f"{scene_name(scene)}: {score}")
+    detector = any(d["unit"] == unit for d in mountain["corrected_detectors"])
+    chance = mountain["null_max_iou"]
+    verdict = ("a mountain detector after the correction" if detector else
+               "no mountain detector beyond chance" + (f" (chance level {chance:.3f})" if chance else ""))
+    return f"On the mountain masks ({'; '.join(scored)}), unit {unit} is {verdict}."
 
 
 def answer_2c(results: dict, focus: dict) -> Answer:

@@ -85,6 +85,27 @@ def test_2b_names_a_detector_only_when_it_survives_the_correction():
     assert "cannot find" not in a.sentences[1] and a.glance.startswith("Unit 1732 detects sky")
 
 
+def test_2b_checks_unit_300_on_the_mountain_masks_and_calls_a_zero_iou_no_overlap():
+    results = _units()
+    mountain = {"images": 1, "top": [{"unit": 5, "iou": 0.2, "above_null": True}], "null_max_iou": 0.278,
+                "null_draws": 63, "cap": 0.9, "netdissect_count": 1, "smallest_p": 1 / 64,
+                "corrected_detectors": []}
+    results["units"]["dissection"]["overall"]["mountain"] = mountain
+    results["units"]["unit300"] = 300
+    results["scenes"] = [{"image": "lake.jpg", "id": "lake", "unit300": {"activity_rank": 970},
+                          "concepts": [{"concept": "mountain", "unit300": {"iou": 0.0, "rank": 301}}]},
+                         {"image": "alps.jpg", "id": "alps", "unit300": {"activity_rank": 12},
+                          "concepts": [{"concept": "mountain", "unit300": {"iou": 0.0512, "rank": 4}}]}]
+    last = answers.answer_2b(results).reading[-1]
+    assert last.startswith("On the mountain masks (lake: IoU 0, no overlap; alps: IoU 0.051, rank 4 of "
+                           "2048), unit 300 is no mountain detector beyond chance (chance level 0.278).")
+    assert "rank 301" not in last
+    mountain["corrected_detectors"] = [{"unit": 300, "p_corrected": 0.01}]
+    assert "unit 300 is a mountain detector after the correction" in answers.answer_2b(results).reading[-1]
+    del results["units"]["dissection"]["overall"]["mountain"]
+    assert "mountain masks" not in " ".join(answers.answer_2b(results).reading)
+
+
 # ----------------------------------------------------------------------------------------------- 3d
 
 def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
