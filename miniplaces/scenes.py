@@ -36,8 +36,8 @@ DEFAULT_SCENES: dict[str, tuple[Callable[[], np.ndarray], str]] = {
     "china.jpg": (lambda: _sklearn("china.jpg"),
                   "scikit-learn sample image china.jpg (danielbuechele on Flickr, CC BY 2.0)"),
     "evening_glow.jpg": (lambda: _shipped("evening_glow.jpg"),
-                         "data/scenes/evening_glow.jpg (KDE wallpaper Evening Glow by Ian Hex, LGPL-3.0; "
-                         "640 x 400 copy)"),
+                         ("data/scenes/evening_glow.jpg (KDE wallpaper Evening Glow by Ian Hex, LGPL-3.0; "
+                          "640 x 400 copy)")),
     "rocket.jpg": (lambda: _skimage("rocket"), "skimage.data (rocket.jpg)"),
     "coffee.png": (lambda: _skimage("coffee"), "skimage.data (coffee.png)"),
     "motorcycle_left.png": (lambda: _skimage("stereo_motorcycle")[0], "skimage.data (motorcycle_left.png)"),
@@ -72,7 +72,8 @@ def _skimage(name: str):
 
 
 def _sklearn(name: str) -> np.ndarray:
-    from sklearn.datasets import load_sample_image   # imported here: it costs a second, default scenes only
+    """Imported here: scikit-learn takes about a second to import, and only the default scenes need it."""
+    from sklearn.datasets import load_sample_image
 
     return load_sample_image(name)
 
