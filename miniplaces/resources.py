@@ -1,5 +1,5 @@
 """The files the report reads besides its code: the templates, the grid files and the default scenes'
-concept files.
+concept files and shipped photo.
 
 A wheel carries them as package data under ``miniplaces/_data/`` (pyproject.toml maps the checkout's
 ``templates/``, ``grids/`` and ``data/scenes/`` there), read through ``importlib.resources``; a source

@@ -55,7 +55,8 @@ def test_wheel_installs_and_its_command_runs_from_another_directory(tmp_path):
     for path in (module, templates, grids, scenes):
         assert path.is_relative_to(purelib), path          # the wheel's copy, not the checkout's
     assert (templates / "report.css").is_file() and (grids / "standard.toml").is_file()
-    assert (scenes / "rocket.concepts.json").is_file()
+    assert (scenes / "rocket.concepts.json").is_file() and (scenes / "evening_glow.jpg").is_file()
+    assert (scenes / "SOURCES.md").is_file() and (scenes / "LGPL-3.0.txt").is_file()   # its licence
 
     result = _run(env / "bin" / "miniplaces-report", "--preset", "quick", "--only", "filters",
                   "--arch", "resnet18",
