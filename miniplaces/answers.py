@@ -574,8 +574,24 @@ def answer_4c(results: dict) -> Answer:
     return Answer("4c", sentences, glance, [last] if last else [])
 
 
+def _label(row: dict) -> str:
+    """A variant as a sentence names it: with every setting it changes besides its name (``label``)."""
+    return row.get("label") or row["variant"]
+
+
 def _variant_rows(block: dict) -> list[dict]:
     return [r for r in block["rows"] if r["name"] != "baseline" and r.get("test")]
+
+
+def _family_scope(fm: dict) -> tuple[str, str]:
+    """(the grid's correction, what its test leaves out) for a sentence that counts verdicts: the family
+    every axis's verdicts were corrected over (results.json ``grid_family``), and seed noise when one seed
+    per configuration cannot show it."""
+    family = fm.get("grid_family") or fm["axes"][0]["test"]
+    correction = family["correction"] if family["k"] > 1 else "one comparison, so no correction"
+    unmeasured = "retraining (seed) noise not measured" if family["seeds"] <= 1 else \
+        f"paired over {family['seeds']} seeds"
+    return correction, unmeasured
 
 
 def answer_4d(results: dict) -> Answer:
@@ -584,30 +600,29 @@ def answer_4d(results: dict) -> Answer:
     better = [(a, r) for a, r in rows if r["test"]["verdict"] == "better"]
     worse = [(a, r) for a, r in rows if r["test"]["verdict"] == "worse"]
     test = fm["axes"][0]["test"]
-    corrected = max((a["test"]["k"] for a in fm["axes"]), default=0) > 1
-    correction = ("Holm over each axis's variants" if corrected and len(fm["axes"]) > 1 else
-                  test["correction"] if corrected else "one comparison per axis, so no correction")
+    correction, unmeasured = _family_scope(fm)
     sentences = [
         f"Of {plural(len(rows), 'variant')} tried one axis at a time, {len(better)} beat the baseline "
-        f"({pct(fm['baseline']['val_acc'], 2)}) and {len(worse)} did worse beyond chance; the rest are "
-        f"within noise ({test['name']} on the same {test['images']:,} validation images, {correction})."]
+        f"({pct(fm['baseline']['val_acc'], 2)}) and {len(worse)} did worse beyond validation-sample noise; "
+        f"the rest are within it ({test['name']} on the same {test['images']:,} validation images, "
+        f"{correction}; {unmeasured})."]
     if better:
         axis, top = max(better, key=lambda ar: ar[1]["delta_pp"])
-        sentences.append(f"The largest measurable gain is {top['variant']} on the {axis['axis']} axis, "
+        sentences.append(f"The largest measurable gain is {_label(top)} on the {axis['axis']} axis, "
                          f"{top['delta_pp']:+.2f} pp.")
     if worse:
         lost = [r for _, r in sorted(worse, key=lambda ar: ar[1]["delta_pp"])]
         deltas = series([f"{r['delta_pp']:+.2f} pp" for r in lost])
-        sentences.append(capital(f"{series([r['variant'] for r in lost])} "
-                                 f"{'is' if len(lost) == 1 else 'are'} worse beyond chance, {deltas}."))
+        sentences.append(capital(f"{series([_label(r) for r in lost])} "
+                                 f"{'is' if len(lost) == 1 else 'are'} worse beyond that noise, {deltas}."))
     untested_gains = [(a, r) for a, r in rows if r["test"]["verdict"] == "no measurable difference"
                       and r["delta_pp"] is not None and r["delta_pp"] > 0]
     if not better and untested_gains and len(sentences) < 3:
         axis, top = max(untested_gains, key=lambda ar: ar[1]["delta_pp"])
-        sentences.append(f"The largest raw gain, {top['variant']} ({top['delta_pp']:+.2f} pp), "
-                         "is not beyond chance.")
-    glance = (f"{len(better)} of {plural(len(rows), 'variant')} beat the baseline beyond chance, "
-              f"{len(worse)} {'was' if len(worse) == 1 else 'were'} worse (paired test).")
+        sentences.append(f"The largest raw gain, {_label(top)} ({top['delta_pp']:+.2f} pp), "
+                         "is not beyond validation-sample noise.")
+    glance = (f"{len(better)} of {plural(len(rows), 'variant')} beat the baseline beyond validation-sample "
+              f"noise, {len(worse)} {'was' if len(worse) == 1 else 'were'} worse (paired test, {correction}).")
     return Answer("4d", sentences, glance)
 
 

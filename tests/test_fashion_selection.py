@@ -115,7 +115,7 @@ def test_family_verdicts_follow_holm_adjusted_p():
     assert tests["a: better"]["discordant"] == [40, 2]
     info = fsel.family_info(tests, fsel.CORRECTION)
     assert info == {"name": "exact McNemar (two-sided)",
-                    "correction": "Holm over the 4 variants of this axis",
+                    "correction": "Holm over all 4 variants of the grid",
                     "alpha": 0.05, "k": 4, "images": 2000, "seeds": 1}
     one = fsel.family_info({"a: better": tests["a: better"]}, fsel.CORRECTION)
     assert one["k"] == 1 and one["correction"] == "one comparison, so no correction"     # no Holm for k = 1
@@ -333,6 +333,22 @@ def _accuracy(config):
     return 0.80 + 0.06 * (config.channels[0] >= 32) + 0.02 * (config.lr == 0.01) + 0.04 * (config.epochs > 1)
 
 
+def test_holm_corrects_over_every_variant_of_the_grid_not_per_axis():
+    """The report counts better/worse over the whole grid, so the correction runs over all its variants:
+    a per-axis correction would leave the lr axis's single variant uncorrected."""
+    grid = _budget_grid(finalists=0)
+    execute, _ = _fake_execute(_accuracy)
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, execute, 60_000)
+    tests = {name: test for family in sel.axis_tests.values() for name, test in family.items()}
+    assert list(tests) == [WIDE, NARROW, LR]
+    assert [tests[n]["p_adjusted"] for n in tests] == fsel.holm([tests[n]["p_value"] for n in tests])
+    assert tests[LR]["p_adjusted"] > tests[LR]["p_value"]
+    family = fsum.grid_family_info(sel)
+    assert family["k"] == 3 and family["members"] == [WIDE, NARROW, LR]
+    assert family["correction"] == "Holm over all 3 variants of the grid"
+    assert all(axis["test"]["k"] == 3 for axis in fsum.axis_tables(grid, sel))
+
+
 def test_select_runs_the_search_and_tests_each_stage():
     grid = replace(_budget_grid(finalists=1), repeats=2)
     execute, calls = _fake_execute(_accuracy)
@@ -411,7 +427,8 @@ def _row(variant, mean, verdict=None, discordant=(0, 0), base=0.911, seeds=1, st
             "delta_pp": None if mean is None else 100 * (mean - base), "test": test}
 
 
-INFO = {"name": "exact McNemar (two-sided)", "k": 3, "images": 10000, "seeds": 1}
+INFO = {"name": "exact McNemar (two-sided)", "k": 3, "images": 10000, "seeds": 1,
+        "correction": "Holm over all 3 variants of the grid"}
 
 
 def test_conclusion_names_the_significant_gain_with_its_evidence():
@@ -421,7 +438,8 @@ def test_conclusion_names_the_significant_gain_with_its_evidence():
     text = section.conclusion(rows, INFO)
     assert text == ("Augment=flip raises validation accuracy from 91.10 % to 92.00 % (+0.90 pp; the two "
                     "models disagree on 1 130 of the same 10 000 images, and a paired test puts the gain "
-                    "beyond chance even after Holm's correction for 3 comparisons), while "
+                    "beyond validation-sample noise even after correction (Holm over all 3 variants of the "
+                    "grid); retraining (seed) noise is not measured), while "
                     "augment=flip+crop+erase changes nothing measurable (90.90 %) "
                     "and augment=none lowers it to 88.00 %.")
     assert text.count(".") == 1 + text.count(" %") + text.count("pp")   # one sentence: decimals and its end
@@ -431,8 +449,8 @@ def test_conclusion_without_a_measurable_gain_says_so_and_lists_divergence():
     rows = [_row("baseline", 0.911), _row("init=kaiming", 0.914, "no measurable difference", (200, 170)),
             _row("lr=1e30", None, status="diverged")]
     text = section.conclusion(rows, {**INFO, "k": 1})
-    assert text == ("No variant beats the baseline's 91.10 % beyond chance (a paired test on the same 10 000 "
-                    "images): init=kaiming changes nothing measurable (91.40 %) and lr=1e30 diverged.")
+    assert text == ("No variant beats the baseline's 91.10 % beyond validation-sample noise (a paired test on "
+                    "the same 10 000 images): init=kaiming changes nothing measurable (91.40 %) and lr=1e30 diverged.")
     assert section.conclusion([_row("baseline", None, status="diverged"), rows[1]], INFO).startswith(
         "The baseline diverged")
 

@@ -357,3 +357,33 @@ def test_contents_are_two_columns_of_nearly_equal_length_under_one_numbering():
     only_filters = render.table_of_contents(sections[:1], [], [], None)   # --only filters: no appendices
     assert [e["label"] for c in only_filters for e in c] == [
         "Run summary", "Answers at a glance", "Problem 1: filters", "Provenance"]
+
+
+def _fm_4d(verdicts: dict[str, tuple[str, float]], family: dict | None) -> dict:
+    """results["fashion_mnist"] for 4d: axis -> rows from ``verdicts`` (variant -> (verdict, delta_pp))."""
+    def row(variant, verdict, delta):
+        return {"name": variant, "variant": variant.split(": ")[1], "delta_pp": delta,
+                "test": {"verdict": verdict, "p_adjusted": 0.01}}
+    axes = {}
+    for variant, (verdict, delta) in verdicts.items():
+        axes.setdefault(variant.split(": ")[0], []).append(row(variant, verdict, delta))
+    test = {"name": "exact McNemar (two-sided)", "images": 10_000, "k": 1, "seeds": 1,
+            "correction": "one comparison, so no correction"}
+    fm = {"baseline": {"val_acc": 0.9}, "axes": [{"axis": a, "rows": [{"name": "baseline"}, *rows],
+                                                   "test": family or test} for a, rows in axes.items()]}
+    return {"fashion_mnist": {**fm, **({"grid_family": family} if family else {})}}
+
+
+def test_4d_counts_with_the_correction_over_the_whole_grid_and_says_what_the_test_measures():
+    family = {"name": "exact McNemar (two-sided)", "images": 10_000, "k": 3, "seeds": 1,
+              "correction": "Holm over all 3 variants of the grid"}
+    results = _fm_4d({"lr: lr=0.01": ("better", 0.5), "lr: lr=1": ("worse", -3.0),
+                      "init: init=kaiming": ("no measurable difference", 0.1)}, family)
+    answer = answers.answer_4d(results)
+    assert answer.sentences[0] == (
+        "Of 3 variants tried one axis at a time, 1 beat the baseline (90.00 %) and 1 did worse beyond "
+        "validation-sample noise; the rest are within it (exact McNemar (two-sided) on the same 10,000 "
+        "validation images, Holm over all 3 variants of the grid; retraining (seed) noise not measured).")
+    assert answer.glance == ("1 of 3 variants beat the baseline beyond validation-sample noise, 1 was worse "
+                             "(paired test, Holm over all 3 variants of the grid).")
+    assert "beyond chance" not in answer.text

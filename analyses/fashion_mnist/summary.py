@@ -101,13 +101,22 @@ def last_epoch_test(history: list[dict]) -> dict | None:
             "alpha": fsel.ALPHA}
 
 
+def grid_family_info(sel: fsel.Selection) -> dict[str, Any]:
+    """The one family every axis's tests belong to (selection.grid_family): the test, the correction,
+    k, and ``members``, the variants it corrects over."""
+    tests = {name: test for family in sel.axis_tests.values() for name, test in family.items()}
+    return {**fsel.family_info(tests, fsel.CORRECTION), "members": [n for n, t in tests.items() if t]}
+
+
 def axis_tables(grid: Grid, sel: fsel.Selection) -> list[dict]:
-    """Per axis: every value's row against the baseline, the axis's best value, the test family."""
+    """Per axis: every value's row against the baseline, the axis's best value, the test family (the
+    grid's: the correction runs over every variant of every axis)."""
+    info = {k: v for k, v in grid_family_info(sel).items() if k != "members"}
     out = []
     for axis in grid.axes:
         tests = sel.axis_tests[axis]
         out.append({"axis": axis, "rows": rows(["baseline", *tests], sel.grid.results, tests, sel.grid.specs),
-                    "best": sel.best[axis], "test": fsel.family_info(tests, fsel.CORRECTION)})
+                    "best": sel.best[axis], "test": info})
     return out
 
 
@@ -192,6 +201,7 @@ class Summary:
     finalist_trials: list[dict]
     baseline: dict
     axes: list[dict]                   # axis_tables
+    family: dict[str, Any]             # grid_family_info: the correction over the whole grid
     finalists: dict | None             # finalist_table
     combined_test: dict | None
     combination: dict | None           # combination_summary
@@ -206,6 +216,7 @@ def summarise(grid: Grid, sel: fsel.Selection) -> Summary:
         trials=[trial_row(s, r, c) for s, (r, c) in zip(stage.specs, stage.outcomes)],
         finalist_trials=[trial_row(s, r, c) for s, (r, c) in zip(finals.specs, finals.outcomes)],
         baseline=baseline_summary(stage.results["baseline"]), axes=axis_tables(grid, sel),
+        family=grid_family_info(sel),
         finalists=finalist_table(sel), combined_test=row_test(sel.combined_test),
         combination=combination_summary(grid, sel),
         accuracies=decision_accuracies(sel.decision, stage.results, pool, grid_tests(sel)),

@@ -115,6 +115,7 @@ def run(ctx: RunContext) -> SectionResult:
         "baseline": summary.baseline,
         "trials": trials,
         "axes": axes,
+        "grid_family": summary.family,
         "combined": combined,
         "combination": summary.combination and {**summary.combination,
                                                 "text": combination_text(summary.combination)},
@@ -256,18 +257,34 @@ def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _corrected(info: dict) -> str:
+    """' even after correction (Holm over all 17 variants of the grid)': the family a test was corrected
+    over, for a sentence ('' for one comparison)."""
+    return f" even after correction ({info['correction']})" if info["k"] > 1 else ""
+
+
+NOISE = "validation-sample noise"
+
+
+def _family(info: dict) -> str:
+    """', corrected by Holm over all 17 variants of the grid': the clause after a test's description."""
+    return f", corrected by {info['correction']}" if info["k"] > 1 else ""
+
+UNMEASURED = "retraining (seed) noise is not measured"
+
+
 def _evidence(test: dict, info: dict) -> str:
-    """How the top gain was established, for the sentence: disagreements, seeds, correction."""
+    """How the top gain was established, for the sentence: disagreements, seeds, correction, and what the
+    test measures (which images are in the validation split; with one seed, not retraining noise)."""
     disagree = sum(test["discordant"])
     if test["seeds"] > 1:
         deltas = [s["delta_pp"] for s in test["per_seed"]]
         seen = (f"averaged over {test['seeds']} seeds whose gains range from {min(deltas):+.2f} to "
                 f"{max(deltas):+.2f} pp; the models disagree on {_count(round(disagree / test['seeds']))} of "
                 f"the same {_count(info['images'])} images per seed")
-    else:
-        seen = f"the two models disagree on {_count(disagree)} of the same {_count(info['images'])} images"
-    family = f" even after Holm's correction for {info['k']} comparisons" if info["k"] > 1 else ""
-    return f"{seen}, and a paired test puts the gain beyond chance{family}"
+        return f"{seen}, and a paired test over the seeds puts the gain beyond {NOISE}{_corrected(info)}"
+    seen = f"the two models disagree on {_count(disagree)} of the same {_count(info['images'])} images"
+    return f"{seen}, and a paired test puts the gain beyond {NOISE}{_corrected(info)}; {UNMEASURED}"
 
 
 def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
@@ -313,17 +330,15 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
                 f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; {_evidence(top['test'], info)})")
         text += f", while {_names(clauses)}" if clauses else ""
     elif worse:   # a significant loss is the finding: said first, never folded into "no variant beats"
-        family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
         names, s = subject(worse[::-1])
         text = (f"{names} lower{s} validation accuracy from {_pct(base['mean'])} to {accs(worse[::-1])} "
-                f"beyond chance (a paired test on the same {_count(info['images'])} images{family}), and no "
-                "variant raises it")
+                f"beyond {NOISE} (a paired test on the same {_count(info['images'])} images{_family(info)}"
+                f"{'; ' + UNMEASURED if info['seeds'] <= 1 else ''}), and no variant raises it")
         rest = [c for c in clauses if not c.startswith(names + " lower")]
         text += f"; {_names(rest)}" if rest else ""
     elif info["k"]:
-        family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
-        text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond chance (a paired test on the "
-                f"same {_count(info['images'])} images{family}): {_names(clauses)}")
+        text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond {NOISE} (a paired test on the "
+                f"same {_count(info['images'])} images{_family(info)}): {_names(clauses)}")
     else:
         text = f"No variant could be tested against the baseline's {_pct(base['mean'])}: {_names(clauses)}"
     text = text[0].upper() + text[1:]
