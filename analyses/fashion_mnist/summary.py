@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import betaincinv  # the beta quantile, without importing scipy.stats (1 s)
 
 from . import selection as fsel
-from .grid import Grid, TrialSpec, describe
+from .grid import Grid, TrialSpec, change_label, changes_text, config_changes, describe
 
 TEST_KEYS = ("discordant", "p_value", "p_adjusted", "verdict", "delta_pp", "seeds", "seed_delta_std_pp",
              "per_seed")
@@ -59,8 +59,18 @@ def rows(names: list[str], results: fsel.Results, tests: dict[str, dict | None],
                     else 100 * (s["mean"] - base["mean"]),
                     "train_s": statistics.fmean(r["train_s"] for r in results[name]),
                     "coupled": spec_of[name].coupled or None,
+                    **changes(spec_of[names[0]], spec_of[name]),
                     "test": row_test(tests.get(name))})
     return out
+
+
+def changes(reference: TrialSpec, spec: TrialSpec) -> dict[str, Any]:
+    """What ``spec`` changes against ``reference``, from their full configs (grid.config_changes):
+    ``changes`` {key: [reference's value, its value]}, ``changes_text`` and ``label``, the name a sentence
+    gives it, which names every change when there are several."""
+    diff = config_changes(reference.config.to_dict(), spec.config.to_dict())
+    return {"changes": diff, "changes_text": changes_text(diff) if diff else None,
+            "label": "baseline" if spec is reference else change_label(spec.overrides, diff)}
 
 
 def curve_images(result: dict) -> int | None:
@@ -182,9 +192,11 @@ def _lists(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
 
 
-def trial_row(spec: TrialSpec, result: dict, cached: bool) -> dict:
-    """One training run (one seed) as results.json lists it."""
+def trial_row(spec: TrialSpec, result: dict, cached: bool, reference: TrialSpec | None = None) -> dict:
+    """One training run (one seed) as results.json lists it; with ``reference`` (the baseline), what it
+    changes against it (``changes``)."""
     return {"name": spec.name, "axis": spec.axis, "variant": describe(spec.overrides),
+            **(changes(reference, spec) if reference else {}),
             "overrides": _lists(spec.overrides), "coupled": spec.coupled or None, "seed": spec.seed,
             "config": result["config"],
             "status": result["status"], "error": result["error"], "val_acc": result["val_acc"],
@@ -213,7 +225,7 @@ def summarise(grid: Grid, sel: fsel.Selection) -> Summary:
     stage, finals = sel.grid, sel.finalists
     pool = finals.results if finals.specs else stage.results
     return Summary(
-        trials=[trial_row(s, r, c) for s, (r, c) in zip(stage.specs, stage.outcomes)],
+        trials=[trial_row(s, r, c, stage.specs[0]) for s, (r, c) in zip(stage.specs, stage.outcomes)],
         finalist_trials=[trial_row(s, r, c) for s, (r, c) in zip(finals.specs, finals.outcomes)],
         baseline=baseline_summary(stage.results["baseline"]), axes=axis_tables(grid, sel),
         family=grid_family_info(sel),

@@ -287,6 +287,11 @@ def _evidence(test: dict, info: dict) -> str:
     return f"{seen}, and a paired test puts the gain beyond {NOISE}{_corrected(info)}; {UNMEASURED}"
 
 
+def _label(row: dict) -> str:
+    """A row as a sentence names it: with every setting it changes when there are several (``label``)."""
+    return row.get("label") or row["variant"]
+
+
 def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
     """One sentence from the rows' fields (rows[0] is the reference): the best significant gain with its
     evidence, then what changed nothing measurable, what was worse, what diverged."""
@@ -302,7 +307,7 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
         return _names([_pct(r["mean"]) for r in group])
 
     def subject(group: list[dict]) -> tuple[str, str]:
-        return _names([r["variant"] for r in group]), "s" if len(group) == 1 else ""
+        return _names([_label(r) for r in group]), "s" if len(group) == 1 else ""
 
     better, same, worse = (with_verdict("better"), with_verdict("no measurable difference"),
                            with_verdict("worse"))
@@ -318,7 +323,7 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
         clauses.append(f"{names} lower{s} it to {accs(worse[::-1])}")
     diverged = [r for r in variants if r["status"] == "diverged"]
     if diverged:
-        clauses.append(f"{_names([r['variant'] for r in diverged])} diverged")
+        clauses.append(f"{_names([_label(r) for r in diverged])} diverged")
     untested = [r for r in variants if r["test"] is None and r["status"] != "diverged"]
     if untested:
         names, s = subject(untested)
@@ -326,7 +331,7 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
                        "but had no per-image results to test")
     if better:
         top = better[0]
-        text = (f"{top['variant']} raises validation accuracy from {_pct(base['mean'])} to "
+        text = (f"{_label(top)} raises validation accuracy from {_pct(base['mean'])} to "
                 f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; {_evidence(top['test'], info)})")
         text += f", while {_names(clauses)}" if clauses else ""
     elif worse:   # a significant loss is the finding: said first, never folded into "no variant beats"
