@@ -492,3 +492,56 @@ def test_every_setting_a_variant_changes_is_named_from_the_configs():
     worse = {**_row("augment=none", 0.880, "worse", (100, 410)), "label": none["label"]}
     text = section.conclusion([_row("baseline", 0.911), worse], INFO)
     assert text.startswith("Augment=none with flip_tta True → False lowers validation accuracy")
+
+
+def _conflict_grid(axes):
+    return fgrid.parse_grid({"base": {"epochs": 1, "channels": [8, 16], "optimizer": "adamw",
+                                      "weight_decay": 0.05, "label_smoothing": 0.1}, "axes": axes}, "c.toml")
+
+
+def test_the_combination_resolves_a_key_two_axes_set_and_shows_a_choice_that_changes_nothing():
+    """The issue's case: the optimizer axis's Adam brings weight decay 5e-4, the regularisation axis's best
+    removes it; the regularisation axis wins the key (it varies it), and Adam without weight decay is the
+    baseline's AdamW: a no-op, said so. The combination is also tested against the best single variant."""
+    grid = _conflict_grid({"optimizer": [{"optimizer": "adam", "weight_decay": 0.0005}],
+                           "regularisation": [{"weight_decay": 0.0, "label_smoothing": 0.0}],
+                           "lr": [{"lr": 0.01}]})
+
+    def accuracy(config):
+        return (0.80 + 0.01 * (config.optimizer == "adam") + 0.02 * (config.weight_decay == 0)
+                + 0.03 * (config.lr == 0.01))
+    execute, _ = _fake_execute(accuracy)
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, execute, 60_000)
+    c = fsum.combination_summary(grid, sel)
+    assert c["conflicts"] == [{"key": "weight_decay", "values": {"optimizer": 0.0005, "regularisation": 0.0},
+                               "kept": "regularisation",
+                               "why": "regularisation varies weight_decay itself; optimizer sets it only "
+                                      "alongside optimizer=adam"}]
+    assert c["no_ops"] == [{"axis": "optimizer", "value": "optimizer=adam, weight_decay=0.0005",
+                            "keys": {"optimizer": fsel.SAME_OPTIMIZER,
+                                     "weight_decay": "another axis's value won"}}]
+    best = fsel.ranked({n: r for n, r in sel.grid.results.items() if n.split(":")[0] in grid.axes})[0]
+    assert c["vs_best"]["against"] == best == "lr: lr=0.01"
+    combined = next(n for n in sel.grid.results if n.startswith("combined"))
+    direct = fsel.paired_test(sel.grid.results[combined], sel.grid.results[best])
+    assert c["vs_best"]["p_value"] == direct["p_value"]
+    assert c["vs_best"]["p_adjusted"] == fsel.holm([sel.combined_test["p_value"], direct["p_value"]])[1]
+    notes = " ".join(section.combination_notes(c))
+    assert ("Two axes set weight_decay (optimizer to 0.0005 and regularisation to 0.0): the combination keeps "
+            "regularisation's, because regularisation varies weight_decay itself") in notes
+    assert ("It takes optimizer=adam, weight_decay=0.0005 (optimizer) and weight_decay=0.0, label_smoothing=0.0 "
+            "(regularisation), although the grid's test found neither measurably better") in notes
+    assert "The optimizer axis's optimizer=adam, weight_decay=0.0005 changes nothing in the combination" in notes
+    assert "Against the best single variant within the budget, lr=0.01, the combination differs by" in notes
+
+
+def test_a_key_goes_to_the_axis_that_varies_it_whatever_the_order_of_the_axes():
+    grid = _conflict_grid({"regularisation": [{"weight_decay": 0.1}],
+                           "optimizer": [{"optimizer": "sgd", "weight_decay": 0.001}]})
+    specs = fgrid.one_at_a_time(grid, 0)
+    values = {"regularisation": "regularisation: weight_decay=0.1",
+              "optimizer": "optimizer: optimizer=sgd, weight_decay=0.001"}
+    merged, conflicts = fsel.resolve_conflicts(specs, values)
+    assert merged == {"weight_decay": 0.1, "optimizer": "sgd"}
+    assert [x["kept"] for x in conflicts] == ["regularisation"]
+    assert fsel.no_ops(grid.base, specs, values) == []

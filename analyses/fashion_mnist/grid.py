@@ -253,14 +253,14 @@ def grid_from_toml(text: str, source: str) -> Grid:
     return parse_grid(raw, source)
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
     """A setting's value as a variant's name writes it: 32x64 for a list."""
     return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def describe(overrides: dict[str, Any]) -> str:
     """'lr=0.01, schedule=constant' - the name of a variant."""
-    return ", ".join(f"{k}={_shown(v)}" for k, v in overrides.items()) or "baseline"
+    return ", ".join(f"{k}={shown_value(v)}" for k, v in overrides.items()) or "baseline"
 
 
 def config_changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, list[Any]]:
@@ -272,7 +272,7 @@ def config_changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, li
 
 def changes_text(changes: dict[str, list[Any]]) -> str:
     """'lr 0.003 → 0.05 and weight_decay 0.05 → 0.0005': each change with the baseline's value."""
-    parts = [f"{k} {_shown(old)} → {_shown(new)}" for k, (old, new) in changes.items()]
+    parts = [f"{k} {shown_value(old)} → {shown_value(new)}" for k, (old, new) in changes.items()]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
@@ -284,7 +284,7 @@ def change_label(overrides: dict[str, Any], changes: dict[str, list[Any]]) -> st
         return describe(overrides)
     first = next((k for k in overrides if k in changes), next(iter(changes)))
     rest = {k: v for k, v in changes.items() if k != first}
-    return f"{first}={_shown(changes[first][1])} with {changes_text(rest)}"
+    return f"{first}={shown_value(changes[first][1])} with {changes_text(rest)}"
 
 
 # config fields that change how a trained model is scored, not how it trains

@@ -182,10 +182,19 @@ def combination_summary(grid: Grid, sel: fsel.Selection) -> dict[str, Any] | Non
                  "instead": value(sel.combined_from[axis])}
                 for axis, best in sel.best.items() if sel.combined_from[axis] != best]
     trained = any(s.axis == "combined" for s in sel.grid.specs)
-    overrides = fsel.combined_overrides(sel.grid.specs, sel.combined_from)
+    overrides, conflicts = fsel.resolve_conflicts(sel.grid.specs, sel.combined_from)
+    verdicts = {n: t["verdict"] for family in sel.axis_tests.values() for n, t in family.items() if t}
     return {"from": {axis: value(name) for axis, name in sel.combined_from.items()}, "left_out": left_out,
             "limit_tmacs": sel.decision.budget.limit or None,
-            "same_as": None if trained else fsel.same_config(grid, sel.grid.specs, overrides)}
+            "same_as": None if trained else fsel.same_config(grid, sel.grid.specs, overrides),
+            "conflicts": conflicts,
+            "no_ops": [{**n, "value": value(n["value"])}
+                       for n in fsel.no_ops(grid.base, sel.grid.specs, sel.combined_from)],
+            "unsupported": {axis: {"value": value(name), "verdict": verdicts.get(name)}
+                            for axis, name in sel.combined_from.items()
+                            if name != "baseline" and verdicts.get(name) != "better"},
+            "vs_best": row_test(sel.combined_vs_best) and {**row_test(sel.combined_vs_best),
+                                                           "against": sel.combined_vs_best["against"]}}
 
 
 def _lists(mapping: dict[str, Any]) -> dict[str, Any]:

@@ -118,7 +118,8 @@ def run(ctx: RunContext) -> SectionResult:
         "grid_family": summary.family,
         "combined": combined,
         "combination": summary.combination and {**summary.combination,
-                                                "text": combination_text(summary.combination)},
+                                                "text": combination_text(summary.combination),
+                                                "notes": combination_notes(summary.combination)},
         "grid_train_s": sum(t["train_s"] for t in trials),
         "grid_trials_trained": sum(not t["cached"] for t in trials),
         "grid_wall_s": stage.wall_s,
@@ -359,6 +360,35 @@ def combination_text(c: dict[str, Any]) -> str:
     left_out = [f"{x['best']}, the best of {x['axis'].replace('_', ' ')}, needs {x['best_tmacs']:.3g} TMAC, "
                 f"so it kept {x['instead']}" for x in c["left_out"]]
     return text + (f" ({'; '.join(left_out)})" if left_out else "")
+
+
+def combination_notes(c: dict[str, Any]) -> list[str]:
+    """Sentences on how the combination was made and what it shows: each key two axes set differently and
+    which won, each value that ends up changing nothing, the values the grid's test did not support, and
+    the combination against the best single variant."""
+    notes = []
+    for x in c.get("conflicts", []):
+        set_to = _names([f"{axis.replace('_', ' ')} to {fgrid.shown_value(v)}"
+                         for axis, v in x["values"].items()])
+        notes.append(f"Two axes set {x['key']} ({set_to}): the combination keeps "
+                     f"{x['kept'].replace('_', ' ')}'s, because {x['why']}.")
+    for x in c.get("no_ops", []):
+        keys = "; ".join(f"{k}: {why}" for k, why in x["keys"].items())
+        notes.append(f"The {x['axis'].replace('_', ' ')} axis's {x['value']} changes nothing in the combination "
+                     f"({keys}), so it is not a choice.")
+    weak = c.get("unsupported") or {}
+    if weak:
+        taken = _names([f"{v['value']} ({axis.replace('_', ' ')})" for axis, v in weak.items()])
+        which = "it" if len(weak) == 1 else "neither" if len(weak) == 2 else "none of them"
+        notes.append(f"It takes {taken}, although the grid's test found {which} measurably better than the "
+                     "baseline: each axis gives its best point estimate, not a tested gain.")
+    vs = c.get("vs_best")
+    if vs:
+        notes.append(f"Against the best single variant within the budget, {vs['against'].split(': ', 1)[-1]}, "
+                     f"the combination differs by {vs['delta_pp']:+.2f} pp: {vs['verdict']} (the two disagree on "
+                     f"{_count(sum(vs['discordant']))} images; paired test, Holm over the combination's two "
+                     f"comparisons, adjusted {p_value(vs['p_adjusted'])}; {UNMEASURED}).")
+    return notes
 
 
 def final_epochs_json(grid: fgrid.Grid, config: TrialConfig, limit: float) -> dict[str, Any]:
