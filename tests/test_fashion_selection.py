@@ -545,3 +545,11 @@ def test_a_key_goes_to_the_axis_that_varies_it_whatever_the_order_of_the_axes():
     assert merged == {"weight_decay": 0.1, "optimizer": "sgd"}
     assert [x["kept"] for x in conflicts] == ["regularisation"]
     assert fsel.no_ops(grid.base, specs, values) == []
+
+
+def test_the_validation_loss_curve_stays_on_one_set_of_images():
+    history = [{"epoch": 1, "val_loss": 0.5, "val_images": 1000}, {"epoch": 2, "val_loss": 0.45, "val_images": 1000},
+               {"epoch": 3, "val_loss": 0.30, "val_images": 10_000, "curve_acc": 0.9}]
+    assert section._val_loss_curve(history) == ([(1, 0.5), (2, 0.45)], "validation (1,000-image sample)")
+    whole = [{**r, "val_images": 10_000} for r in history]
+    assert section._val_loss_curve(whole) == ([(1, 0.5), (2, 0.45), (3, 0.30)], "validation")

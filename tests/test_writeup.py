@@ -387,3 +387,33 @@ def test_4d_counts_with_the_correction_over_the_whole_grid_and_says_what_the_tes
     assert answer.glance == ("1 of 3 variants beat the baseline beyond validation-sample noise, 1 was worse "
                              "(paired test, Holm over all 3 variants of the grid).")
     assert "beyond chance" not in answer.text
+
+
+def _appendix(tmp_path, history: list[dict], curve_images: int | None, trials: list[dict] | None = None):
+    """Appendix B rendered alone from a results.json["fashion_mnist"] of one baseline, parsed."""
+    final = {"name": "final (baseline)", "train_images": 60_000, "test_acc": 0.94, "seed": 0, "params": 1000,
+             "history": [{}], "train_s": 10.0, "threads": 2}
+    data = {"baseline": {"history": history, "curve_images": curve_images, "val_images": 10_000},
+            "axes": [], "finalists": None, "trials": trials or [], "final": final, "grid": {"repeats": 1}}
+    page = tmp_path / "appendix.html"
+    page.write_text(render.environment(tmp_path, False).get_template("_appendix_training.html.j2").render(
+        data=data, figures={}), encoding="utf-8")
+    return parse(page)
+
+
+def test_b1_never_puts_the_curve_sample_and_the_whole_split_in_one_column(tmp_path):
+    """Epochs before the last are scored on the 1 000-image sample, the last on all 10 000 (and on the
+    sample: curve_acc): each column holds one set of images, labelled."""
+    rows = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.903, "val_images": 1000,
+             "lr": 0.001, "train_s": 3.0},
+            {"epoch": 2, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.8954, "curve_acc": 0.906,
+             "val_images": 10_000, "lr": 0.0, "train_s": 3.0}]
+    table = _appendix(tmp_path, rows, 1000).by_id("table-b1")
+    heads, *cells = [row_cells(tr) for tr in table.find_all("tr")]
+    assert heads[3:7] == ["val. loss, 1,000-image sample", "val. acc., 1,000-image sample",
+                          "val. loss, all 10,000", "val. acc., all 10,000"]
+    assert cells[0][3:7] == ["0.500", "90.30 %", "–", "–"]
+    assert cells[1][3:7] == ["–", "90.60 %", "0.400", "89.54 %"]
+    whole = _appendix(tmp_path, [{**rows[0], "val_images": 10_000}, rows[1]], None).by_id("table-b1")
+    heads = row_cells(whole.find("tr"))
+    assert "sample" not in " ".join(heads) and "val. acc., all 10,000" in heads

@@ -494,6 +494,15 @@ def _val_curve(history: list[dict]) -> tuple[list[float], str]:
                     else "validation")
 
 
+def _val_loss_curve(history: list[dict]) -> tuple[list[tuple[int, float]], str]:
+    """(epoch, validation loss) on one set of images, and which: the curve's sample when the epochs
+    before the last were scored on one (the last epoch's loss, on the whole split only, is left out)."""
+    sample = history[0].get("val_images")
+    on_sample = [r for r in history if r.get("val_images") == sample]
+    label = (f"validation ({sample:,}-image sample)" if len(on_sample) < len(history) else "validation")
+    return [(r["epoch"], r["val_loss"]) for r in on_sample], label
+
+
 def base_settings(base: dict[str, Any], trained_precision: str) -> list[str]:
     """The baseline's settings as 'key=value', the precision with what it really trained in where the
     machine could not do what the config asked (bf16 without native support trains in fp32)."""
@@ -509,12 +518,18 @@ def train_label(augment: str) -> str:
     return "train" if augment == "none" else f"train (augmented batches: {augment})"
 
 
-def _draw_history(history: list[dict], title: str, test_acc: float | None = None, augment: str = "none"):
+def _draw_history(history: list[dict], title: str, test_acc: float | None = None, augment: str = "none",
+                  test_images: int = fdata.COUNTS["test"]):
     fig, (ax_loss, ax_acc) = figures.plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [r["epoch"] for r in history]
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (with label smoothing)")
     if history and "val_loss" in history[0]:
-        ax_loss.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
+        points, label = _val_loss_curve(history)
+        ax_loss.plot([e for e, _ in points], [v for _, v in points], "s-", label=label)
+        last = history[-1]
+        if "curve_acc" in last:   # the last epoch's loss is on the whole split only: a point of its own
+            ax_loss.plot([last["epoch"]], [last["val_loss"]], "*", ms=10, color="C3",
+                         label=f"last epoch, all {last['val_images']:,}")
     ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label=train_label(augment))
     if history and "val_acc" in history[0]:
         points, label = _val_curve(history)
@@ -524,7 +539,8 @@ def _draw_history(history: list[dict], title: str, test_acc: float | None = None
             ax_acc.plot([last["epoch"]], [100 * last["val_acc"]], "*", ms=10, color="C3",
                         label=f"last epoch, all {last['val_images']:,}: {100 * last['val_acc']:.2f} %")
     if test_acc is not None:
-        ax_acc.axhline(100 * test_acc, color="k", ls="--", lw=1, label=f"test (once): {100 * test_acc:.2f} %")
+        ax_acc.axhline(100 * test_acc, color="k", ls="--", lw=1,
+                       label=f"test set, {test_images:,} images, scored once: {100 * test_acc:.2f} %")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
     for ax in (ax_loss, ax_acc):
