@@ -553,3 +553,33 @@ def test_the_validation_loss_curve_stays_on_one_set_of_images():
     assert section._val_loss_curve(history) == ([(1, 0.5), (2, 0.45)], "validation (1,000-image sample)")
     whole = [{**r, "val_images": 10_000} for r in history]
     assert section._val_loss_curve(whole) == ([(1, 0.5), (2, 0.45), (3, 0.30)], "validation")
+
+
+def test_the_runs_training_compute_is_counted_by_stage_from_the_epochs_each_trial_ran():
+    grid = _budget_grid(finalists=1)
+    execute, _ = _fake_execute(_accuracy)
+
+    def with_history(specs, stage):   # one of the grid's trials stops (diverges) before its one epoch ends
+        out = execute(specs, stage)
+        return [({**r, "history": [{}] * (0 if s.name == NARROW else s.config.epochs)}, c)
+                for s, (r, c) in zip(specs, out)]
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, with_history, 60_000)
+    final = {"history": [{}] * sel.final_spec.config.epochs}
+    compute = section.training_compute(grid, sel, final)
+
+    def tmacs(config, images, epochs):
+        return 3 * count_macs(config.model_config()) * images * epochs / 1e12
+    rest = 60_000 - grid.val_size
+    one_axis = [s for s in sel.grid.specs if s.axis != "combined" and s.name != NARROW]
+    assert compute["tmacs"]["grid"] == pytest.approx(sum(tmacs(s.config, rest, 1) for s in one_axis))
+    combined = next(s for s in sel.grid.specs if s.axis == "combined")
+    assert compute["tmacs"]["combination"] == pytest.approx(tmacs(combined.config, rest, 1))
+    assert compute["tmacs"]["finalists"] == pytest.approx(sum(tmacs(s.config, rest, 2) for s in sel.finalists.specs))
+    assert compute["tmacs"]["final"] == pytest.approx(tmacs(sel.final_spec.config, 60_000, 2))
+    assert compute["total_tmacs"] == pytest.approx(sum(compute["tmacs"].values()))
+
+
+def test_the_cache_clause_is_true_when_nothing_or_everything_was_trained():
+    assert section.cache_clause(19, 19) == "all trained in this run"
+    assert section.cache_clause(0, 19) == "all from the cache"
+    assert section.cache_clause(3, 19) == "3 trained in this run, the rest from the cache"

@@ -301,7 +301,7 @@ def test_4c_states_a_deviation_from_ten_epochs_first():
     assert "after 2 epochs on 12,000 training images" in two.sentences[1]
     assert two.glance.endswith("the problem set asks for 10.")
     ten = answers.answer_4c(_baseline([(0.8, 2000)] * 9 + [(0.9, 10_000)], (30, 10)))
-    assert ten.sentences[0].startswith("The final validation accuracy after 10 epochs")
+    assert ten.sentences[0].startswith("The baseline's final validation accuracy after 10 epochs")
 
 
 def test_final_answer_gives_the_test_score_with_its_interval_and_says_when_90_is_within_noise():
@@ -417,3 +417,32 @@ def test_b1_never_puts_the_curve_sample_and_the_whole_split_in_one_column(tmp_pa
     whole = _appendix(tmp_path, [{**rows[0], "val_images": 10_000}, rows[1]], None).by_id("table-b1")
     heads = row_cells(whole.find("tr"))
     assert "sample" not in " ".join(heads) and "val. acc., all 10,000" in heads
+
+
+def test_4c_names_the_network_and_says_the_subset_is_not_the_training_split():
+    results = _baseline([(0.8, 2000), (0.9, 10_000)], (30, 10))
+    results["fashion_mnist"]["data"] = {"train_images": 60_000, "val_images": 10_000}
+    text = answers.answer_4c(results).sentences[1]
+    assert text == ("The baseline's final validation accuracy after 2 epochs on 12,000 training images (the grid's "
+                    "subset of the 50,000-image training split; no network in this run trains 2 epochs on the "
+                    "whole split, so that accuracy is not measured) is 90.00 % on all 10,000 validation images.")
+    results["fashion_mnist"]["data"] = {"train_images": 22_000, "val_images": 10_000}
+    assert "subset" not in answers.answer_4c(results).sentences[1]
+
+
+def test_the_final_answer_puts_the_test_set_caveat_beside_the_score():
+    results = {"fashion_mnist": {"data": {"test_images": 10_000}, "final": {
+        "test_acc": 0.943, "test_interval": [0.938, 0.947], "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
+    sentences = answers.answer_final(results).sentences
+    assert len(sentences) == 3 and "earlier test score shaped the grid's design" in sentences[2]
+
+
+def test_b3_labels_each_trials_threads_and_says_seconds_compare_only_at_equal_threads(tmp_path):
+    trial = {"name": "baseline", "seed": 0, "status": "ok", "val_acc": 0.9, "params": 1000, "epochs_run": 1,
+             "train_s": 30.0, "threads": 1}
+    epoch = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.9, "val_images": 10_000,
+             "lr": 0.0, "train_s": 30.0}
+    dom = _appendix(tmp_path, [epoch], None, [trial])
+    heads, grid_row, final_row = [row_cells(tr) for tr in dom.by_id("table-b3").find_all("tr")]
+    assert heads[-1] == "threads" and grid_row[-1] == "1" and final_row[-1] == "2"
+    assert "only between rows with the same thread count" in dom.words

@@ -120,8 +120,10 @@ def run(ctx: RunContext) -> SectionResult:
         "combination": summary.combination and {**summary.combination,
                                                 "text": combination_text(summary.combination),
                                                 "notes": combination_notes(summary.combination)},
+        **training_compute(grid, sel, final),
         "grid_train_s": sum(t["train_s"] for t in trials),
         "grid_trials_trained": sum(not t["cached"] for t in trials),
+        "grid_cache": cache_clause(sum(not t["cached"] for t in trials), len(trials)),
         "grid_wall_s": stage.wall_s,
         "finalists": finalists_json and {**finalists_json, "trials": finalists, "wall_s": finals.wall_s,
                                          "train_s": sum(t["train_s"] for t in finalists),
@@ -133,7 +135,7 @@ def run(ctx: RunContext) -> SectionResult:
                   "model_file": ctx.relative(model_path),
                   "params": final["params"],
                   "train_s": final["train_s"], "wall_s": final_wall_s, "train_images": final["train_images"],
-                  "seed": sel.final_spec.seed,
+                  "seed": sel.final_spec.seed, "threads": final.get("threads", envs[-1].threads),
                   "history": final["history"], "cached": final_cached,
                   "chosen": sel.decision.chosen, "chosen_val_acc": summary.accuracies["chosen"],
                   "chosen_by": "finalists" if finals.specs else "grid",
@@ -145,6 +147,29 @@ def run(ctx: RunContext) -> SectionResult:
     }
     cached = final_cached and all(c for _, c in stage.outcomes + finals.outcomes)
     return SectionResult(data_json, figs, cached=cached, seconds=time.perf_counter() - start)
+
+
+def cache_clause(trained: int, total: int) -> str:
+    """Where the grid's trials came from, true at both ends: 'all trained in this run', 'all from the cache',
+    '3 trained in this run, the rest from the cache'."""
+    if trained == total:
+        return "all trained in this run"
+    return "all from the cache" if trained == 0 else f"{trained} trained in this run, the rest from the cache"
+
+
+def training_compute(grid: fgrid.Grid, sel: fsel.Selection, final: dict) -> dict[str, Any]:
+    """The run's training compute in TMAC (selection.BUDGET_FORMULA) by stage, and ``total_tmacs``:
+    every trial as the epochs it completed (a diverged one stops early), a cached one as if trained here."""
+    def cost(spec: fgrid.TrialSpec, result: dict) -> float:
+        planned = fsel.trial_tmacs(spec, grid.val_size, grid.train_subset)
+        return planned * len(result["history"]) / spec.config.epochs
+
+    stages = {"grid": 0.0, "combination": 0.0, "finalists": 0.0,
+              "final": cost(sel.final_spec, final)}
+    for spec, (result, _) in zip(sel.grid.specs + sel.finalists.specs, sel.grid.outcomes + sel.finalists.outcomes):
+        stage = "finalists" if spec.stage == "finalist" else "combination" if spec.axis == "combined" else "grid"
+        stages[stage] += cost(spec, result)
+    return {"tmacs": stages, "total_tmacs": sum(stages.values())}
 
 
 def _data(ctx: RunContext) -> tuple[Path, fdata.FashionData]:
