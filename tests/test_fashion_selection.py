@@ -532,7 +532,10 @@ def test_the_combination_resolves_a_key_two_axes_set_and_shows_a_choice_that_cha
     assert ("It takes optimizer=adam, weight_decay=0.0005 (optimizer) and weight_decay=0.0, label_smoothing=0.0 "
             "(regularisation), although the grid's test found neither measurably better") in notes
     assert "The optimizer axis's optimizer=adam, weight_decay=0.0005 changes nothing in the combination" in notes
-    assert "Against the best single variant within the budget, lr=0.01, the combination differs by" in notes
+    assert "Against the best single variant, lr=0.01, the combination differs by" in notes   # no budget set
+    combined_row = fsum.rows(["baseline", combined], sel.grid.results, {}, sel.grid.specs)[1]
+    assert combined_row["label"] == ("the combination (optimizer adamw → adam, lr 0.003 → 0.01, "
+                                     "weight_decay 0.05 → 0.0 and label_smoothing 0.1 → 0.0)")
 
 
 def test_a_key_goes_to_the_axis_that_varies_it_whatever_the_order_of_the_axes():

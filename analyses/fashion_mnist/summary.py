@@ -69,8 +69,12 @@ def changes(reference: TrialSpec, spec: TrialSpec) -> dict[str, Any]:
     ``changes`` {key: [reference's value, its value]}, ``changes_text`` and ``label``, the name a sentence
     gives it, which names every change when there are several."""
     diff = config_changes(reference.config.to_dict(), spec.config.to_dict())
-    return {"changes": diff, "changes_text": changes_text(diff) if diff else None,
-            "label": "baseline" if spec is reference else change_label(spec.overrides, diff)}
+    text = changes_text(diff) if diff else None
+    if fsel.grid_name(spec.name).startswith("combined: "):   # several axes: no one setting leads
+        label = f"the combination ({text})"
+    else:
+        label = "baseline" if not diff else change_label(spec.overrides, diff)
+    return {"changes": diff, "changes_text": text, "label": label}
 
 
 def curve_images(result: dict) -> int | None:

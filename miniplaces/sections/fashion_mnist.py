@@ -409,7 +409,8 @@ def combination_notes(c: dict[str, Any]) -> list[str]:
                      "baseline: each axis gives its best point estimate, not a tested gain.")
     vs = c.get("vs_best")
     if vs:
-        notes.append(f"Against the best single variant within the budget, {vs['against'].split(': ', 1)[-1]}, "
+        within = " within the budget" if c.get("limit_tmacs") else ""
+        notes.append(f"Against the best single variant{within}, {vs['against'].split(': ', 1)[-1]}, "
                      f"the combination differs by {vs['delta_pp']:+.2f} pp: {vs['verdict']} (the two disagree on "
                      f"{_count(sum(vs['discordant']))} images; paired test, Holm over the combination's two "
                      f"comparisons, adjusted {p_value(vs['p_adjusted'])}; {UNMEASURED}).")
