@@ -478,20 +478,20 @@ def test_every_setting_a_variant_changes_is_named_from_the_configs():
     table = {r["name"]: r for r in fsum.rows(list(dict.fromkeys(s.name for s in specs)), results, {}, specs)}
     none = table["augmentation: augment=none"]
     assert none["changes"] == {"augment": ["flip+crop", "none"], "flip_tta": [True, False]}
-    assert none["label"] == "augment=none with flip_tta True → False"
+    assert none["label"] == "augment=none (with flip_tta True → False)"
     sgd = table["optimizer: optimizer=sgd, lr=0.05, weight_decay=0.0005"]
     assert sgd["changes"] == {"optimizer": ["adamw", "sgd"], "lr": [0.003, 0.05], "weight_decay": [0.05, 0.0005]}
-    assert sgd["label"] == "optimizer=sgd with lr 0.003 → 0.05 and weight_decay 0.05 → 0.0005"
+    assert sgd["label"] == "optimizer=sgd (with lr 0.003 → 0.05 and weight_decay 0.05 → 0.0005)"
     assert table["optimizer: optimizer=adam, weight_decay=0.0005"]["label"] == (
-        "optimizer=adam with weight_decay 0.05 → 0.0005")
+        "optimizer=adam (with weight_decay 0.05 → 0.0005)")
     assert table["regularisation: weight_decay=0.0, label_smoothing=0.0"]["label"] == (
-        "weight_decay=0.0 with label_smoothing 0.1 → 0.0")
+        "weight_decay=0.0 (with label_smoothing 0.1 → 0.0)")
     lr = table["lr_schedule: lr=0.01"]
     assert lr["label"] == "lr=0.01" and lr["changes"] == {"lr": [0.003, 0.01]}
     assert table["baseline"]["changes"] == {} and table["baseline"]["label"] == "baseline"
     worse = {**_row("augment=none", 0.880, "worse", (100, 410)), "label": none["label"]}
     text = section.conclusion([_row("baseline", 0.911), worse], INFO)
-    assert text.startswith("Augment=none with flip_tta True → False lowers validation accuracy")
+    assert text.startswith("Augment=none (with flip_tta True → False) lowers validation accuracy")
 
 
 def _conflict_grid(axes):

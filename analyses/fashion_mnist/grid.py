@@ -278,13 +278,13 @@ def changes_text(changes: dict[str, list[Any]]) -> str:
 
 def change_label(overrides: dict[str, Any], changes: dict[str, list[Any]]) -> str:
     """A variant as a sentence names it: its name when it changes one setting, else its first changed
-    setting with every other change and the baseline's value, 'optimizer=sgd with lr 0.003 → 0.05 and
-    weight_decay 0.05 → 0.0005'."""
+    setting with every other change and the baseline's value in parentheses (lists of labels stay readable),
+    'optimizer=sgd (with lr 0.003 → 0.05 and weight_decay 0.05 → 0.0005)'."""
     if len(changes) <= 1:
         return describe(overrides)
     first = next((k for k in overrides if k in changes), next(iter(changes)))
     rest = {k: v for k, v in changes.items() if k != first}
-    return f"{first}={shown_value(changes[first][1])} with {changes_text(rest)}"
+    return f"{first}={shown_value(changes[first][1])} (with {changes_text(rest)})"
 
 
 # config fields that change how a trained model is scored, not how it trains
