@@ -624,8 +624,8 @@ def answer_4d(results: dict) -> Answer:
                          f"{top['delta_pp']:+.2f} pp.")
     if worse:
         lost = [r for _, r in sorted(worse, key=lambda ar: ar[1]["delta_pp"])]
-        by = [f"{_label(r)} by {-r['delta_pp']:.2f} pp" for r in lost]
-        sentences.append(capital(f"{series(by)} {'is' if len(lost) == 1 else 'are'} worse beyond that noise."))
+        sentences.append("Worse beyond that noise: " + "; ".join(f"{_label(r)} ({r['delta_pp']:+.2f} pp)"
+                                                                 for r in lost) + ".")
     untested_gains = [(a, r) for a, r in rows if r["test"]["verdict"] == "no measurable difference"
                       and r["delta_pp"] is not None and r["delta_pp"] > 0]
     if not better and untested_gains and len(sentences) < 3:

@@ -387,6 +387,7 @@ def test_4d_counts_with_the_correction_over_the_whole_grid_and_says_what_the_tes
     assert answer.glance == ("1 of 3 variants beat the baseline beyond validation-sample noise, 1 was worse "
                              "(paired test, Holm over all 3 variants of the grid).")
     assert "beyond chance" not in answer.text
+    assert answer.sentences[2] == "Worse beyond that noise: lr=1 (-3.00 pp)."
 
 
 def _appendix(tmp_path, history: list[dict], curve_images: int | None, trials: list[dict] | None = None):
