@@ -480,7 +480,8 @@ def test_every_setting_a_variant_changes_is_named_from_the_configs():
     assert none["changes"] == {"augment": ["flip+crop", "none"], "flip_tta": [True, False]}
     assert none["label"] == "augment=none (with flip_tta True → False)"
     sgd = table["optimizer: optimizer=sgd, lr=0.05, weight_decay=0.0005"]
-    assert sgd["changes"] == {"optimizer": ["adamw", "sgd"], "lr": [0.003, 0.05], "weight_decay": [0.05, 0.0005]}
+    assert sgd["changes"] == {"optimizer": ["adamw", "sgd"], "lr": [0.003, 0.05],
+                              "weight_decay": [0.05, 0.0005]}
     assert sgd["label"] == "optimizer=sgd (with lr 0.003 → 0.05 and weight_decay 0.05 → 0.0005)"
     assert table["optimizer: optimizer=adam, weight_decay=0.0005"]["label"] == (
         "optimizer=adam (with weight_decay 0.05 → 0.0005)")
@@ -551,7 +552,8 @@ def test_a_key_goes_to_the_axis_that_varies_it_whatever_the_order_of_the_axes():
 
 
 def test_the_validation_loss_curve_stays_on_one_set_of_images():
-    history = [{"epoch": 1, "val_loss": 0.5, "val_images": 1000}, {"epoch": 2, "val_loss": 0.45, "val_images": 1000},
+    history = [{"epoch": 1, "val_loss": 0.5, "val_images": 1000},
+               {"epoch": 2, "val_loss": 0.45, "val_images": 1000},
                {"epoch": 3, "val_loss": 0.30, "val_images": 10_000, "curve_acc": 0.9}]
     assert section._val_loss_curve(history) == ([(1, 0.5), (2, 0.45)], "validation (1,000-image sample)")
     whole = [{**r, "val_images": 10_000} for r in history]
@@ -577,7 +579,8 @@ def test_the_runs_training_compute_is_counted_by_stage_from_the_epochs_each_tria
     assert compute["tmacs"]["grid"] == pytest.approx(sum(tmacs(s.config, rest, 1) for s in one_axis))
     combined = next(s for s in sel.grid.specs if s.axis == "combined")
     assert compute["tmacs"]["combination"] == pytest.approx(tmacs(combined.config, rest, 1))
-    assert compute["tmacs"]["finalists"] == pytest.approx(sum(tmacs(s.config, rest, 2) for s in sel.finalists.specs))
+    finalists = sum(tmacs(s.config, rest, 2) for s in sel.finalists.specs)
+    assert compute["tmacs"]["finalists"] == pytest.approx(finalists)
     assert compute["tmacs"]["final"] == pytest.approx(tmacs(sel.final_spec.config, 60_000, 2))
     assert compute["total_tmacs"] == pytest.approx(sum(compute["tmacs"].values()))
 

@@ -405,10 +405,10 @@ def _appendix(tmp_path, history: list[dict], curve_images: int | None, trials: l
 def test_b1_never_puts_the_curve_sample_and_the_whole_split_in_one_column(tmp_path):
     """Epochs before the last are scored on the 1 000-image sample, the last on all 10 000 (and on the
     sample: curve_acc): each column holds one set of images, labelled."""
-    rows = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.903, "val_images": 1000,
-             "lr": 0.001, "train_s": 3.0},
-            {"epoch": 2, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.8954, "curve_acc": 0.906,
-             "val_images": 10_000, "lr": 0.0, "train_s": 3.0}]
+    rows = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.903,
+             "val_images": 1000, "lr": 0.001, "train_s": 3.0},
+            {"epoch": 2, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.8954,
+             "curve_acc": 0.906, "val_images": 10_000, "lr": 0.0, "train_s": 3.0}]
     table = _appendix(tmp_path, rows, 1000).by_id("table-b1")
     heads, *cells = [row_cells(tr) for tr in table.find_all("tr")]
     assert heads[3:7] == ["val. loss, 1,000-image sample", "val. acc., 1,000-image sample",
@@ -433,7 +433,8 @@ def test_4c_names_the_network_and_says_the_subset_is_not_the_training_split():
 
 def test_the_final_answer_puts_the_test_set_caveat_beside_the_score():
     results = {"fashion_mnist": {"data": {"test_images": 10_000}, "final": {
-        "test_acc": 0.943, "test_interval": [0.938, 0.947], "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
+        "test_acc": 0.943, "test_interval": [0.938, 0.947],
+        "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
     first = answers.answer_final(results).sentences[0]
     assert "94.30 % on the 10,000 test images (exact 95 % interval 93.80 % to 94.70 %; slightly optimistic: an " \
            "earlier test score shaped the grid's design)" in first
@@ -442,8 +443,8 @@ def test_the_final_answer_puts_the_test_set_caveat_beside_the_score():
 def test_b3_labels_each_trials_threads_and_says_seconds_compare_only_at_equal_threads(tmp_path):
     trial = {"name": "baseline", "seed": 0, "status": "ok", "val_acc": 0.9, "params": 1000, "epochs_run": 1,
              "train_s": 30.0, "threads": 1}
-    epoch = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.9, "val_images": 10_000,
-             "lr": 0.0, "train_s": 30.0}
+    epoch = {"epoch": 1, "train_loss": 0.5, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.9,
+             "val_images": 10_000, "lr": 0.0, "train_s": 30.0}
     dom = _appendix(tmp_path, [epoch], None, [trial])
     heads, grid_row, final_row = [row_cells(tr) for tr in dom.by_id("table-b3").find_all("tr")]
     assert heads[-1] == "threads" and grid_row[-1] == "1" and final_row[-1] == "2"

@@ -222,8 +222,9 @@ def resolve_conflicts(specs: list[TrialSpec], values: dict[str, str]) -> tuple[d
     setters: dict[str, list[tuple[str, Any, bool, str]]] = {}   # key -> (axis, value, subject?, its subject)
     for axis, name in values.items():
         overrides = by_name[name].overrides
+        subject = describe(dict(list(overrides.items())[:1]))
         for i, (key, value) in enumerate(overrides.items()):
-            setters.setdefault(key, []).append((axis, value, i == 0, describe(dict([next(iter(overrides.items()))]))))
+            setters.setdefault(key, []).append((axis, value, i == 0, subject))
     merged, conflicts = {}, []
     for key, who in setters.items():
         subjects = [w for w in who if w[2]]

@@ -166,9 +166,11 @@ def training_compute(grid: fgrid.Grid, sel: fsel.Selection, final: dict) -> dict
 
     stages = {"grid": 0.0, "combination": 0.0, "finalists": 0.0,
               "final": cost(sel.final_spec, final)}
-    for spec, (result, _) in zip(sel.grid.specs + sel.finalists.specs, sel.grid.outcomes + sel.finalists.outcomes):
-        stage = "finalists" if spec.stage == "finalist" else "combination" if spec.axis == "combined" else "grid"
-        stages[stage] += cost(spec, result)
+    for run in (sel.grid, sel.finalists):
+        for spec, (result, _) in zip(run.specs, run.outcomes):
+            stage = ("finalists" if spec.stage == "finalist" else "combination" if spec.axis == "combined"
+                     else "grid")
+            stages[stage] += cost(spec, result)
     return {"tmacs": stages, "total_tmacs": sum(stages.values())}
 
 
@@ -399,8 +401,8 @@ def combination_notes(c: dict[str, Any]) -> list[str]:
                      f"{x['kept'].replace('_', ' ')}'s, because {x['why']}.")
     for x in c.get("no_ops", []):
         keys = "; ".join(f"{k}: {why}" for k, why in x["keys"].items())
-        notes.append(f"The {x['axis'].replace('_', ' ')} axis's {x['value']} changes nothing in the combination "
-                     f"({keys}), so it is not a choice.")
+        notes.append(f"The {x['axis'].replace('_', ' ')} axis's {x['value']} changes nothing in the "
+                     f"combination ({keys}), so it is not a choice.")
     weak = c.get("unsupported") or {}
     if weak:
         taken = _names([f"{v['value']} ({axis.replace('_', ' ')})" for axis, v in weak.items()])
@@ -411,8 +413,8 @@ def combination_notes(c: dict[str, Any]) -> list[str]:
     if vs:
         within = " within the budget" if c.get("limit_tmacs") else ""
         notes.append(f"Against the best single variant{within}, {vs['against'].split(': ', 1)[-1]}, "
-                     f"the combination differs by {vs['delta_pp']:+.2f} pp: {vs['verdict']} (the two disagree on "
-                     f"{_count(sum(vs['discordant']))} images; paired test, Holm over the combination's two "
+                     f"the combination differs by {vs['delta_pp']:+.2f} pp: {vs['verdict']} (the two disagree "
+                     f"on {_count(sum(vs['discordant']))} images; paired test, Holm over the combination's two "
                      f"comparisons, adjusted {p_value(vs['p_adjusted'])}; {UNMEASURED}).")
     return notes
 
