@@ -424,9 +424,11 @@ def test_4c_names_the_network_and_says_the_subset_is_not_the_training_split():
     results = _baseline([(0.8, 2000), (0.9, 10_000)], (30, 10))
     results["fashion_mnist"]["data"] = {"train_images": 60_000, "val_images": 10_000}
     text = answers.answer_4c(results).sentences[1]
-    assert text == ("The baseline's final validation accuracy after 2 epochs on 12,000 training images (a subset: "
-                    "no run here trains 2 epochs on the whole 50,000-image training split) is 90.00 % on all "
-                    "10,000 validation images.")
+    assert text == ("The baseline's final validation accuracy after 2 epochs on 12,000 training images (a subset of "
+                    "the 50,000-image training split; no run here trains it 2 epochs on all of it) is 90.00 % on "
+                    "all 10,000 validation images.")
+    results["fashion_mnist"]["finalists"] = {"trials": [{"name": "finalist: baseline", "epochs_run": 2}]}
+    assert "(a subset of the 50,000-image training split) is" in answers.answer_4c(results).sentences[1]
     results["fashion_mnist"]["data"] = {"train_images": 22_000, "val_images": 10_000}
     assert "subset" not in answers.answer_4c(results).sentences[1]
 
