@@ -520,7 +520,7 @@ def test_the_combination_resolves_a_key_two_axes_set_and_shows_a_choice_that_cha
                                       "alongside optimizer=adam"}]
     assert c["no_ops"] == [{"axis": "optimizer", "value": "optimizer=adam, weight_decay=0.0005",
                             "keys": {"optimizer": fsel.SAME_OPTIMIZER,
-                                     "weight_decay": "another axis's value won"}}]
+                                     "weight_decay": "the regularisation axis's value won"}}]
     best = fsel.ranked({n: r for n, r in sel.grid.results.items() if n.split(":")[0] in grid.axes})[0]
     assert c["vs_best"]["against"] == best == "lr: lr=0.01"
     combined = next(n for n in sel.grid.results if n.startswith("combined"))

@@ -269,9 +269,10 @@ def no_ops(base: TrialConfig, specs: list[TrialSpec], values: dict[str, str]) ->
     by_name = {s.name: s for s in specs}
 
     def combined(chosen: dict[str, str]) -> tuple[dict[str, Any], TrialConfig]:
-        merged, _ = resolve_conflicts(specs, chosen)
+        merged = resolve_conflicts(specs, chosen)[0]
         return merged, variant_config(base, merged)[0]
     merged, config = combined(values)
+    won_by = {x["key"]: x["kept"] for x in resolve_conflicts(specs, values)[1]}
     out = []
     for axis, name in values.items():
         if name == "baseline":
@@ -280,7 +281,7 @@ def no_ops(base: TrialConfig, specs: list[TrialSpec], values: dict[str, str]) ->
         if trains_as(without) != trains_as(config):
             continue
         out.append({"axis": axis, "value": name, "keys": {
-            k: "another axis's value won" if repr(merged[k]) != repr(v) else
+            k: f"the {won_by[k]} axis's value won" if repr(merged[k]) != repr(v) else
             "the combination has it without this axis" if getattr(config, k) == getattr(without, k)
             else SAME_OPTIMIZER for k, v in by_name[name].overrides.items()}})
     return out
