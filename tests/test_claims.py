@@ -146,7 +146,8 @@ def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_
     rows = [_row("baseline", 0.911), _row("augment=none", 0.880, "worse", (100, 410)),
             _row("init=kaiming", 0.914, "no measurable difference", (200, 170))]
     text = section.conclusion(rows, {**INFO, "k": 2})
-    assert text.startswith("Augment=none lowers validation accuracy from 91.10 % to 88.00 % beyond chance")
+    assert text.startswith("Augment=none lowers validation accuracy from 91.10 % to 88.00 % beyond "
+                           "validation-sample noise")
     assert "No variant beats" not in text and "init=kaiming changes nothing measurable" in text
     one = section.conclusion(rows[:2], {**INFO, "k": 1})
     assert "Holm" not in one and "no variant raises it." in one
@@ -158,7 +159,7 @@ def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_
     named = [{**r, "name": r["variant"]} for r in rows]
     fm = {"baseline": {"val_acc": 0.911}, "axes": [axis("augment", named[:2], 1)]}
     a = answers.answer_4d({"fashion_mnist": fm})
-    assert "augment=none is worse beyond chance, -3.10 pp." in a.text.lower()
+    assert "worse beyond that noise: augment=none (-3.10 pp)." in a.text.lower()
     assert "Holm" not in a.text and "no correction" in a.text and "largest raw gain" not in a.text
 
 

@@ -115,7 +115,7 @@ def test_family_verdicts_follow_holm_adjusted_p():
     assert tests["a: better"]["discordant"] == [40, 2]
     info = fsel.family_info(tests, fsel.CORRECTION)
     assert info == {"name": "exact McNemar (two-sided)",
-                    "correction": "Holm over the 4 variants of this axis",
+                    "correction": "Holm over all 4 variants of the grid",
                     "alpha": 0.05, "k": 4, "images": 2000, "seeds": 1}
     one = fsel.family_info({"a: better": tests["a: better"]}, fsel.CORRECTION)
     assert one["k"] == 1 and one["correction"] == "one comparison, so no correction"     # no Holm for k = 1
@@ -333,6 +333,22 @@ def _accuracy(config):
     return 0.80 + 0.06 * (config.channels[0] >= 32) + 0.02 * (config.lr == 0.01) + 0.04 * (config.epochs > 1)
 
 
+def test_holm_corrects_over_every_variant_of_the_grid_not_per_axis():
+    """The report counts better/worse over the whole grid, so the correction runs over all its variants:
+    a per-axis correction would leave the lr axis's single variant uncorrected."""
+    grid = _budget_grid(finalists=0)
+    execute, _ = _fake_execute(_accuracy)
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, execute, 60_000)
+    tests = {name: test for family in sel.axis_tests.values() for name, test in family.items()}
+    assert list(tests) == [WIDE, NARROW, LR]
+    assert [tests[n]["p_adjusted"] for n in tests] == fsel.holm([tests[n]["p_value"] for n in tests])
+    assert tests[LR]["p_adjusted"] > tests[LR]["p_value"]
+    family = fsum.grid_family_info(sel)
+    assert family["k"] == 3 and family["members"] == [WIDE, NARROW, LR]
+    assert family["correction"] == "Holm over all 3 variants of the grid"
+    assert all(axis["test"]["k"] == 3 for axis in fsum.axis_tables(grid, sel))
+
+
 def test_select_runs_the_search_and_tests_each_stage():
     grid = replace(_budget_grid(finalists=1), repeats=2)
     execute, calls = _fake_execute(_accuracy)
@@ -411,7 +427,8 @@ def _row(variant, mean, verdict=None, discordant=(0, 0), base=0.911, seeds=1, st
             "delta_pp": None if mean is None else 100 * (mean - base), "test": test}
 
 
-INFO = {"name": "exact McNemar (two-sided)", "k": 3, "images": 10000, "seeds": 1}
+INFO = {"name": "exact McNemar (two-sided)", "k": 3, "images": 10000, "seeds": 1,
+        "correction": "Holm over all 3 variants of the grid"}
 
 
 def test_conclusion_names_the_significant_gain_with_its_evidence():
@@ -421,7 +438,8 @@ def test_conclusion_names_the_significant_gain_with_its_evidence():
     text = section.conclusion(rows, INFO)
     assert text == ("Augment=flip raises validation accuracy from 91.10 % to 92.00 % (+0.90 pp; the two "
                     "models disagree on 1 130 of the same 10 000 images, and a paired test puts the gain "
-                    "beyond chance even after Holm's correction for 3 comparisons), while "
+                    "beyond validation-sample noise even after correction (Holm over all 3 variants of the "
+                    "grid); retraining (seed) noise is not measured), while "
                     "augment=flip+crop+erase changes nothing measurable (90.90 %) "
                     "and augment=none lowers it to 88.00 %.")
     assert text.count(".") == 1 + text.count(" %") + text.count("pp")   # one sentence: decimals and its end
@@ -431,8 +449,8 @@ def test_conclusion_without_a_measurable_gain_says_so_and_lists_divergence():
     rows = [_row("baseline", 0.911), _row("init=kaiming", 0.914, "no measurable difference", (200, 170)),
             _row("lr=1e30", None, status="diverged")]
     text = section.conclusion(rows, {**INFO, "k": 1})
-    assert text == ("No variant beats the baseline's 91.10 % beyond chance (a paired test on the same 10 000 "
-                    "images): init=kaiming changes nothing measurable (91.40 %) and lr=1e30 diverged.")
+    assert text == ("No variant beats the baseline's 91.10 % beyond validation-sample noise (a paired test on "
+                    "the same 10 000 images): init=kaiming changes nothing measurable (91.40 %) and lr=1e30 diverged.")
     assert section.conclusion([_row("baseline", None, status="diverged"), rows[1]], INFO).startswith(
         "The baseline diverged")
 
@@ -449,3 +467,125 @@ def test_test_accuracy_interval_is_the_exact_binomial_one():
     assert fsum.accuracy_interval(1.0, 10) == (pytest.approx(0.6915, abs=1e-4), 1.0)
     wider = fsum.accuracy_interval(0.9395, 1000)
     assert wider[0] < low and wider[1] > high   # fewer test images, more noise
+
+
+def test_every_setting_a_variant_changes_is_named_from_the_configs():
+    """The standard grid's couplings (flip TTA with augment=none, the optimizers' weight decay and SGD's
+    learning rate, weight decay with label smoothing) come from diffing the full configs, not the names."""
+    grid = section.load_grid(section.GRIDS / "standard.toml")
+    specs = fgrid.one_at_a_time(grid, 0)
+    results = {s.name: [{"seed": 0, "val_acc": 0.9, "train_s": 1.0}] for s in specs}
+    table = {r["name"]: r for r in fsum.rows(list(dict.fromkeys(s.name for s in specs)), results, {}, specs)}
+    none = table["augmentation: augment=none"]
+    assert none["changes"] == {"augment": ["flip+crop", "none"], "flip_tta": [True, False]}
+    assert none["label"] == "augment=none (with flip_tta True → False)"
+    sgd = table["optimizer: optimizer=sgd, lr=0.05, weight_decay=0.0005"]
+    assert sgd["changes"] == {"optimizer": ["adamw", "sgd"], "lr": [0.003, 0.05],
+                              "weight_decay": [0.05, 0.0005]}
+    assert sgd["label"] == "optimizer=sgd (with lr 0.003 → 0.05 and weight_decay 0.05 → 0.0005)"
+    assert table["optimizer: optimizer=adam, weight_decay=0.0005"]["label"] == (
+        "optimizer=adam (with weight_decay 0.05 → 0.0005)")
+    assert table["regularisation: weight_decay=0.0, label_smoothing=0.0"]["label"] == (
+        "weight_decay=0.0 (with label_smoothing 0.1 → 0.0)")
+    lr = table["lr_schedule: lr=0.01"]
+    assert lr["label"] == "lr=0.01" and lr["changes"] == {"lr": [0.003, 0.01]}
+    assert table["baseline"]["changes"] == {} and table["baseline"]["label"] == "baseline"
+    worse = {**_row("augment=none", 0.880, "worse", (100, 410)), "label": none["label"]}
+    text = section.conclusion([_row("baseline", 0.911), worse], INFO)
+    assert text.startswith("Augment=none (with flip_tta True → False) lowers validation accuracy")
+
+
+def _conflict_grid(axes):
+    return fgrid.parse_grid({"base": {"epochs": 1, "channels": [8, 16], "optimizer": "adamw",
+                                      "weight_decay": 0.05, "label_smoothing": 0.1}, "axes": axes}, "c.toml")
+
+
+def test_the_combination_resolves_a_key_two_axes_set_and_shows_a_choice_that_changes_nothing():
+    """The issue's case: the optimizer axis's Adam brings weight decay 5e-4, the regularisation axis's best
+    removes it; the regularisation axis wins the key (it varies it), and Adam without weight decay is the
+    baseline's AdamW: a no-op, said so. The combination is also tested against the best single variant."""
+    grid = _conflict_grid({"optimizer": [{"optimizer": "adam", "weight_decay": 0.0005}],
+                           "regularisation": [{"weight_decay": 0.0, "label_smoothing": 0.0}],
+                           "lr": [{"lr": 0.01}]})
+
+    def accuracy(config):
+        return (0.80 + 0.01 * (config.optimizer == "adam") + 0.02 * (config.weight_decay == 0)
+                + 0.03 * (config.lr == 0.01))
+    execute, _ = _fake_execute(accuracy)
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, execute, 60_000)
+    c = fsum.combination_summary(grid, sel)
+    assert c["conflicts"] == [{"key": "weight_decay", "values": {"optimizer": 0.0005, "regularisation": 0.0},
+                               "kept": "regularisation",
+                               "why": "regularisation varies weight_decay itself; optimizer sets it only "
+                                      "alongside optimizer=adam"}]
+    assert c["no_ops"] == [{"axis": "optimizer", "value": "optimizer=adam, weight_decay=0.0005",
+                            "keys": {"optimizer": fsel.SAME_OPTIMIZER,
+                                     "weight_decay": "the regularisation axis's value won"}}]
+    best = fsel.ranked({n: r for n, r in sel.grid.results.items() if n.split(":")[0] in grid.axes})[0]
+    assert c["vs_best"]["against"] == best == "lr: lr=0.01"
+    combined = next(n for n in sel.grid.results if n.startswith("combined"))
+    direct = fsel.paired_test(sel.grid.results[combined], sel.grid.results[best])
+    assert c["vs_best"]["p_value"] == direct["p_value"]
+    assert c["vs_best"]["p_adjusted"] == fsel.holm([sel.combined_test["p_value"], direct["p_value"]])[1]
+    notes = " ".join(section.combination_notes(c))
+    assert ("Two axes set weight_decay (optimizer to 0.0005 and regularisation to 0.0): the combination keeps "
+            "regularisation's, because regularisation varies weight_decay itself") in notes
+    assert ("It takes optimizer=adam, weight_decay=0.0005 (optimizer) and weight_decay=0.0, label_smoothing=0.0 "
+            "(regularisation), although the grid's test found neither measurably better") in notes
+    assert "The optimizer axis's optimizer=adam, weight_decay=0.0005 changes nothing in the combination" in notes
+    assert "Against the best single variant, lr=0.01, the combination differs by" in notes   # no budget set
+    combined_row = fsum.rows(["baseline", combined], sel.grid.results, {}, sel.grid.specs)[1]
+    assert combined_row["label"] == ("the combination (optimizer adamw → adam, lr 0.003 → 0.01, "
+                                     "weight_decay 0.05 → 0.0 and label_smoothing 0.1 → 0.0)")
+
+
+def test_a_key_goes_to_the_axis_that_varies_it_whatever_the_order_of_the_axes():
+    grid = _conflict_grid({"regularisation": [{"weight_decay": 0.1}],
+                           "optimizer": [{"optimizer": "sgd", "weight_decay": 0.001}]})
+    specs = fgrid.one_at_a_time(grid, 0)
+    values = {"regularisation": "regularisation: weight_decay=0.1",
+              "optimizer": "optimizer: optimizer=sgd, weight_decay=0.001"}
+    merged, conflicts = fsel.resolve_conflicts(specs, values)
+    assert merged == {"weight_decay": 0.1, "optimizer": "sgd"}
+    assert [x["kept"] for x in conflicts] == ["regularisation"]
+    assert fsel.no_ops(grid.base, specs, values) == []
+
+
+def test_the_validation_loss_curve_stays_on_one_set_of_images():
+    history = [{"epoch": 1, "val_loss": 0.5, "val_images": 1000},
+               {"epoch": 2, "val_loss": 0.45, "val_images": 1000},
+               {"epoch": 3, "val_loss": 0.30, "val_images": 10_000, "curve_acc": 0.9}]
+    assert section._val_loss_curve(history) == ([(1, 0.5), (2, 0.45)], "validation (1,000-image sample)")
+    whole = [{**r, "val_images": 10_000} for r in history]
+    assert section._val_loss_curve(whole) == ([(1, 0.5), (2, 0.45), (3, 0.30)], "validation")
+
+
+def test_the_runs_training_compute_is_counted_by_stage_from_the_epochs_each_trial_ran():
+    grid = _budget_grid(finalists=1)
+    execute, _ = _fake_execute(_accuracy)
+
+    def with_history(specs, stage):   # one of the grid's trials stops (diverges) before its one epoch ends
+        out = execute(specs, stage)
+        return [({**r, "history": [{}] * (0 if s.name == NARROW else s.config.epochs)}, c)
+                for s, (r, c) in zip(specs, out)]
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, with_history, 60_000)
+    final = {"history": [{}] * sel.final_spec.config.epochs}
+    compute = section.training_compute(grid, sel, final)
+
+    def tmacs(config, images, epochs):
+        return 3 * count_macs(config.model_config()) * images * epochs / 1e12
+    rest = 60_000 - grid.val_size
+    one_axis = [s for s in sel.grid.specs if s.axis != "combined" and s.name != NARROW]
+    assert compute["tmacs"]["grid"] == pytest.approx(sum(tmacs(s.config, rest, 1) for s in one_axis))
+    combined = next(s for s in sel.grid.specs if s.axis == "combined")
+    assert compute["tmacs"]["combination"] == pytest.approx(tmacs(combined.config, rest, 1))
+    finalists = sum(tmacs(s.config, rest, 2) for s in sel.finalists.specs)
+    assert compute["tmacs"]["finalists"] == pytest.approx(finalists)
+    assert compute["tmacs"]["final"] == pytest.approx(tmacs(sel.final_spec.config, 60_000, 2))
+    assert compute["total_tmacs"] == pytest.approx(sum(compute["tmacs"].values()))
+
+
+def test_the_cache_clause_is_true_when_nothing_or_everything_was_trained():
+    assert section.cache_clause(19, 19) == "all trained in this run"
+    assert section.cache_clause(0, 19) == "all from the cache"
+    assert section.cache_clause(3, 19) == "3 trained in this run, the rest from the cache"

@@ -253,11 +253,38 @@ def grid_from_toml(text: str, source: str) -> Grid:
     return parse_grid(raw, source)
 
 
+def shown_value(value: Any) -> str:
+    """A setting's value as a variant's name writes it: 32x64 for a list."""
+    return "x".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
 def describe(overrides: dict[str, Any]) -> str:
     """'lr=0.01, schedule=constant' - the name of a variant."""
-    def show(v: Any) -> str:
-        return "x".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
-    return ", ".join(f"{k}={show(v)}" for k, v in overrides.items()) or "baseline"
+    return ", ".join(f"{k}={shown_value(v)}" for k, v in overrides.items()) or "baseline"
+
+
+def config_changes(base: dict[str, Any], config: dict[str, Any]) -> dict[str, list[Any]]:
+    """Every setting in which ``config`` differs from ``base`` (two full configs as dicts): key ->
+    [base's value, config's value]. Derived from the configs, not the variant's name, so a coupling
+    (flip_tta with augment) or a key the variant sets besides its axis's shows up in any grid."""
+    return {k: [base.get(k), v] for k, v in config.items() if base.get(k) != v}
+
+
+def changes_text(changes: dict[str, list[Any]]) -> str:
+    """'lr 0.003 → 0.05 and weight_decay 0.05 → 0.0005': each change with the baseline's value."""
+    parts = [f"{k} {shown_value(old)} → {shown_value(new)}" for k, (old, new) in changes.items()]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def change_label(overrides: dict[str, Any], changes: dict[str, list[Any]]) -> str:
+    """A variant as a sentence names it: its name when it changes one setting, else its first changed
+    setting with every other change and the baseline's value in parentheses (lists of labels stay readable),
+    'optimizer=sgd (with lr 0.003 → 0.05 and weight_decay 0.05 → 0.0005)'."""
+    if len(changes) <= 1:
+        return describe(overrides)
+    first = next((k for k in overrides if k in changes), next(iter(changes)))
+    rest = {k: v for k, v in changes.items() if k != first}
+    return f"{first}={shown_value(changes[first][1])} (with {changes_text(rest)})"
 
 
 # config fields that change how a trained model is scored, not how it trains

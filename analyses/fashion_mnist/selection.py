@@ -28,7 +28,7 @@ ALPHA = 0.05
 TEST_NAME = "exact McNemar (two-sided)"
 TEST_NAME_SEEDS = ("exact sign-flip test (two-sided) on the per-image differences summed over matched seeds, "
                    "which is McNemar's test for one seed")
-CORRECTION = "Holm over the {k} variants of this axis"          # {k}: filled in by family_info
+CORRECTION = "Holm over all {k} variants of the grid"          # {k}: filled in by family_info
 FINALIST_CORRECTION = "Holm over the {k} finalists compared with the baseline"
 NO_CORRECTION = "one comparison, so no correction"
 BUDGET_FORMULA = (f"multiply-accumulates of one image's forward pass x {TRAIN_PASSES} (forward and backward) "
@@ -136,8 +136,18 @@ def verdict(test: dict[str, Any], alpha: float = ALPHA) -> str:
 
 def test_family(results: Results, baseline: str, names: list[str]) -> dict[str, dict[str, Any] | None]:
     """Each of ``names`` against ``baseline``, Holm-adjusted over those that could be tested."""
-    tests = {n: paired_test(results[n], results[baseline]) for n in names}
-    tested = [n for n in names if tests[n] is not None]
+    return _adjusted({n: paired_test(results[n], results[baseline]) for n in names})
+
+
+def against_each(results: Results, name: str, references: list[str]) -> dict[str, dict[str, Any] | None]:
+    """``name`` against each of ``references`` (the combination against the baseline and against the best
+    single variant), Holm-adjusted over those comparisons."""
+    return _adjusted({r: paired_test(results[name], results[r]) for r in references})
+
+
+def _adjusted(tests: dict[str, dict[str, Any] | None]) -> dict[str, dict[str, Any] | None]:
+    """Holm's adjusted p and the verdict on each test that could be made."""
+    tested = [n for n, t in tests.items() if t is not None]
     for name, adjusted in zip(tested, holm([tests[n]["p_value"] for n in tested])):
         tests[name]["p_adjusted"] = adjusted
         tests[name]["verdict"] = verdict(tests[name])
@@ -198,12 +208,83 @@ def combined_values(grid: Grid, results: Results, specs: list[TrialSpec],
 
 def combined_overrides(specs: list[TrialSpec], values: dict[str, str]) -> dict[str, Any]:
     """The overrides of the trials in ``values`` (axis -> trial name), merged: what the combination
-    changes."""
+    changes. Where two axes set the same key differently, ``resolve_conflicts`` says which wins."""
+    return resolve_conflicts(specs, values)[0]
+
+
+def resolve_conflicts(specs: list[TrialSpec], values: dict[str, str]) -> tuple[dict[str, Any], list[dict]]:
+    """(the merged overrides, the conflicts): a key that two axes' values set differently goes to the axis
+    that varies it as its subject (its value's first key) over one that sets it only alongside its own
+    subject (the optimizer axis's weight decay against the regularisation axis's); between two of the same
+    kind, to the later axis in the grid file. Each conflict: ``key``, ``values`` {axis: value}, ``kept``
+    (the axis), ``why``."""
     by_name = {s.name: s for s in specs}
-    overrides: dict[str, Any] = {}
-    for name in values.values():
-        overrides.update(by_name[name].overrides)
-    return overrides
+    setters: dict[str, list[tuple[str, Any, bool, str]]] = {}   # key -> (axis, value, subject?, its subject)
+    for axis, name in values.items():
+        overrides = by_name[name].overrides
+        subject = describe(dict(list(overrides.items())[:1]))
+        for i, (key, value) in enumerate(overrides.items()):
+            setters.setdefault(key, []).append((axis, value, i == 0, subject))
+    merged, conflicts = {}, []
+    for key, who in setters.items():
+        subjects = [w for w in who if w[2]]
+        winner = (subjects or who)[-1]
+        merged[key] = winner[1]
+        if len({repr(w[1]) for w in who}) == 1:
+            continue
+        losers = [w for w in who if w is not winner]
+        if winner[2] and not any(w[2] for w in losers):
+            why = (f"{winner[0]} varies {key} itself; " + ", ".join(
+                f"{w[0]} sets it only alongside {w[3]}" for w in losers))
+        else:
+            kind = "varies it as its subject" if winner[2] else "sets it only alongside its subject"
+            why = f"each {kind}, and {winner[0]} comes later in the grid file"
+        conflicts.append({"key": key, "values": {w[0]: _plain(w[1]) for w in who}, "kept": winner[0],
+                          "why": why})
+    return merged, conflicts
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+# Adam and AdamW differ only in how they apply weight decay (make_optimizer): without any they are one
+SAME_OPTIMIZER = "without weight decay Adam and AdamW are the same optimizer"
+
+
+def trains_as(config: TrialConfig) -> dict[str, Any]:
+    """``config`` as a dict, with settings that train identically written one way, so that a choice that
+    changes nothing shows as such (SAME_OPTIMIZER)."""
+    out = config.to_dict()
+    if out["optimizer"] in ("adam", "adamw") and out["weight_decay"] == 0:
+        out["optimizer"] = "adamw"
+    return out
+
+
+def no_ops(base: TrialConfig, specs: list[TrialSpec], values: dict[str, str]) -> list[dict]:
+    """The axes whose taken value changes nothing in the combination: without it (that axis at the
+    baseline's value) the combination would train the same (another axis won its keys, or
+    SAME_OPTIMIZER). Each: ``axis``, ``value`` (the trial name), ``keys`` {key it sets: why it does not
+    count}."""
+    by_name = {s.name: s for s in specs}
+
+    def combined(chosen: dict[str, str]) -> tuple[dict[str, Any], TrialConfig]:
+        merged = resolve_conflicts(specs, chosen)[0]
+        return merged, variant_config(base, merged)[0]
+    merged, config = combined(values)
+    won_by = {x["key"]: x["kept"] for x in resolve_conflicts(specs, values)[1]}
+    out = []
+    for axis, name in values.items():
+        if name == "baseline":
+            continue
+        without = combined({**values, axis: "baseline"})[1]
+        if trains_as(without) != trains_as(config):
+            continue
+        out.append({"axis": axis, "value": name, "keys": {
+            k: f"the {won_by[k]} axis's value won" if repr(merged[k]) != repr(v) else
+            "the combination has it without this axis" if getattr(config, k) == getattr(without, k)
+            else SAME_OPTIMIZER for k, v in by_name[name].overrides.items()}})
+    return out
 
 
 def same_config(grid: Grid, specs: list[TrialSpec], overrides: dict[str, Any]) -> str | None:
@@ -360,11 +441,23 @@ class Selection:
     finalists: Stage                 # empty without a finalist stage
     best: dict[str, str]             # axis -> its best trial name (or "baseline")
     combined_from: dict[str, str]    # axis -> the trial whose value the combination took (best within budget)
-    axis_tests: dict[str, dict[str, dict[str, Any] | None]]    # axis -> variant name -> paired test
+    axis_tests: dict[str, dict[str, dict[str, Any] | None]]    # axis -> variant name -> paired test, Holm over
+                                                               # every variant of every axis (one family)
     combined_test: dict[str, Any] | None
     finalist_tests: dict[str, dict[str, Any] | None]           # finalist name -> test against the baseline's
     decision: Decision
     final_spec: TrialSpec
+    combined_vs_best: dict[str, Any] | None = None   # the combination against the best single variant within
+                                                     # the budget (``against``: its name), Holm over the two
+
+
+def grid_family(grid: Grid, specs: list[TrialSpec], results: Results) -> dict[str, dict[str, dict | None]]:
+    """Every one-axis variant against the baseline as one family, Holm-corrected over all of them, then
+    split by axis. A correction per axis would keep the chance of a false "better" at 5 % on each axis,
+    about 1 - 0.95^axes over the grid, which is what the report's counts are about."""
+    names = {axis: list(dict.fromkeys(s.name for s in specs if s.axis == axis)) for axis in grid.axes}
+    tests = test_family(results, "baseline", [n for axis in grid.axes for n in names[axis]])
+    return {axis: {n: tests[n] for n in names[axis]} for axis in grid.axes}
 
 
 def _run(execute: Execute, specs: list[TrialSpec], label: str) -> Stage:
@@ -386,14 +479,17 @@ def select(grid: Grid, one_at_a_time: list[TrialSpec], seed: int, execute: Execu
                      "finalists")
     pool, pool_specs = (finalists.results, finalists.specs) if finalists.specs else (results, stage.specs)
     decision = decide(pool, budget)
-    axis_tests = {axis: test_family(results, "baseline", list(dict.fromkeys(
-        s.name for s in stage.specs if s.axis == axis))) for axis in grid.axes}
+    axis_tests = grid_family(grid, stage.specs, results)
     combined = next((s.name for s in stage.specs if s.axis == "combined"), None)
-    combined_test = test_family(results, "baseline", [combined])[combined] if combined else None
+    best_single = next((n for n in (budget.within or budget.ranking) if n not in ("baseline", combined)), None)
+    against = against_each(results, combined, ["baseline", *([best_single] if best_single else [])]) \
+        if combined else {}
+    combined_test = against.get("baseline")
+    vs_best = against.get(best_single) and {**against[best_single], "against": best_single}
     finalist_tests = {}
     if "finalist: baseline" in finalists.results:
         others = [n for n in finalists.results if n != "finalist: baseline"]
         finalist_tests = test_family(finalists.results, "finalist: baseline", others)
     final = final_spec(grid, decision.chosen, pool_specs, seed, final_images)
     return Selection(stage, finalists, best_per_axis(grid, results), combined_from, axis_tests, combined_test,
-                     finalist_tests, decision, final)
+                     finalist_tests, decision, final, vs_best)

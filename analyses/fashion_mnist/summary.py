@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import betaincinv  # the beta quantile, without importing scipy.stats (1 s)
 
 from . import selection as fsel
-from .grid import Grid, TrialSpec, describe
+from .grid import Grid, TrialSpec, change_label, changes_text, config_changes, describe
 
 TEST_KEYS = ("discordant", "p_value", "p_adjusted", "verdict", "delta_pp", "seeds", "seed_delta_std_pp",
              "per_seed")
@@ -59,8 +59,22 @@ def rows(names: list[str], results: fsel.Results, tests: dict[str, dict | None],
                     else 100 * (s["mean"] - base["mean"]),
                     "train_s": statistics.fmean(r["train_s"] for r in results[name]),
                     "coupled": spec_of[name].coupled or None,
+                    **changes(spec_of[names[0]], spec_of[name]),
                     "test": row_test(tests.get(name))})
     return out
+
+
+def changes(reference: TrialSpec, spec: TrialSpec) -> dict[str, Any]:
+    """What ``spec`` changes against ``reference``, from their full configs (grid.config_changes):
+    ``changes`` {key: [reference's value, its value]}, ``changes_text`` and ``label``, the name a sentence
+    gives it, which names every change when there are several."""
+    diff = config_changes(reference.config.to_dict(), spec.config.to_dict())
+    text = changes_text(diff) if diff else None
+    if fsel.grid_name(spec.name).startswith("combined: "):   # several axes: no one setting leads
+        label = f"the combination ({text})"
+    else:
+        label = "baseline" if not diff else change_label(spec.overrides, diff)
+    return {"changes": diff, "changes_text": text, "label": label}
 
 
 def curve_images(result: dict) -> int | None:
@@ -101,13 +115,22 @@ def last_epoch_test(history: list[dict]) -> dict | None:
             "alpha": fsel.ALPHA}
 
 
+def grid_family_info(sel: fsel.Selection) -> dict[str, Any]:
+    """The one family every axis's tests belong to (selection.grid_family): the test, the correction,
+    k, and ``members``, the variants it corrects over."""
+    tests = {name: test for family in sel.axis_tests.values() for name, test in family.items()}
+    return {**fsel.family_info(tests, fsel.CORRECTION), "members": [n for n, t in tests.items() if t]}
+
+
 def axis_tables(grid: Grid, sel: fsel.Selection) -> list[dict]:
-    """Per axis: every value's row against the baseline, the axis's best value, the test family."""
+    """Per axis: every value's row against the baseline, the axis's best value, the test family (the
+    grid's: the correction runs over every variant of every axis)."""
+    info = {k: v for k, v in grid_family_info(sel).items() if k != "members"}
     out = []
     for axis in grid.axes:
         tests = sel.axis_tests[axis]
         out.append({"axis": axis, "rows": rows(["baseline", *tests], sel.grid.results, tests, sel.grid.specs),
-                    "best": sel.best[axis], "test": fsel.family_info(tests, fsel.CORRECTION)})
+                    "best": sel.best[axis], "test": info})
     return out
 
 
@@ -163,19 +186,30 @@ def combination_summary(grid: Grid, sel: fsel.Selection) -> dict[str, Any] | Non
                  "instead": value(sel.combined_from[axis])}
                 for axis, best in sel.best.items() if sel.combined_from[axis] != best]
     trained = any(s.axis == "combined" for s in sel.grid.specs)
-    overrides = fsel.combined_overrides(sel.grid.specs, sel.combined_from)
+    overrides, conflicts = fsel.resolve_conflicts(sel.grid.specs, sel.combined_from)
+    verdicts = {n: t["verdict"] for family in sel.axis_tests.values() for n, t in family.items() if t}
     return {"from": {axis: value(name) for axis, name in sel.combined_from.items()}, "left_out": left_out,
             "limit_tmacs": sel.decision.budget.limit or None,
-            "same_as": None if trained else fsel.same_config(grid, sel.grid.specs, overrides)}
+            "same_as": None if trained else fsel.same_config(grid, sel.grid.specs, overrides),
+            "conflicts": conflicts,
+            "no_ops": [{**n, "value": value(n["value"])}
+                       for n in fsel.no_ops(grid.base, sel.grid.specs, sel.combined_from)],
+            "unsupported": {axis: {"value": value(name), "verdict": verdicts.get(name)}
+                            for axis, name in sel.combined_from.items()
+                            if name != "baseline" and verdicts.get(name) != "better"},
+            "vs_best": row_test(sel.combined_vs_best) and {**row_test(sel.combined_vs_best),
+                                                           "against": sel.combined_vs_best["against"]}}
 
 
 def _lists(mapping: dict[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
 
 
-def trial_row(spec: TrialSpec, result: dict, cached: bool) -> dict:
-    """One training run (one seed) as results.json lists it."""
+def trial_row(spec: TrialSpec, result: dict, cached: bool, reference: TrialSpec | None = None) -> dict:
+    """One training run (one seed) as results.json lists it; with ``reference`` (the baseline), what it
+    changes against it (``changes``)."""
     return {"name": spec.name, "axis": spec.axis, "variant": describe(spec.overrides),
+            **(changes(reference, spec) if reference else {}),
             "overrides": _lists(spec.overrides), "coupled": spec.coupled or None, "seed": spec.seed,
             "config": result["config"],
             "status": result["status"], "error": result["error"], "val_acc": result["val_acc"],
@@ -192,6 +226,7 @@ class Summary:
     finalist_trials: list[dict]
     baseline: dict
     axes: list[dict]                   # axis_tables
+    family: dict[str, Any]             # grid_family_info: the correction over the whole grid
     finalists: dict | None             # finalist_table
     combined_test: dict | None
     combination: dict | None           # combination_summary
@@ -203,9 +238,10 @@ def summarise(grid: Grid, sel: fsel.Selection) -> Summary:
     stage, finals = sel.grid, sel.finalists
     pool = finals.results if finals.specs else stage.results
     return Summary(
-        trials=[trial_row(s, r, c) for s, (r, c) in zip(stage.specs, stage.outcomes)],
+        trials=[trial_row(s, r, c, stage.specs[0]) for s, (r, c) in zip(stage.specs, stage.outcomes)],
         finalist_trials=[trial_row(s, r, c) for s, (r, c) in zip(finals.specs, finals.outcomes)],
         baseline=baseline_summary(stage.results["baseline"]), axes=axis_tables(grid, sel),
+        family=grid_family_info(sel),
         finalists=finalist_table(sel), combined_test=row_test(sel.combined_test),
         combination=combination_summary(grid, sel),
         accuracies=decision_accuracies(sel.decision, stage.results, pool, grid_tests(sel)),

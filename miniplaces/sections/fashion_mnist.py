@@ -115,11 +115,15 @@ def run(ctx: RunContext) -> SectionResult:
         "baseline": summary.baseline,
         "trials": trials,
         "axes": axes,
+        "grid_family": summary.family,
         "combined": combined,
         "combination": summary.combination and {**summary.combination,
-                                                "text": combination_text(summary.combination)},
+                                                "text": combination_text(summary.combination),
+                                                "notes": combination_notes(summary.combination)},
+        **training_compute(grid, sel, final),
         "grid_train_s": sum(t["train_s"] for t in trials),
         "grid_trials_trained": sum(not t["cached"] for t in trials),
+        "grid_cache": cache_clause(sum(not t["cached"] for t in trials), len(trials)),
         "grid_wall_s": stage.wall_s,
         "finalists": finalists_json and {**finalists_json, "trials": finalists, "wall_s": finals.wall_s,
                                          "train_s": sum(t["train_s"] for t in finalists),
@@ -131,7 +135,7 @@ def run(ctx: RunContext) -> SectionResult:
                   "model_file": ctx.relative(model_path),
                   "params": final["params"],
                   "train_s": final["train_s"], "wall_s": final_wall_s, "train_images": final["train_images"],
-                  "seed": sel.final_spec.seed,
+                  "seed": sel.final_spec.seed, "threads": final.get("threads", envs[-1].threads),
                   "history": final["history"], "cached": final_cached,
                   "chosen": sel.decision.chosen, "chosen_val_acc": summary.accuracies["chosen"],
                   "chosen_by": "finalists" if finals.specs else "grid",
@@ -143,6 +147,31 @@ def run(ctx: RunContext) -> SectionResult:
     }
     cached = final_cached and all(c for _, c in stage.outcomes + finals.outcomes)
     return SectionResult(data_json, figs, cached=cached, seconds=time.perf_counter() - start)
+
+
+def cache_clause(trained: int, total: int) -> str:
+    """Where the grid's trials came from, true at both ends: 'all trained in this run', 'all from the cache',
+    '3 trained in this run, the rest from the cache'."""
+    if trained == total:
+        return "all trained in this run"
+    return "all from the cache" if trained == 0 else f"{trained} trained in this run, the rest from the cache"
+
+
+def training_compute(grid: fgrid.Grid, sel: fsel.Selection, final: dict) -> dict[str, Any]:
+    """The run's training compute in TMAC (selection.BUDGET_FORMULA) by stage, and ``total_tmacs``:
+    every trial as the epochs it completed (a diverged one stops early), a cached one as if trained here."""
+    def cost(spec: fgrid.TrialSpec, result: dict) -> float:
+        planned = fsel.trial_tmacs(spec, grid.val_size, grid.train_subset)
+        return planned * len(result["history"]) / spec.config.epochs
+
+    stages = {"grid": 0.0, "combination": 0.0, "finalists": 0.0,
+              "final": cost(sel.final_spec, final)}
+    for run in (sel.grid, sel.finalists):
+        for spec, (result, _) in zip(run.specs, run.outcomes):
+            stage = ("finalists" if spec.stage == "finalist" else "combination" if spec.axis == "combined"
+                     else "grid")
+            stages[stage] += cost(spec, result)
+    return {"tmacs": stages, "total_tmacs": sum(stages.values())}
 
 
 def _data(ctx: RunContext) -> tuple[Path, fdata.FashionData]:
@@ -256,18 +285,39 @@ def _names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _corrected(info: dict) -> str:
+    """' even after correction (Holm over all 17 variants of the grid)': the family a test was corrected
+    over, for a sentence ('' for one comparison)."""
+    return f" even after correction ({info['correction']})" if info["k"] > 1 else ""
+
+
+NOISE = "validation-sample noise"
+
+
+def _family(info: dict) -> str:
+    """', corrected by Holm over all 17 variants of the grid': the clause after a test's description."""
+    return f", corrected by {info['correction']}" if info["k"] > 1 else ""
+
+UNMEASURED = "retraining (seed) noise is not measured"
+
+
 def _evidence(test: dict, info: dict) -> str:
-    """How the top gain was established, for the sentence: disagreements, seeds, correction."""
+    """How the top gain was established, for the sentence: disagreements, seeds, correction, and what the
+    test measures (which images are in the validation split; with one seed, not retraining noise)."""
     disagree = sum(test["discordant"])
     if test["seeds"] > 1:
         deltas = [s["delta_pp"] for s in test["per_seed"]]
         seen = (f"averaged over {test['seeds']} seeds whose gains range from {min(deltas):+.2f} to "
                 f"{max(deltas):+.2f} pp; the models disagree on {_count(round(disagree / test['seeds']))} of "
                 f"the same {_count(info['images'])} images per seed")
-    else:
-        seen = f"the two models disagree on {_count(disagree)} of the same {_count(info['images'])} images"
-    family = f" even after Holm's correction for {info['k']} comparisons" if info["k"] > 1 else ""
-    return f"{seen}, and a paired test puts the gain beyond chance{family}"
+        return f"{seen}, and a paired test over the seeds puts the gain beyond {NOISE}{_corrected(info)}"
+    seen = f"the two models disagree on {_count(disagree)} of the same {_count(info['images'])} images"
+    return f"{seen}, and a paired test puts the gain beyond {NOISE}{_corrected(info)}; {UNMEASURED}"
+
+
+def _label(row: dict) -> str:
+    """A row as a sentence names it: with every setting it changes when there are several (``label``)."""
+    return row.get("label") or row["variant"]
 
 
 def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
@@ -285,7 +335,7 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
         return _names([_pct(r["mean"]) for r in group])
 
     def subject(group: list[dict]) -> tuple[str, str]:
-        return _names([r["variant"] for r in group]), "s" if len(group) == 1 else ""
+        return _names([_label(r) for r in group]), "s" if len(group) == 1 else ""
 
     better, same, worse = (with_verdict("better"), with_verdict("no measurable difference"),
                            with_verdict("worse"))
@@ -301,7 +351,7 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
         clauses.append(f"{names} lower{s} it to {accs(worse[::-1])}")
     diverged = [r for r in variants if r["status"] == "diverged"]
     if diverged:
-        clauses.append(f"{_names([r['variant'] for r in diverged])} diverged")
+        clauses.append(f"{_names([_label(r) for r in diverged])} diverged")
     untested = [r for r in variants if r["test"] is None and r["status"] != "diverged"]
     if untested:
         names, s = subject(untested)
@@ -309,21 +359,19 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
                        "but had no per-image results to test")
     if better:
         top = better[0]
-        text = (f"{top['variant']} raises validation accuracy from {_pct(base['mean'])} to "
+        text = (f"{_label(top)} raises validation accuracy from {_pct(base['mean'])} to "
                 f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; {_evidence(top['test'], info)})")
         text += f", while {_names(clauses)}" if clauses else ""
     elif worse:   # a significant loss is the finding: said first, never folded into "no variant beats"
-        family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
         names, s = subject(worse[::-1])
         text = (f"{names} lower{s} validation accuracy from {_pct(base['mean'])} to {accs(worse[::-1])} "
-                f"beyond chance (a paired test on the same {_count(info['images'])} images{family}), and no "
-                "variant raises it")
+                f"beyond {NOISE} (a paired test on the same {_count(info['images'])} images{_family(info)}"
+                f"{'; ' + UNMEASURED if info['seeds'] <= 1 else ''}), and no variant raises it")
         rest = [c for c in clauses if not c.startswith(names + " lower")]
         text += f"; {_names(rest)}" if rest else ""
     elif info["k"]:
-        family = f", Holm-corrected for {info['k']} comparisons" if info["k"] > 1 else ""
-        text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond chance (a paired test on the "
-                f"same {_count(info['images'])} images{family}): {_names(clauses)}")
+        text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond {NOISE} (a paired test on the "
+                f"same {_count(info['images'])} images{_family(info)}): {_names(clauses)}")
     else:
         text = f"No variant could be tested against the baseline's {_pct(base['mean'])}: {_names(clauses)}"
     text = text[0].upper() + text[1:]
@@ -339,6 +387,36 @@ def combination_text(c: dict[str, Any]) -> str:
     left_out = [f"{x['best']}, the best of {x['axis'].replace('_', ' ')}, needs {x['best_tmacs']:.3g} TMAC, "
                 f"so it kept {x['instead']}" for x in c["left_out"]]
     return text + (f" ({'; '.join(left_out)})" if left_out else "")
+
+
+def combination_notes(c: dict[str, Any]) -> list[str]:
+    """Sentences on how the combination was made and what it shows: each key two axes set differently and
+    which won, each value that ends up changing nothing, the values the grid's test did not support, and
+    the combination against the best single variant."""
+    notes = []
+    for x in c.get("conflicts", []):
+        set_to = _names([f"{axis.replace('_', ' ')} to {fgrid.shown_value(v)}"
+                         for axis, v in x["values"].items()])
+        notes.append(f"Two axes set {x['key']} ({set_to}): the combination keeps "
+                     f"{x['kept'].replace('_', ' ')}'s, because {x['why']}.")
+    for x in c.get("no_ops", []):
+        keys = "; ".join(f"{k}: {why}" for k, why in x["keys"].items())
+        notes.append(f"The {x['axis'].replace('_', ' ')} axis's {x['value']} changes nothing in the "
+                     f"combination ({keys}), so it is not a choice.")
+    weak = c.get("unsupported") or {}
+    if weak:
+        taken = _names([f"{v['value']} ({axis.replace('_', ' ')})" for axis, v in weak.items()])
+        which = "it" if len(weak) == 1 else "neither" if len(weak) == 2 else "none of them"
+        notes.append(f"It takes {taken}, although the grid's test found {which} measurably better than the "
+                     "baseline: each axis gives its best point estimate, not a tested gain.")
+    vs = c.get("vs_best")
+    if vs:
+        within = " within the budget" if c.get("limit_tmacs") else ""
+        notes.append(f"Against the best single variant{within}, {vs['against'].split(': ', 1)[-1]}, "
+                     f"the combination differs by {vs['delta_pp']:+.2f} pp: {vs['verdict']} (the two disagree "
+                     f"on {_count(sum(vs['discordant']))} images; paired test, Holm over the combination's two "
+                     f"comparisons, adjusted {p_value(vs['p_adjusted'])}; {UNMEASURED}).")
+    return notes
 
 
 def final_epochs_json(grid: fgrid.Grid, config: TrialConfig, limit: float) -> dict[str, Any]:
@@ -444,6 +522,15 @@ def _val_curve(history: list[dict]) -> tuple[list[float], str]:
                     else "validation")
 
 
+def _val_loss_curve(history: list[dict]) -> tuple[list[tuple[int, float]], str]:
+    """(epoch, validation loss) on one set of images, and which: the curve's sample when the epochs
+    before the last were scored on one (the last epoch's loss, on the whole split only, is left out)."""
+    sample = history[0].get("val_images")
+    on_sample = [r for r in history if r.get("val_images") == sample]
+    label = (f"validation ({sample:,}-image sample)" if len(on_sample) < len(history) else "validation")
+    return [(r["epoch"], r["val_loss"]) for r in on_sample], label
+
+
 def base_settings(base: dict[str, Any], trained_precision: str) -> list[str]:
     """The baseline's settings as 'key=value', the precision with what it really trained in where the
     machine could not do what the config asked (bf16 without native support trains in fp32)."""
@@ -459,12 +546,18 @@ def train_label(augment: str) -> str:
     return "train" if augment == "none" else f"train (augmented batches: {augment})"
 
 
-def _draw_history(history: list[dict], title: str, test_acc: float | None = None, augment: str = "none"):
+def _draw_history(history: list[dict], title: str, test_acc: float | None = None, augment: str = "none",
+                  test_images: int = fdata.COUNTS["test"]):
     fig, (ax_loss, ax_acc) = figures.plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = [r["epoch"] for r in history]
     ax_loss.plot(epochs, [r["train_loss"] for r in history], "o-", label="train (with label smoothing)")
     if history and "val_loss" in history[0]:
-        ax_loss.plot(epochs, [r["val_loss"] for r in history], "s-", label="validation")
+        points, label = _val_loss_curve(history)
+        ax_loss.plot([e for e, _ in points], [v for _, v in points], "s-", label=label)
+        last = history[-1]
+        if "curve_acc" in last:   # the last epoch's loss is on the whole split only: a point of its own
+            ax_loss.plot([last["epoch"]], [last["val_loss"]], "*", ms=10, color="C3",
+                         label=f"last epoch, all {last['val_images']:,}")
     ax_acc.plot(epochs, [100 * r["train_acc"] for r in history], "o-", label=train_label(augment))
     if history and "val_acc" in history[0]:
         points, label = _val_curve(history)
@@ -474,7 +567,8 @@ def _draw_history(history: list[dict], title: str, test_acc: float | None = None
             ax_acc.plot([last["epoch"]], [100 * last["val_acc"]], "*", ms=10, color="C3",
                         label=f"last epoch, all {last['val_images']:,}: {100 * last['val_acc']:.2f} %")
     if test_acc is not None:
-        ax_acc.axhline(100 * test_acc, color="k", ls="--", lw=1, label=f"test (once): {100 * test_acc:.2f} %")
+        ax_acc.axhline(100 * test_acc, color="k", ls="--", lw=1,
+                       label=f"test set, {test_images:,} images, scored once: {100 * test_acc:.2f} %")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)")
     for ax in (ax_loss, ax_acc):
