@@ -225,10 +225,10 @@ def recorded(results: dict) -> dict:
             f"final model: training accuracy on its {final['train_images']} training images": {
                 "epoch": [r["epoch"] for r in final["history"]],
                 "accuracy": [r["train_acc"] for r in final["history"]]}}
-        data["grid"] = [{"axis": a["axis"], "variant": r["variant"], "val_acc": r["mean"],
+        data["grid"] = [{"axis": a["axis"], "variant": r.get("label", r["variant"]), "val_acc": r["mean"],
                          "delta_pp": round(r["delta_pp"], 2) if r.get("delta_pp") is not None else None,
-                         "p": (r.get("test") or {}).get("p"),
-                         "also changes": json.dumps(r["coupled"]) if r.get("coupled") else None}
+                         "p (Holm over the grid)": (r.get("test") or {}).get("p_adjusted"),
+                         "verdict": (r.get("test") or {}).get("verdict")}
                         for a in fashion["axes"] for r in a["rows"] if r["variant"] != "baseline"]
         data["baseline_val_acc"] = base["val_acc"]
         data["val_images"] = fashion["data"]["val_images"]
