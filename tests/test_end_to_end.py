@@ -129,7 +129,7 @@ def _strip_timings(obj):
     """Timings, cache flags and out-dir paths differ between runs by nature; everything else must not."""
     if isinstance(obj, dict):
         return {k: _strip_timings(v) for k, v in obj.items()
-                if not re.search(r"seconds|_s$|time|cached|trained|command|snippet", k)}
+                if not re.search(r"seconds|_s$|time|cache|trained|command|snippet", k)}
     if isinstance(obj, list):
         return [_strip_timings(v) for v in obj]
     return obj
