@@ -77,11 +77,18 @@ show_maps(focus, {'unit 300': generate_featuremap_unit(model, focus, 300, IMAGE_
         Question("2b", "As you can see, the unit 300 activates the mountain part of the image. Find other "
                        "units that detect 1) sky and 2) building in the image.",
                  (f"{CELLS}.print_table",), """\
-for concept, found in RECORDED['units'].items():
-    print_table(found, f'{concept}: the units with the highest IoU over the annotated scenes '
-                       '(recorded by the report run); their maps on the focus scene:')
-    show_maps(focus, {f'{concept}: unit {u["unit"]}':
-                      generate_featuremap_unit(model, focus, u['unit'], IMAGE_SIZE) for u in found[:3]})
+for concept, found in RECORDED['units'].items():   # each on the scene with the most of it
+    scene = images[found['scene']]
+    print_table(found['units'], f"{concept}: the units with the highest IoU over the annotated scenes "
+                f"(recorded by the report run); maps on {found['scene']}:")
+    if not found['units']:
+        print("  none: no unit's thresholded region overlaps the mask (IoU 0 for every unit)")
+    maps = {f'{concept}: unit {u["unit"]}': generate_featuremap_unit(model, scene, u['unit'], IMAGE_SIZE)
+            for u in found['units'][:3]}
+    if concept == 'mountain':
+        maps["the problem set's unit 300"] = generate_featuremap_unit(model, scene, 300, IMAGE_SIZE)
+    if maps:
+        show_maps(scene, maps, IMAGE_SIZE)
 """),
         Question("2c", "Deactivate the top-5 units with the largest FC weights for the top-1 category, "
                        "compare the original and new top-5 predictions, and show the feature maps of those units.",
@@ -204,9 +211,10 @@ def recorded(results: dict) -> dict:
     units = results.get("units")
     if units:
         overall = units["dissection"]["overall"]
-        data["units"] = {c: [{"unit": t["unit"], "iou": round(t["iou"], 4),
-                              "detector (corrected test)": t["unit"] in detectors(overall[c])}
-                             for t in overall[c]["top"][:5]]
+        data["units"] = {c: {"scene": scene_with(results, c),
+                             "units": [{"unit": t["unit"], "iou": round(t["iou"], 4),
+                                        "detector (corrected test)": t["unit"] in detectors(overall[c])}
+                                       for t in overall[c]["top"][:5] if t["iou"] > 0]}
                          for c in ("sky", "building", "mountain") if c in overall}
     data["faithfulness"] = [
         {"scene": s["image"], "class": s["cam"]["faithfulness"]["class"]["label"], "map": method,
@@ -234,6 +242,14 @@ def recorded(results: dict) -> dict:
         data["val_images"] = fashion["data"]["val_images"]
         data["final"] = {"config": final["config"], "seed": final["seed"], "test_acc": final["test_acc"]}
     return data
+
+
+def scene_with(results: dict, concept: str) -> str | None:
+    """The id of the scene to show ``concept``'s units on: the focus scene when it has the concept (the
+    problem set asks about "the image"), else the scene whose mask of it covers the most."""
+    shares = [(s["image"] == results["run"].get("focus_scene"), c["mask_fraction"], s["id"])
+              for s in results.get("scenes", []) for c in s.get("concepts", []) if c["concept"] == concept]
+    return max(shares)[2] if shares else None
 
 
 def detectors(concept: dict) -> set[int]:

@@ -137,9 +137,11 @@ def print_table(rows: list[dict], title: str) -> None:
     def shown(value) -> str:
         return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
-    columns = list(rows[0]) if rows else []
-    widths = {c: max(len(c), *(len(shown(r.get(c))) for r in rows)) for c in columns}
     print(title)
+    if not rows:
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(shown(r.get(c))) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))
     for row in rows:
         print("  ".join(shown(row.get(c)).ljust(widths[c]) for c in columns))
