@@ -91,7 +91,8 @@ for concept, found in RECORDED['units'].items():   # each on the scene with the 
         show_maps(scene, maps, IMAGE_SIZE)
 """),
         Question("2c", "Deactivate the top-5 units with the largest FC weights for the top-1 category, "
-                       "compare the original and new top-5 predictions, and show the feature maps of those units.",
+                       "compare the original and new top-5 predictions, and show the feature maps of those "
+                       "units.",
                  (f"{CELLS}.ablate_and_compare",), """\
 pooled_maps, fc_weight, fc_bias = ablate_and_compare(model, focus, labels, IMAGE_SIZE)
 """),
@@ -116,7 +117,8 @@ per_position = fc_per_position(maps, model.fc)
 print(tuple(per_position.shape))
 """),
         Question("3c", "Show the feature maps (combined with the input image) of the top 5 predicted "
-                       "categories and explain the relationship between the feature activation and the category.",
+                       "categories and explain the relationship between the feature activation and the "
+                       "category.",
                  (f"{CELLS}.show_cams",), """\
 probs = per_position.mean(0).softmax(0).cpu().numpy()   # the FC is linear: the mean of (b) is the logits
 top5 = [int(c) for c in probs.argsort()[::-1][:5]]
@@ -158,7 +160,8 @@ plot_curves(curves, 'Problem 4c: accuracy by epoch (recorded by the report run'
             + (', and retrained here)' if RETRAIN else ')'))
 """),
         Question("4d", "Experiment with data augmentation, weight initialization, the number of layers or "
-                       "features, the type of optimizer, the learning rate and/or schedule, and regularization.",
+                       "features, the type of optimizer, the learning rate and/or schedule, and "
+                       "regularization.",
                  (f"{CELLS}.plot_grid", f"{CELLS}.print_table"), """\
 print_table(RECORDED['grid'], 'Every variant against the baseline (recorded by the report run)')
 plot_grid(RECORDED['grid'], RECORDED['baseline_val_acc'],
@@ -188,8 +191,8 @@ def parameters(results: dict, out: Path) -> dict:
         else None,
         "ARCH": model.get("arch", "resnet50"), "DEMO_SEED": run["seed"],
         "IMAGES": [f"{IMAGES_DIR}/{s['id']}.png" for s in results.get("scenes", [])],
-        "FOCUS_IMAGE": next((s["id"] for s in results.get("scenes", []) if s["image"] == run.get("focus_scene")),
-                            None),
+        "FOCUS_IMAGE": next((s["id"] for s in results.get("scenes", [])
+                             if s["image"] == run.get("focus_scene")), None),
         "IMAGE_SIZE": run["config"]["image_size"],
         "FILTER_LAYERS": [layer["layer"] for layer in (results.get("filters") or {}).get("layers", [])],
         "FASHION_MNIST_DIR": (fashion.get("data") or {}).get("source"),
@@ -295,7 +298,7 @@ def build(results: dict, out: Path) -> tuple[nbformat.NotebookNode, dict]:
                           + program.import_cell()
                           + "\n\n%matplotlib inline\nDEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'",
                       "setup"),
-            v4.new_markdown_cell(f"The numbers this notebook shows but does not recompute, as recorded by the "
+            v4.new_markdown_cell("The numbers this notebook shows but does not recompute, as recorded by the "
                                  f"report run `{results['run']['run_id']}` (results.json)."),
             code_cell("", "RECORDED = json.loads(r'''" + readable_json(recorded(results)) + "''')",
                       "recorded")]

@@ -119,7 +119,8 @@ def ablate_and_compare(model: torch.nn.Module, image: Image.Image, labels: list[
           f"{[int(u) for u in ablation.units]}")
     print_top5("top-5 before:", ablation.probs_before, labels)
     print_top5("top-5 with those 5 units zeroed:", ablation.probs_after, labels)
-    print(f"{labels[ablation.cls]} falls to rank {ablation.rank_after}; top-1 changed: {ablation.top1_changed}")
+    print(f"{labels[ablation.cls]} falls to rank {ablation.rank_after}; "
+          f"top-1 changed: {ablation.top1_changed}")
     show_maps(image, {f"unit {int(u)}": maps.maps[u] for u in ablation.units}, size)
     return maps, weight, bias
 

@@ -67,7 +67,8 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, cell_timeout_s: int) -> 
             "display_name": "miniplaces", "language": "python"}))
         specs = KernelSpecManager(kernel_dirs=[str(folder / "kernels")])
         manager = AsyncKernelManager(kernel_name="miniplaces", transport="ipc", ip=str(folder / "ipc"),
-                                     kernel_spec_manager=specs, connection_file=str(folder / "connection.json"))
+                                     kernel_spec_manager=specs,
+                                     connection_file=str(folder / "connection.json"))
         current = [0]      # the cell being run: the one that failed when the kernel dies
 
         def started(cell, cell_index: int) -> None:
@@ -85,27 +86,28 @@ def execute(notebook: nbformat.NotebookNode, cwd: Path, cell_timeout_s: int) -> 
             # kernel: it records that by setting this attribute, and the run must end as interrupted
             if getattr(client, "_async_cleanup_kernel_future", None) is not None:
                 raise KeyboardInterrupt from None
-            last = [line for line in log.read_text(errors="replace").splitlines() if line.strip()][-1:]
-            raise NotebookError(why(exc, describe(notebook, current[0]), cell_timeout_s)
-                                + (f"; the kernel's last words: {last[0].strip()[:200]}" if last else "")) from None
+            last = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+            raise NotebookError(why(exc, describe(notebook, current[0]), cell_timeout_s,
+                                    last[-1][:200] if last else "")) from None
         finally:   # nbclient stops only kernels it started itself
             stop(client, manager)
     return notebook
 
 
-def why(exc: Exception, cell: str, cell_timeout_s: int) -> str:
-    """One line: which cell, and what went wrong."""
+def why(exc: Exception, cell: str, cell_timeout_s: int, last_words: str) -> str:
+    """One line: which cell, and what went wrong (with the kernel's last output line when it died)."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, CellExecutionError):
         value = str(exc.evalue).splitlines()[0] if exc.evalue else ""
         return f"cell {cell} failed: {exc.ename}: {value}"
     if isinstance(exc, CellTimeoutError):
         return f"cell {cell} ran longer than {cell_timeout_s} s"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    said = f"; the kernel's last words: {last_words}" if last_words else ""
     if isinstance(exc, DeadKernelError):
-        return f"the kernel died while running cell {cell} ({first})"
-    return f"the Jupyter kernel failed before or while running cell {cell} ({first})"
+        return f"the kernel died while running cell {cell} ({first}){said}"
+    return f"the Jupyter kernel failed before or while running cell {cell} ({first}){said}"
 
 
 def stop(client, manager) -> None:

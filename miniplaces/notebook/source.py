@@ -60,7 +60,8 @@ def read_module(name: str) -> Module:
                 if node.level else node.module
             for alias in node.names:
                 bound = alias.asname or alias.name
-                statement = f"from {base} import {alias.name}" + (f" as {alias.asname}" if alias.asname else "")
+                renamed = f" as {alias.asname}" if alias.asname else ""
+                statement = f"from {base} import {alias.name}{renamed}"
                 imports[bound] = (base, alias.name, statement)
     return Module(name, tuple(text.splitlines()), defs, imports)
 
@@ -174,5 +175,6 @@ class Program:
             if statement.startswith("from "):
                 module, _, name = statement[len("from "):].partition(" import ")
                 names.setdefault(module, []).append(name)
-        return "\n".join(plain + [f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(names.items())])
+        grouped = [f"from {m} import {', '.join(sorted(n))}" for m, n in sorted(names.items())]
+        return "\n".join(plain + grouped)
 
