@@ -35,7 +35,7 @@ def write(results: dict, out: Path, scenes: list, cache: Cache) -> dict[str, Any
         buffer = io.BytesIO()
         scene.image.save(buffer, format="PNG")
         atomic.write_bytes(out / IMAGES_DIR / f"{scene.id}.png", buffer.getvalue())
-    notebook, params = build(results, out)
+    notebook, params = build(results)
     code = [c for c in notebook.cells if c.cell_type == "code"]
     key = {"code": [c.source for c in code], "inputs": input_hashes(results, params, out),
            "versions": versions(), "kernel": code_version(Path(__file__).with_name("kernel.py"))}

@@ -179,7 +179,7 @@ print('first test images:', [CLASSES[get_prediction(x, net)] for x in data.test_
 )
 
 
-def parameters(results: dict, out: Path) -> dict:
+def parameters(results: dict) -> dict:
     """The parameters cell: where the notebook finds its inputs (papermill's ``parameters`` tag)."""
     run, model = results["run"], results.get("model") or {}
     demo = bool(model.get("demo"))
@@ -270,12 +270,12 @@ def markdown_answer(question: Question, answer) -> str:
     return "\n".join(lines)
 
 
-def build(results: dict, out: Path) -> tuple[nbformat.NotebookNode, dict]:
+def build(results: dict) -> tuple[nbformat.NotebookNode, dict]:
     """The unexecuted notebook and its parameters."""
     v4 = nbformat.v4
     ran = set(results["run"]["sections"])
     answers = answer_text.build(results, results["run"].get("focus_scene"))
-    params = parameters(results, out)
+    params = parameters(results)
     program = Program()
     cells: list[nbformat.NotebookNode] = []
     places_loaded = False
