@@ -15,12 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-from miniplaces import compare, gates
-from miniplaces.checkpoint import untrained_warning
+from miniplaces.ci import compare, gates
+from miniplaces.inputs.checkpoint import untrained_warning
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
 from miniplaces.errors import RunFailure, UserError
 from miniplaces.memory import reuse_freed_memory
-from miniplaces.sections import BY_NAME, NAMES as SECTIONS, needing_places
+from miniplaces.report.sections import BY_NAME, NAMES as SECTIONS, needing_places
 
 VERSION = "0.1.0"
 log = logging.getLogger("miniplaces")
@@ -114,7 +114,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
         if why:
             p.error(why)
     if a.submission:
-        from miniplaces.submission import check_name
+        from miniplaces.report.submission import check_name
         try:
             check_name(a.submission)
         except UserError as exc:
@@ -151,11 +151,12 @@ def setup_logging(verbosity: int) -> None:
 
 def run(config: RunConfig) -> dict:
     """Run the selected sections, write results.json, report.html, report.pdf; return results."""
-    from miniplaces import atomic, render
+    from miniplaces import atomic
+    from miniplaces.report import render
     from miniplaces.cache import Cache
-    from miniplaces.context import RunContext
+    from miniplaces.report.context import RunContext
     from miniplaces.outdir import lock_out_dir, new_run_id, remove_stale_reports
-    from miniplaces.provenance import run_info
+    from miniplaces.report.provenance import run_info
 
     start, run_id = time.perf_counter(), new_run_id()
     out = Path(config.out)
@@ -176,7 +177,7 @@ def run(config: RunConfig) -> dict:
             t = time.perf_counter()
             model_json = ctx.model_json()
             if config.submission:
-                from miniplaces.submission import check_allowed
+                from miniplaces.report.submission import check_allowed
                 check_allowed(model_json["demo"], config.allow_demo_submission)
             steps.append({"name": "load Places365 model", "seconds": time.perf_counter() - t,
                           "cached": False})
@@ -215,7 +216,7 @@ def run(config: RunConfig) -> dict:
             atomic.write_json(out / "changes.json", changes)
         atomic.write_json(out / "results.json", results)
         if config.submission:
-            from miniplaces.submission import write_submission
+            from miniplaces.report.submission import write_submission
             write_submission(out, config.submission, results, config.allow_demo_submission)
         if failure:
             raise failure
@@ -225,7 +226,7 @@ def run(config: RunConfig) -> dict:
 def write_notebook(config: RunConfig, results: dict, out: Path, ctx) -> Exception | None:
     """Write report.ipynb with its cells run and record it in results; a failed cell is returned, to
     end the run with exit 1 once results.json and the report are written (no work is lost)."""
-    from miniplaces import notebook
+    from miniplaces.report import notebook
 
     t = time.perf_counter()
     log.info("== Notebook (%s, its cells run in a Jupyter kernel)", notebook.FILE)
@@ -251,7 +252,7 @@ def check_focus(name: str, scenes) -> None:
 def render_context(results: dict, sections: list[dict], skipped: list[dict], warnings: list[str],
                    focus_image: str | None, changes: dict | None = None) -> dict:
     """What the templates display: results.json, the sections, every answer sentence and source listing."""
-    from miniplaces import answers, listings, render
+    from miniplaces.report import answers, listings, render
 
     focus = answers.focus_scene(results, focus_image)
     if focus is not None:
@@ -305,7 +306,7 @@ def print_summary(results: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["grade"]:  # the grader's command: generate_report.py grade submissions/ --out grades/
-        from miniplaces.grade import main as grade
+        from miniplaces.grading.grade import main as grade
 
         setup_logging(0)
         return grade(argv[1:])

@@ -9,4 +9,4 @@ python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --no-cache-dir torch torchvision \
     --index-url https://download.pytorch.org/whl/cpu
 /autograder/venv/bin/pip install --no-cache-dir /autograder/source/project
-/autograder/venv/bin/python -c 'import miniplaces.grade, nbformat, torch'   # fail the build, not a submission
+/autograder/venv/bin/python -c 'import miniplaces.grading.grade, nbformat, torch'   # fail the build, not a submission

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Wall-clock time of a batch of grid trials in two layouts on this machine's cores: one trial at a
 time with every core as torch threads, or one trial per core side by side (a process pool, one
-thread each). The local executor and Ray use the faster one (miniplaces/trial_runner.py: layout).
+thread each). The local executor and Ray use the faster one (miniplaces/report/trial_runner.py: layout).
 
 Runs the standard grid's baseline with --trials seeds, --epochs epochs on its 12 000-image subset,
 without the cache, alternating the layouts --repeats times; prints each wall time and the medians:
@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from analyses.fashion_mnist import data as fdata  # noqa: E402
 from analyses.fashion_mnist.grid import TrialSpec  # noqa: E402
-from miniplaces.sections.fashion_mnist import load_grid  # noqa: E402
-from miniplaces.trial_runner import TrialEnv, cores, run_specs  # noqa: E402
+from miniplaces.report.sections.fashion_mnist import load_grid  # noqa: E402
+from miniplaces.report.trial_runner import TrialEnv, cores, run_specs  # noqa: E402
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 Trains a few small FashionMNIST models (different seeds, and one other architecture), plus a "copy":
 one of them trained one more epoch at a low learning rate, which is what a student who took another's
 model file and touched it up would hand in. Prints every pair's agreement on the 10 000 test images
-and the share of their mistakes that are the same wrong label (miniplaces.similarity). Run:
+and the share of their mistakes that are the same wrong label (miniplaces.grading.similarity). Run:
 
     PYTHONPATH=$PWD python benchmarks/similarity_calibration.py [--epochs 2]
 """
@@ -18,8 +18,8 @@ import torch
 
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.train import TrialConfig, fit
-from miniplaces.grade_worker import load_test_set
-from miniplaces.similarity import prediction_likeness
+from miniplaces.grading.grade_worker import load_test_set
+from miniplaces.grading.similarity import prediction_likeness
 
 
 def predictions(net, x) -> str:

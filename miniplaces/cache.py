@@ -18,7 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, TypeVar
 
-from . import atomic
+from miniplaces import atomic
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

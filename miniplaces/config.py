@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sections import NAMES
+from miniplaces.report.sections import NAMES
 
 ARCHS = ("resnet50", "resnet18")
 
@@ -77,7 +77,7 @@ class RunConfig:
     submission: str | None = None
     allow_demo_submission: bool = False
     verbosity: int = 0
-    gates: tuple[str, ...] = ()         # --gate specs, e.g. "min-accuracy=0.9" (miniplaces/gates.py)
+    gates: tuple[str, ...] = ()         # --gate specs, e.g. "min-accuracy=0.9" (miniplaces/ci/gates.py)
     compare: Path | None = None         # --compare: an earlier results.json or its folder
 
     def params(self, section: str) -> dict[str, Any]:

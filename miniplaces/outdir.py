@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from .atomic import remove_leftovers
-from .errors import UserError
+from miniplaces.atomic import remove_leftovers
+from miniplaces.errors import UserError
 
 MIN_FREE_BYTES = 50 * 1024 * 1024
 REPORT_FILES = ("results.json", "report.html", "report.pdf", "report.ipynb")   # one set, written by one run

@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent   # the checkout (or site-packages, installed)
 IN_CHECKOUT = {"templates": "templates", "grids": "grids", "scenes": "data/scenes"}
 
 

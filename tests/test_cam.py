@@ -85,8 +85,8 @@ def test_top_contributors_rank_weight_times_activation():
 
 def test_overlay_colours_are_rgb_not_bgr():
     """A CAM of 1.0 (hot) must come out red and 0.0 blue in the rendered PNG pixels."""
-    from miniplaces import figures
-    from miniplaces.figures import overlay
+    from miniplaces.report import figures
+    from miniplaces.report.figures import overlay
 
     fig, axes = figures.plt.subplots(1, 2, figsize=(2, 1), dpi=50)
     black = np.zeros((8, 8, 3), dtype=np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from analyses.filters import binomial_at_least
-from miniplaces import answers
+from miniplaces.report import answers
 
 
 def _filters(colour: int, grey: int, n: int = 64) -> dict:
@@ -140,7 +140,7 @@ def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
 # ----------------------------------------------------------------------------------------------- 4d
 
 def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_not_holm():
-    from miniplaces.sections import fashion_mnist as section
+    from miniplaces.report.sections import fashion_mnist as section
     from test_fashion_selection import INFO, _row
 
     rows = [_row("baseline", 0.911), _row("augment=none", 0.880, "worse", (100, 410)),
@@ -180,7 +180,7 @@ def test_4a_throughput_counts_the_images_actually_trained():
 # ------------------------------------------------------------------------------------------- labels
 
 def test_the_training_legend_says_augmented_only_for_an_augmented_model():
-    from miniplaces.sections.fashion_mnist import train_label
+    from miniplaces.report.sections.fashion_mnist import train_label
 
     assert train_label("none") == "train"
     assert train_label("flip+crop") == "train (augmented batches: flip+crop)"
@@ -197,7 +197,7 @@ def test_scenes_the_network_sees_identically_are_analysed_once_and_listed(tmp_pa
 
     from miniplaces.cache import Cache
     from miniplaces.config import RunConfig
-    from miniplaces.context import RunContext
+    from miniplaces.report.context import RunContext
 
     astronaut = Image.fromarray(skimage.data.astronaut())
     transforms.Resize((256, 256))(astronaut).save(tmp_path / "astronaut_256.png")
@@ -213,7 +213,7 @@ def test_scenes_the_network_sees_identically_are_analysed_once_and_listed(tmp_pa
 
 
 def test_the_baseline_shows_the_precision_it_trained_in():
-    from miniplaces.sections.fashion_mnist import base_settings
+    from miniplaces.report.sections.fashion_mnist import base_settings
 
     asked = {"epochs": 2, "precision": "bf16"}
     assert base_settings(asked, "bf16") == ["epochs=2", "precision=bf16"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from miniplaces import compare, gates
+from miniplaces.ci import compare, gates
 from miniplaces.errors import UserError
 
 
@@ -221,7 +221,7 @@ def test_a_results_json_that_would_break_the_comparison_is_bad_input(tmp_path, c
 
 
 def test_a_compare_file_is_read_in_bounded_size(tmp_path):
-    from miniplaces.bounded import RESULTS_BYTES
+    from miniplaces.inputs.bounded import RESULTS_BYTES
 
     big = tmp_path / "results.json"
     with open(big, "wb") as handle:   # sparse: nothing of it is read

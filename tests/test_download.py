@@ -14,7 +14,7 @@ import pytest
 
 import generate_report
 from miniplaces.errors import UserError
-from miniplaces.places_model import provision
+from miniplaces.inputs.places_model import provision
 
 from checkpoints import resnet_state, write_official
 

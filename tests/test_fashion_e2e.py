@@ -217,9 +217,9 @@ def test_ray_and_local_executors_train_identical_numbers(tmp_path):
     from dataclasses import replace
 
     from analyses.fashion_mnist import grid as fgrid
-    from miniplaces.sections.fashion_mnist import load_grid
+    from miniplaces.report.sections.fashion_mnist import load_grid
     from miniplaces.progress import silent
-    from miniplaces.trial_runner import TrialEnv, layout, run_specs
+    from miniplaces.report.trial_runner import TrialEnv, layout, run_specs
 
     grid = load_grid(_grid(tmp_path, subset=400))
     specs = fgrid.one_at_a_time(grid, 0)[:2]
@@ -272,10 +272,10 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
     from dataclasses import replace
 
     from analyses.fashion_mnist import grid as fgrid
-    from miniplaces import trial_runner
-    from miniplaces.sections.fashion_mnist import load_grid
+    from miniplaces.report import trial_runner
+    from miniplaces.report.sections.fashion_mnist import load_grid
     from miniplaces.progress import Ticker
-    from miniplaces.trial_runner import TrialEnv, run_specs
+    from miniplaces.report.trial_runner import TrialEnv, run_specs
 
     grid = load_grid(_grid(tmp_path, subset=400))
     specs = fgrid.one_at_a_time(grid, 0)[:2]
@@ -314,7 +314,7 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
 
 
 def test_trials_run_side_by_side_only_when_the_work_pays_for_the_workers():
-    from miniplaces.trial_runner import POOL_MIN_TMACS, layout
+    from miniplaces.report.trial_runner import POOL_MIN_TMACS, layout
 
     big, small = 2 * POOL_MIN_TMACS, POOL_MIN_TMACS / 10
     assert layout("cpu", [big] * 5, available=2) == (2, 1)       # grid trials: one core each

@@ -7,7 +7,7 @@ import pytest
 
 from analyses.fashion_mnist import grid as fgrid
 from analyses.fashion_mnist.train import TrialConfig
-from miniplaces.sections.fashion_mnist import load_grid
+from miniplaces.report.sections.fashion_mnist import load_grid
 
 GRIDS = sorted((Path(__file__).resolve().parent.parent / "grids").glob("*.toml"))
 

@@ -9,7 +9,7 @@ import generate_report
 from analyses.fashion_mnist import grid as fgrid
 from analyses.fashion_mnist import selection as fsel
 from analyses.fashion_mnist.train import TrialConfig
-from miniplaces.sections.fashion_mnist import load_grid
+from miniplaces.report.sections.fashion_mnist import load_grid
 
 ROOT = Path(__file__).resolve().parent.parent
 

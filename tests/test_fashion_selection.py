@@ -13,7 +13,7 @@ from analyses.fashion_mnist import selection as fsel
 from analyses.fashion_mnist import summary as fsum
 from analyses.fashion_mnist.model import ModelConfig, build_model, count_macs
 from analyses.fashion_mnist.train import TrialConfig
-from miniplaces.sections import fashion_mnist as section
+from miniplaces.report.sections import fashion_mnist as section
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

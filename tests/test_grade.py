@@ -15,9 +15,9 @@ import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import ModelConfig, build_model, model_file_bytes
 from analyses.fashion_mnist.train import evaluate
-from miniplaces import grade, grade_worker, safe_zip, selfcontained
-from miniplaces.grade_worker import load_test_set
-from miniplaces.selfcontained import external_requests
+from miniplaces.grading import grade, grade_worker, safe_zip, selfcontained
+from miniplaces.grading.grade_worker import load_test_set
+from miniplaces.grading.selfcontained import external_requests
 
 import notebooks
 from checkpoints import write_malicious
@@ -362,7 +362,7 @@ def test_what_loads_nothing_from_other_hosts_is_self_contained(html):
 
 def test_this_tools_own_report_page_is_self_contained(tmp_path):
     """The report inlines templates/report.js: the one script trusted (it is the project's own)."""
-    from miniplaces import render
+    from miniplaces.report import render
 
     env = render.environment(tmp_path, for_pdf=False)
     page = env.from_string('<!DOCTYPE html><html><head><meta charset="utf-8"><style>{{ css | safe }}</style>'

@@ -12,7 +12,7 @@ from nbformat.v4 import new_output
 import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import model_file_bytes
-from miniplaces import notebook_check
+from miniplaces.grading import notebook_check
 
 import notebooks
 from test_grade import MODEL, tiny_model, write_zip

@@ -15,7 +15,7 @@ import pytest
 import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import model_file_bytes
-from miniplaces import gradescope, late_policy
+from miniplaces.grading import gradescope, late_policy
 
 import notebooks
 from checkpoints import write_malicious
@@ -145,7 +145,7 @@ def test_the_built_zip_runs_as_gradescope_would(tmp_path, good_files):
     with zipfile.ZipFile(upload) as archive:
         names = set(archive.namelist())
         assert {"setup.sh", "run_autograder", "project/pyproject.toml",
-                "project/miniplaces/grade.py"} <= names
+                "project/miniplaces/grading/grade.py"} <= names
         assert archive.getinfo("run_autograder").external_attr >> 16 == 0o100755
         archive.extractall(tmp_path / "ag" / "source")
     root = autograder_root(tmp_path / "ag", good_files, late_days=3.2)

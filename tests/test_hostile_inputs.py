@@ -16,9 +16,10 @@ import pytest
 import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist import grid as fgrid
-from miniplaces import atomic, outdir, places_model, scenes
+from miniplaces import atomic, outdir
+from miniplaces.inputs import places_model, scenes
 from miniplaces.errors import UserError
-from miniplaces.sections import fashion_mnist as fm_section
+from miniplaces.report.sections import fashion_mnist as fm_section
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_GRID = '[base]\nepochs = 1\nchannels = [4, 8]\n[axes]\nlr = [{lr = 0.01}]\n'
@@ -339,7 +340,7 @@ def test_boxes_count_against_the_points_of_a_file(tmp_path):
 # --- 4. a killed Ray run's folder is removed by the next -------------------------------------------------
 
 def test_tune_folders_of_dead_runs_are_removed_and_live_ones_kept(tmp_path):
-    from miniplaces.trial_runner import remove_stale_tune_folders
+    from miniplaces.report.trial_runner import remove_stale_tune_folders
 
     dead, live = tmp_path / "fm-tune-999999999-abc", tmp_path / f"fm-tune-{os.getpid()}-def"
     for folder in (dead, live):

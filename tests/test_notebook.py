@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from miniplaces.notebook import cells, kernel as nbexec
-from miniplaces.notebook.source import Program, SourceError
+from miniplaces.report.notebook import cells, kernel as nbexec
+from miniplaces.report.notebook.source import Program, SourceError
 
 PROBLEM_SET_NAMES = ("normalize_tensor", "visualize_filters", "generate_featuremap_unit", "train",
                      "get_prediction", "evaluate")
@@ -187,7 +187,7 @@ from pathlib import Path
 
 import nbformat
 
-from miniplaces.notebook import kernel
+from miniplaces.report.notebook import kernel
 
 cell = "import os, time\\nprint(os.getpid(), flush=True)\\ntime.sleep(120)"
 try:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from miniplaces.errors import UserError
-from miniplaces.places_model import build_model, parse_categories, read_state_dict, provision
+from miniplaces.inputs.places_model import build_model, parse_categories, read_state_dict, provision
 
 from checkpoints import resnet_state, write_malicious, write_official, write_python2_latin1
 

@@ -63,7 +63,7 @@ def test_time_left_is_rounded_up(seconds, text):
 def test_in_process_trials_count_each_epoch_and_the_epochs_a_diverged_trial_never_ran(monkeypatch):
     from types import SimpleNamespace
 
-    from miniplaces import trial_runner
+    from miniplaces.report import trial_runner
 
     specs = [SimpleNamespace(name=name, config=SimpleNamespace(epochs=epochs)) for name, epochs in
              (("ok", 3), ("diverged after 2", 4))]

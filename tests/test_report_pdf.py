@@ -8,8 +8,8 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from miniplaces import listings
-from miniplaces.sections import BY_NAME
+from miniplaces.report import listings
+from miniplaces.report.sections import BY_NAME
 
 pytestmark = pytest.mark.slow
 MAIN_BODY_PAGES = 15        # everything before Appendix A, whatever the number of scenes

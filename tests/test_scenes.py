@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from miniplaces import scenes
+from miniplaces.inputs import scenes
 from miniplaces.errors import UserError
 
 

@@ -10,7 +10,7 @@ import torch
 import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import model_file_bytes
-from miniplaces import similarity
+from miniplaces.grading import similarity
 
 import notebooks
 from test_grade import MODEL, tiny_model, write_zip

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from generate_report import parse_args
-from miniplaces import gates
+from miniplaces.ci import gates
 
 WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "report.yml"
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import ROOT, run_here
 from analyses.fashion_mnist.summary import curve_images
-from miniplaces import answers, listings, render
+from miniplaces.report import answers, listings, render
 from report_dom import parse, row_cells
 
 MAX_ANSWER_WORDS = 75          # "at most three sentences and about 70 words"

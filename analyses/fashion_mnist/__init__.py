@@ -4,5 +4,5 @@ data (IDX files -> in-memory tensors, batched augmentation), model (the CNN from
 file's bytes, load), train (train / get_prediction / evaluate / make_optimizer / fit), grid (grid
 files, fair variants), trials (one trial as a pure computation), selection (Problem 4d's search and
 its paired tests), evaluate_model (command line). Caching trials and running them on a process pool
-or Ray is infrastructure: miniplaces/trial_runner.py.
+or Ray is infrastructure: miniplaces/report/trial_runner.py.
 """

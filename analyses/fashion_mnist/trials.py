@@ -1,6 +1,6 @@
 """One trial as a pure computation: a spec, the data and the split settings -> a plain result.
 
-``miniplaces/trial_runner.py`` caches trials and runs them here, in a process pool or on Ray; this
+``miniplaces/report/trial_runner.py`` caches trials and runs them here, in a process pool or on Ray; this
 module only computes. ``CODE`` lists the modules whose code the numbers depend on: the runner keys
 its cache on them.
 """

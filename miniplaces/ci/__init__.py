@@ -1,0 +1,1 @@
+"""CI tools: quality gates and the comparison with an earlier report."""

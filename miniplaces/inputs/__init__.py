@@ -1,0 +1,1 @@
+"""Provisioning the inputs: the Places365 weights, the scenes, bounded reads of user files."""

@@ -1,0 +1,359 @@
+"""The notebook view of a run: the problem set's structure, the report's answers, the code that ran.
+
+``OUTLINE`` is the notebook, problem by problem: each sub-question names the definitions whose source
+its code cell shows (copied from the running code by ``source.Program``, with everything they need)
+and the lines that call them. The answer text is the report's (``answers.build``); the Places cells
+recompute their figures live; Problem 4 loads the saved model and scores it, and shows the run's
+training history and grid as recorded data, or retrains the final configuration with ``RETRAIN``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from miniplaces.report import answers as answer_text
+from miniplaces.report.answers import capital
+from miniplaces.inputs.checkpoint import untrained_warning
+from miniplaces.report.sections import BY_NAME
+from miniplaces.report.notebook.source import Program
+
+CELLS = "miniplaces.report.notebook.cells"
+FILTERS, FMAPS, CAM, ABLATION = "analyses.filters", "analyses.feature_maps", "analyses.cam", \
+    "analyses.unit_ablation"
+FASHION = "analyses.fashion_mnist"
+IMAGES_DIR = "notebook_images"     # the scenes, beside the notebook, as the lossless RGB the report used
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str                          # "1a": also the answer's key in answers.build
+    asks: str                         # the problem set's words
+    defines: tuple[str, ...] = ()     # dotted names whose source the code cell shows
+    calls: str = ""                   # what the cell then runs
+
+
+@dataclass(frozen=True)
+class Problem:
+    section: str                              # the report section that answers it (sections.REGISTRY)
+    title: str                                # the problem set's title
+    questions: tuple[Question, ...]
+    setup: str = ""                           # the cell that loads the problem's inputs
+    setup_defines: tuple[str, ...] = ()
+
+    @property
+    def number(self) -> int:
+        return BY_NAME[self.section].problem
+
+
+OUTLINE: tuple[Problem, ...] = (
+    Problem("filters", "Filter Visualization", setup="""\
+model = load_places_model(WEIGHTS, ARCH, DEMO_SEED).to(DEVICE)
+labels = load_categories(CATEGORIES)
+images = {Path(p).stem: load_image(p) for p in IMAGES}
+focus = images[FOCUS_IMAGE] if FOCUS_IMAGE in images else None
+print(f'{ARCH}: {"untrained (demo)" if WEIGHTS is None else WEIGHTS}; {len(images)} scenes')
+""", setup_defines=(f"{CELLS}.load_places_model", f"{CELLS}.load_categories", f"{CELLS}.load_image"),
+            questions=(
+        Question("1a", "Implement normalize_tensor to normalize the input kernel for better visualization in "
+                       "the visualize_filters function.", (f"{FILTERS}.normalize_tensor",), """\
+print(normalize_tensor(model.conv1.weight).aminmax())
+"""),
+        Question("1b", "Visualize filters for another convolutional layer in ResNet.",
+                 (f"{CELLS}.visualize_filters",), """\
+for layer in FILTER_LAYERS:
+    visualize_filters(model, layer)
+"""),
+    )),
+    Problem("units", "Internal Activation Visualization", questions=(
+        Question("2a", "Create a version of the ResNet model without the last two layers to expose the last "
+                       "convolutional layers in generate_featuremap_unit function.",
+                 (f"{FMAPS}.chop", f"{CELLS}.generate_featuremap_unit", f"{CELLS}.show_maps"), """\
+print(chop(model)(preprocess(focus, IMAGE_SIZE).to(DEVICE)).shape)
+show_maps(focus, {'unit 300': generate_featuremap_unit(model, focus, 300, IMAGE_SIZE)})
+"""),
+        Question("2b", "As you can see, the unit 300 activates the mountain part of the image. Find other "
+                       "units that detect 1) sky and 2) building in the image.",
+                 (f"{CELLS}.print_table",), """\
+for concept, found in RECORDED['units'].items():   # each on the scene with the most of it
+    scene = images[found['scene']]
+    print_table(found['units'], f"{concept}: the units with the highest IoU over the annotated scenes "
+                f"(recorded by the report run); maps on {found['scene']}:")
+    if not found['units']:
+        print("  none: no unit's thresholded region overlaps the mask (IoU 0 for every unit)")
+    maps = {f'{concept}: unit {u["unit"]}': generate_featuremap_unit(model, scene, u['unit'], IMAGE_SIZE)
+            for u in found['units'][:3]}
+    if concept == 'mountain':
+        maps["the problem set's unit 300"] = generate_featuremap_unit(model, scene, 300, IMAGE_SIZE)
+    if maps:
+        show_maps(scene, maps, IMAGE_SIZE)
+"""),
+        Question("2c", "Deactivate the top-5 units with the largest FC weights for the top-1 category, "
+                       "compare the original and new top-5 predictions, and show the feature maps of those "
+                       "units.",
+                 (f"{CELLS}.ablate_and_compare",), """\
+pooled_maps, fc_weight, fc_bias = ablate_and_compare(model, focus, labels, IMAGE_SIZE)
+"""),
+        Question("2d", "Try to deactivate fewer units. Report the lowest number of dropped units required to "
+                       "change the top prediction class.", (f"{ABLATION}.exact_minimum",), """\
+fewest = exact_minimum(pooled_maps.pooled, fc_weight, fc_bias)
+print(f'fewest units: {fewest.k} {[int(u) for u in fewest.units]}; top-1 '
+      f'{labels[fewest.cls]} -> {labels[fewest.new_top1] if fewest.k else None}')
+if fewest.k:
+    show_maps(focus, {f'unit {int(u)}': pooled_maps.maps[u] for u in fewest.units[:6]})
+"""),
+    )),
+    Problem("cam", "Class Activation Map (CAM)", questions=(
+        Question("3a", "Convert the chopped ResNet's (1 x 2048 x 8 x 8) output to a tensor of size (hw x c).",
+                 (f"{CAM}.reshape_hw_c", f"{CELLS}.hw_by_c"), """\
+maps, hw_c = hw_by_c(model, focus, IMAGE_SIZE)
+print(tuple(maps.shape), '->', tuple(hw_c.shape))
+"""),
+        Question("3b", "Feed the new tensor from (a) to the fully connected layer of ResNet. You will get an "
+                       "output of size (hw x 365).", (f"{CAM}.fc_per_position",), """\
+per_position = fc_per_position(maps, model.fc)
+print(tuple(per_position.shape))
+"""),
+        Question("3c", "Show the feature maps (combined with the input image) of the top 5 predicted "
+                       "categories and explain the relationship between the feature activation and the "
+                       "category.",
+                 (f"{CELLS}.show_cams",), """\
+probs = per_position.mean(0).softmax(0).cpu().numpy()   # the FC is linear: the mean of (b) is the logits
+top5 = [int(c) for c in probs.argsort()[::-1][:5]]
+show_cams(focus, maps, model.fc.weight.detach().cpu().numpy(), top5, labels, probs, IMAGE_SIZE)
+"""),
+        Question("3d", "Try running this visualization method on another image of a scene. Is the "
+                       "visualization still effective for your image? Explain why or why not.",
+                 (f"{CELLS}.top1_cam", f"{CELLS}.print_table"), """\
+for name, image in images.items():
+    top = top1_cam(model, image, labels, IMAGE_SIZE)
+    show_maps(image, {f"{name}: {top['label']} ({top['prob']:.1%})": top['cam']}, IMAGE_SIZE)
+print_table(RECORDED['faithfulness'], "Deletion and insertion areas of each map on its scene's top-1 class "
+            "(recorded by the report run; the report's 3d explains the test)")
+"""),
+    )),
+    Problem("fashion_mnist", "Network Training", setup="""\
+data = load(Path(FASHION_MNIST_DIR))
+print(f'{len(data.train_y)} training and {len(data.test_y)} test images from {FASHION_MNIST_DIR}')
+""", setup_defines=(f"{FASHION}.data.load", f"{FASHION}.data.CLASSES"), questions=(
+        Question("4a", "Complete the function train that trains a network for 1 epoch.",
+                 (f"{FASHION}.model.SmallCNN", f"{FASHION}.train.train")),
+        Question("4b", "Implement the get_prediction function, which returns the index of the predicted "
+                       "class given an image and a network, and the accuracy computation in evaluate.",
+                 (f"{FASHION}.train.get_prediction", f"{FASHION}.train.evaluate")),
+        Question("4c", "Instantiate an optimizer to update the weights of the network during training. Run "
+                       "training and validation for 10 epochs and report your final validation accuracy.",
+                 (f"{FASHION}.train.make_optimizer", f"{FASHION}.train.TrialConfig", f"{FASHION}.train.fit",
+                  f"{FASHION}.data.split", f"{CELLS}.plot_curves"), """\
+curves = {label: (c['epoch'], c['accuracy']) for label, c in RECORDED['curves'].items()}
+if RETRAIN:  # the final configuration, trained here with the code above
+    config = TrialConfig().updated(RECORDED['final']['config'])
+    result = fit(config, split(data, RECORDED['val_images'], full_train=True),
+                 RECORDED['final']['seed'], torch.device(DEVICE), keep_model=True)
+    retrained = result['net'].eval()
+    rows = result['history']
+    curves['retrained here: training accuracy (all 60 000 images)'] = (
+        [r['epoch'] for r in rows], [r['train_acc'] for r in rows])
+plot_curves(curves, 'Problem 4c: accuracy by epoch (recorded by the report run'
+            + (', and retrained here)' if RETRAIN else ')'))
+"""),
+        Question("4d", "Experiment with data augmentation, weight initialization, the number of layers or "
+                       "features, the type of optimizer, the learning rate and/or schedule, and "
+                       "regularization.",
+                 (f"{CELLS}.plot_grid", f"{CELLS}.print_table"), """\
+print_table(RECORDED['grid'], 'Every variant against the baseline (recorded by the report run)')
+plot_grid(RECORDED['grid'], RECORDED['baseline_val_acc'],
+          'Problem 4d: every grid variant, validation accuracy (recorded by the report run)')
+"""),
+        Question("final", "Save your model. You will receive credit if your model attains > 90% accuracy.",
+                 (f"{FASHION}.model.load_model",), """\
+net = retrained if RETRAIN else load_model(MODEL_FILE, DEVICE)
+test = evaluate(net, data.test_x, data.test_y)
+print(f'test accuracy: {test.accuracy:.2%} ({int(test.correct.sum())} of {len(data.test_y)}); '
+      f"recorded by the report run: {RECORDED['final']['test_acc']:.2%}")
+print('first test images:', [CLASSES[get_prediction(x, net)] for x in data.test_x[:5]])
+"""),
+    )),
+)
+
+
+def parameters(results: dict) -> dict:
+    """The parameters cell: where the notebook finds its inputs (papermill's ``parameters`` tag)."""
+    run, model = results["run"], results.get("model") or {}
+    demo = bool(model.get("demo"))
+    fashion = results.get("fashion_mnist") or {}
+    categories = model.get("categories", "")
+    return {
+        "WEIGHTS": None if demo or not model else str(Path(model["weights"]).resolve()),
+        "CATEGORIES": str(Path(categories).resolve()) if categories and not categories.startswith("none")
+        else None,
+        "ARCH": model.get("arch", "resnet50"), "DEMO_SEED": run["seed"],
+        "IMAGES": [f"{IMAGES_DIR}/{s['id']}.png" for s in results.get("scenes", [])],
+        "FOCUS_IMAGE": next((s["id"] for s in results.get("scenes", [])
+                             if s["image"] == run.get("focus_scene")), None),
+        "IMAGE_SIZE": run["config"]["image_size"],
+        "FILTER_LAYERS": [layer["layer"] for layer in (results.get("filters") or {}).get("layers", [])],
+        "FASHION_MNIST_DIR": (fashion.get("data") or {}).get("source"),
+        "MODEL_FILE": (fashion.get("final") or {}).get("model_file"),
+        "RETRAIN": False,
+    }
+
+
+PARAMETER_NOTES = {
+    "WEIGHTS": "Places365 checkpoint (None: the untrained demo model the report used, seeded by DEMO_SEED)",
+    "IMAGES": "scene images (the report's, saved losslessly beside this notebook)",
+    "RETRAIN": "True: train the final configuration here instead of loading MODEL_FILE (minutes on a CPU)",
+}
+
+
+def recorded(results: dict) -> dict:
+    """The run's numbers that the notebook shows but does not recompute (labelled as recorded)."""
+    data: dict = {}
+    units = results.get("units")
+    if units:
+        overall = units["dissection"]["overall"]
+        data["units"] = {c: {"scene": scene_with(results, c),
+                             "units": [{"unit": t["unit"], "iou": round(t["iou"], 4),
+                                        "detector (corrected test)": t["unit"] in detectors(overall[c])}
+                                       for t in overall[c]["top"][:5] if t["iou"] > 0]}
+                         for c in ("sky", "building", "mountain") if c in overall}
+    data["faithfulness"] = [
+        {"scene": s["image"], "class": s["cam"]["faithfulness"]["class"]["label"], "map": method,
+         "deletion_auc": round(v["deletion_auc"], 4), "insertion_auc": round(v["insertion_auc"], 4),
+         "effective": v.get("effective")}
+        for s in results.get("scenes", []) if (s.get("cam") or {}).get("faithfulness")
+        for method, v in s["cam"]["faithfulness"]["methods"].items()]
+    fashion = results.get("fashion_mnist")
+    if fashion:
+        base, final = fashion["baseline"], fashion["final"]
+        sample = base["history"][0].get("val_images")    # the curve's images: the same every epoch
+        data["curves"] = {
+            f"baseline: validation accuracy on the same {sample} validation images each epoch": {
+                "epoch": [r["epoch"] for r in base["history"]],
+                "accuracy": [r.get("curve_acc", r["val_acc"]) for r in base["history"]]},
+            f"final model: training accuracy on its {final['train_images']} training images": {
+                "epoch": [r["epoch"] for r in final["history"]],
+                "accuracy": [r["train_acc"] for r in final["history"]]}}
+        data["grid"] = [{"axis": a["axis"], "variant": r.get("label", r["variant"]), "val_acc": r["mean"],
+                         "delta_pp": round(r["delta_pp"], 2) if r.get("delta_pp") is not None else None,
+                         "p (Holm over the grid)": (r.get("test") or {}).get("p_adjusted"),
+                         "verdict": (r.get("test") or {}).get("verdict")}
+                        for a in fashion["axes"] for r in a["rows"] if r["variant"] != "baseline"]
+        data["baseline_val_acc"] = base["val_acc"]
+        data["val_images"] = fashion["data"]["val_images"]
+        data["final"] = {"config": final["config"], "seed": final["seed"], "test_acc": final["test_acc"]}
+    return data
+
+
+def scene_with(results: dict, concept: str) -> str | None:
+    """The id of the scene to show ``concept``'s units on: the focus scene when it has the concept (the
+    problem set asks about "the image"), else the scene whose mask of it covers the most."""
+    shares = [(s["image"] == results["run"].get("focus_scene"), c["mask_fraction"], s["id"])
+              for s in results.get("scenes", []) for c in s.get("concepts", []) if c["concept"] == concept]
+    return max(shares)[2] if shares else None
+
+
+def detectors(concept: dict) -> set[int]:
+    """The units the report's test, corrected for every unit and concept, calls detectors."""
+    return {d["unit"] for d in concept.get("corrected_detectors", [])}
+
+
+def markdown_answer(question: Question, answer) -> str:
+    points = answer_text.QUESTIONS[question.key][1]
+    heading = "Final model" if question.key == "final" else f"{question.key}"
+    lines = [f"## {heading} ({points})", "", f"> {question.asks}", ""]
+    if answer is not None:
+        lines += ["**Answer** (the report's, from this run's numbers): " + answer.text]
+        lines += ["", *answer.reading] if answer.reading else []
+    return "\n".join(lines)
+
+
+def build(results: dict) -> tuple[nbformat.NotebookNode, dict]:
+    """The unexecuted notebook and its parameters."""
+    v4 = nbformat.v4
+    ran = set(results["run"]["sections"])
+    answers = answer_text.build(results, results["run"].get("focus_scene"))
+    params = parameters(results)
+    program = Program()
+    cells: list[nbformat.NotebookNode] = []
+    places_loaded = False
+    for problem in OUTLINE:
+        if problem.section not in ran:
+            continue
+        cells.append(v4.new_markdown_cell(f"# Problem {problem.number}: {problem.title}"))
+        setup, defines = problem.setup, problem.setup_defines
+        if BY_NAME[problem.section].places and not places_loaded:
+            setup, defines, places_loaded = OUTLINE[0].setup, OUTLINE[0].setup_defines, True
+        if setup:
+            cells.append(code_cell(program.cell(*defines), setup.strip(), f"problem-{problem.number}"))
+        for question in problem.questions:
+            cells.append(v4.new_markdown_cell(markdown_answer(question, answers.get(question.key))))
+            cells.append(code_cell(program.cell(*question.defines), question.calls.strip(),
+                                   f"problem-{problem.number}", question.key))
+    head = [v4.new_markdown_cell(title_cell(results)),
+            code_cell("", parameters_source(params), "parameters"),
+            code_cell("", "from __future__ import annotations\n\nimport json\nfrom pathlib import Path\n\n"
+                          + program.import_cell()
+                          + "\n\n%matplotlib inline\nDEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'",
+                      "setup"),
+            v4.new_markdown_cell("The numbers this notebook shows but does not recompute, as recorded by the "
+                                 f"report run `{results['run']['run_id']}` (results.json)."),
+            code_cell("", "RECORDED = json.loads(r'''" + readable_json(recorded(results)) + "''')",
+                      "recorded")]
+    notebook = v4.new_notebook(cells=head + cells)
+    notebook.metadata.update({"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                             "language": "python"},
+                              "language_info": {"name": "python"}})
+    return notebook, params
+
+
+def code_cell(definitions: str, calls: str, *tags: str) -> nbformat.NotebookNode:
+    source = "\n\n\n".join(part for part in (definitions, calls) if part)
+    return nbformat.v4.new_code_cell(source, metadata={"tags": list(tags)})
+
+
+def parameters_source(params: dict) -> str:
+    lines = ["# Parameters (papermill: -p NAME VALUE). Paths are relative to this notebook's folder."]
+    for name, value in params.items():
+        note = PARAMETER_NOTES.get(name)
+        lines += [f"# {note}"] if note else []
+        shown = "".join(f"\n    {v!r}," for v in value) + "\n" if isinstance(value, list) and value else ""
+        lines.append(f"{name} = [{shown}]" if isinstance(value, list) else f"{name} = {value!r}")
+    return "\n".join(lines)
+
+
+def readable_json(data: dict) -> str:
+    """JSON with one line per entry of each top-level value: short enough to read in a cell."""
+    def block(value, indent: str) -> str:
+        if isinstance(value, dict) and value:
+            rows = [f"{indent} {json.dumps(k)}: {json.dumps(v)}" for k, v in value.items()]
+        elif isinstance(value, list) and value:
+            rows = [f"{indent} {json.dumps(v)}" for v in value]
+        else:
+            return json.dumps(value)
+        brackets = "{}" if isinstance(value, dict) else "[]"
+        return brackets[0] + "\n" + ",\n".join(rows) + "\n" + indent + brackets[1]
+
+    return "{\n" + ",\n".join(f" {json.dumps(k)}: {block(v, ' ')}" for k, v in data.items()) + "\n}"
+
+
+def title_cell(results: dict) -> str:
+    run, model = results["run"], results.get("model") or {}
+    lines = ["# Miniplaces: Problems 1-4", "",
+             f"Written by miniplaces-report (run `{run['run_id']}`, {run['date']}, preset `{run['preset']}`, "
+             f"seed {run['seed']}). Each code cell holds the code that computed the report's numbers, copied "
+             "from the project; the notebook imports nothing from it. The answers are the report's; the "
+             "Places365 cells recompute their figures here, Problem 4 scores the saved model here, and the "
+             "training history and grid of 4c and 4d are the run's numbers, embedded as `RECORDED`.", "",
+             "To re-run: set the paths in the parameters cell, then *Restart & Run All*, or "
+             "`papermill report.ipynb out.ipynb -p WEIGHTS resnet50_places365.pth.tar`."]
+    if model:
+        label = (model.get("provenance") or {}).get("label", model.get("weights", ""))
+        lines += ["", f"Places365 weights: {label}."]
+    warning = untrained_warning(model)
+    if warning:
+        lines += ["", f"**Untrained weights.** {capital(warning)}: the Places figures below show the method, "
+                      "not what a trained network learned."]
+    return "\n".join(lines)
