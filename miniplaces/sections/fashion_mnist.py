@@ -2,8 +2,9 @@
 
 Order of work: validate the grid file, find and verify the data (both fail fast with exit 2), run the
 search of analyses/fashion_mnist/selection.py (one axis at a time, the combination, the finalists, the
-budget, the choice, the paired tests), retrain the chosen configuration on all 60k training images,
-score it once on the test set and save it. This module only runs trials, shapes JSON and draws.
+budget, the choice, the paired tests), train the chosen configuration as the final model (on the
+training split, validated after every epoch, which is 4c's run, or on all 60k training images), score
+it once on the test set and save it. This module only runs trials, shapes JSON and draws.
 """
 from __future__ import annotations
 
