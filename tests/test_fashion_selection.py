@@ -557,7 +557,8 @@ def test_the_validation_loss_curve_stays_on_one_set_of_images():
                {"epoch": 3, "val_loss": 0.30, "val_images": 10_000, "curve_acc": 0.9}]
     assert section._val_loss_curve(history) == ([(1, 0.5), (2, 0.45)], "validation (1,000-image sample)")
     whole = [{**r, "val_images": 10_000} for r in history]
-    assert section._val_loss_curve(whole) == ([(1, 0.5), (2, 0.45), (3, 0.30)], "validation")
+    assert section._val_loss_curve(whole) == ([(1, 0.5), (2, 0.45), (3, 0.30)],
+                                              "validation (all 10,000 images)")
 
 
 def test_the_runs_training_compute_is_counted_by_stage_from_the_epochs_each_trial_ran():
@@ -589,3 +590,63 @@ def test_the_cache_clause_is_true_when_nothing_or_everything_was_trained():
     assert section.cache_clause(19, 19) == "all trained in this run"
     assert section.cache_clause(0, 19) == "all from the cache"
     assert section.cache_clause(3, 19) == "3 trained in this run, the rest from the cache"
+
+
+# --- 4c's run and the baseline's retraining noise (issue 35) -------------------------------------------
+
+NOISE_ROWS = [_row("baseline", 0.911), _row("augment=flip", 0.920, "better", (610, 520)),
+              _row("augment=none", 0.905, "worse", (300, 360))]
+
+
+def test_noise_seeds_share_the_grids_run_but_choose_nothing_and_a_validated_final_trains_on_the_split():
+    grid = replace(_budget_grid(finalists=0), noise_seeds=2, final_validated=True)
+    fake, calls = _fake_execute(_accuracy)
+
+    def execute(specs, stage):
+        return [({**r, "history": [{}] * s.config.epochs, "val_images": 4000, "train_images": 6000}, c)
+                for s, (r, c) in zip(specs, fake(specs, stage))]
+    sel = fsel.select(grid, fgrid.one_at_a_time(grid, 0), 0, execute, fsel.final_images(grid))
+    assert calls[0][0] == "grid" and calls[0][1][-2:] == [fsel.NOISE_NAME] * 2    # one pool for both
+    assert [r["seed"] for r in sel.noise.results[fsel.NOISE_NAME]] == [1, 2]
+    assert fsel.NOISE_NAME not in sel.grid.results and fsel.NOISE_NAME not in sel.decision.budget.ranking
+    assert sel.final_spec.stage == "final_split" and fsel.final_images(grid) == 60_000 - grid.val_size
+    assert fsel.final_stage(replace(grid, final_validated=False)) == "final"
+    compute = section.training_compute(grid, sel, {"history": [{}] * sel.final_spec.config.epochs})
+    rest = 60_000 - grid.val_size
+    assert compute["tmacs"]["seed_noise"] == pytest.approx(2 * fgrid.training_tmacs(grid.base, rest))
+    assert compute["tmacs"]["final"] == pytest.approx(fgrid.training_tmacs(sel.final_spec.config, rest))
+    noise = fsum.seed_noise(sel)
+    accs = [r["val_acc"] for r in sel.grid.results["baseline"] + sel.noise.results[fsel.NOISE_NAME]]
+    assert noise["seeds"] == [0, 1, 2] and noise["val_acc"] == accs
+    assert noise["band_pp"] == pytest.approx(2 * 2 ** 0.5 * 100 * np.std(accs, ddof=1))
+    assert all(f > 0 for f in noise["flips"])        # another seed gets other images right
+    axes = fsum.mark_retraining(fsum.axis_tables(grid, sel), noise)
+    rows = [r for axis in axes for r in axis["rows"] if r["variant"] != "baseline"]
+    assert rows and all(r["retraining"] == ("beyond" if abs(r["delta_pp"]) > noise["band_pp"] else "within")
+                        for r in rows)
+    assert fsum.seed_noise(replace(sel, noise=fsel.Stage([], [], 0.0))) is None
+
+
+def test_each_verdict_is_set_against_the_retraining_band_where_it_was_measured():
+    noise = {"band_pp": 0.5, "n": 4}
+    rows = [NOISE_ROWS[0], {**NOISE_ROWS[1], "retraining": "beyond"},
+            {**NOISE_ROWS[2], "retraining": "within"}]
+    text = section.conclusion(rows, INFO, noise=noise)
+    assert ("beyond validation-sample noise even after correction (Holm over all 3 variants of the grid); "
+            "beyond retraining noise (±0.50 pp, from 4 seeds of the baseline, a rough estimate)") in text
+    assert "not measured" not in text
+    worse_only = section.conclusion([rows[0], rows[2]], INFO, noise=noise)
+    assert "but within retraining noise (±0.50 pp" in worse_only
+    assert section.UNMEASURED in section.conclusion(rows, INFO)     # without seeds it is said unmeasured
+    assert fsum.against_noise(-0.6, noise) == "beyond" and fsum.against_noise(0.4, noise) == "within"
+    assert fsum.against_noise(0.6, None) is None
+
+
+def test_a_final_trial_is_never_a_finalist_trained_alike_from_the_cache():
+    """A validated final trains on the same split as a finalist of its config, but keeps its model and
+    test score: the two cache keys differ (the quick preset's final model failed on this)."""
+    from miniplaces.report.trial_runner import TrialEnv, cache_parts
+    env = TrialEnv("data", "sha", "cache", True, 2000, 2000, "cpu", 1, 1)
+    spec = fgrid.TrialSpec("x", None, {}, TrialConfig(), 0, stage="finalist")
+    keys = [cache_parts(replace(spec, stage=stage), env) for stage in ("finalist", "final_split", "final")]
+    assert keys[0]["split"] == keys[1]["split"] != keys[2]["split"] and keys[0] != keys[1]

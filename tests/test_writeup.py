@@ -451,3 +451,48 @@ def test_b3_labels_each_trials_threads_and_says_seconds_compare_only_at_equal_th
     heads, grid_row, final_row = [row_cells(tr) for tr in dom.by_id("table-b3").find_all("tr")]
     assert heads[-1] == "threads" and grid_row[-1] == "1" and final_row[-1] == "2"
     assert "only between rows with the same thread count" in dom.words
+
+
+def test_4c_is_answered_by_the_validated_final_run_naming_its_network_and_why_not_the_baseline():
+    """With final_validated, 4c's answer is the final model's training on the whole training split,
+    validated on every held-out image after each epoch; the baseline's subset run is only the reading."""
+    from analyses.fashion_mnist.summary import last_epoch_test
+
+    results = _baseline([(0.8, 1000), (0.9, 10_000)], (30, 10))
+    rows = [{"epoch": e + 1, "val_acc": 0.90 + e / 1000, "val_images": 10_000} for e in range(10)]
+    rows[-1]["curve_discordant"] = [120, 80]
+    config = {"channels": [32, 64, 128], "depth": [1, 2, 2], "optimizer": "adam", "lr": 0.01,
+              "schedule": "onecycle", "weight_decay": 0.0, "augment": "flip"}
+    results["fashion_mnist"]["final"] = {
+        "validated": True, "config": config, "history": rows, "val_acc": 0.909, "val_images": 10_000,
+        "train_images": 50_000, "chosen": "combined: augment=flip, depth=1x2x2",
+        "last_epoch_test": last_epoch_test(rows)}
+    answer = answers.answer_4c(results)
+    assert answer.sentences == [
+        "4c's run is the final model's own training: the 32-64-128-channel network with depth 1-2-2 (adam at "
+        "lr 0.01, onecycle, weight decay 0.0, augment flip), the grid's choice rather than the baseline, "
+        "trained 10 epochs on the 50,000-image training split, reaches 90.90 % on all 10,000 held-out "
+        "images."]
+    assert answer.reading[0] == ("The baseline, adamw on the grid's 12,000-image subset, reaches 90.00 % on "
+                                 "the same held-out images after 2 epochs.")
+    assert "on the split" in answer.reading[1]
+    assert "disagree on 200 of the same 10,000 images" in answer.reading[1]
+    results["fashion_mnist"]["final"]["history"] = rows[:1]
+    assert answers.answer_4c(results).sentences[0].startswith("The quick preset trains 1 epoch, not")
+    del results["fashion_mnist"]["final"]["validated"]      # else the baseline's run answers, as before
+    assert answers.answer_4c(results).sentences[0].startswith("The quick preset trains 2 epochs")
+
+
+def test_4d_counts_the_verdicts_that_are_also_beyond_the_baselines_retraining_noise():
+    family = {"name": "exact McNemar (two-sided)", "images": 10_000, "k": 3, "seeds": 1,
+              "correction": "Holm over all 3 variants of the grid"}
+    results = _fm_4d({"lr: lr=0.01": ("better", 0.9), "lr: lr=1": ("worse", -3.0),
+                      "init: init=kaiming": ("no measurable difference", 0.1)}, family)
+    results["fashion_mnist"]["seed_noise"] = {"band_pp": 0.52, "n": 4}
+    for axis in results["fashion_mnist"]["axes"]:
+        for row in axis["rows"][1:]:
+            row["retraining"] = "beyond" if abs(row["delta_pp"]) > 0.52 else "within"
+    results["fashion_mnist"]["axes"][0]["rows"][1]["retraining"] = "within"    # as if lr=0.01 were within
+    first = answers.answer_4d(results).sentences[0]
+    assert first.endswith("Holm over all 3 variants of the grid; 1 of 2 also beyond retraining noise "
+                          "(±0.52 pp, rough)).")

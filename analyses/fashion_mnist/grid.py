@@ -19,8 +19,8 @@ from . import data as fdata
 from .model import INITS, ModelConfig, count_macs
 from .train import FIELDS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrialConfig
 
-TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_tmacs", "final_min_epochs", "data",
-            "base", "axes", "final"}
+TOP_KEYS = {"description", "repeats", "combine", "finalists", "final_budget_tmacs", "final_min_epochs",
+            "final_validated", "noise_seeds", "data", "base", "axes", "final"}
 RENAMED = {"final_budget_s": "final_budget_tmacs (the budget is counted in multiply-accumulates now, the "
                              "same on every machine: see docs/fashion_mnist.md)"}
 DATA_KEYS = {"val_size", "train_subset"}
@@ -28,11 +28,11 @@ CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "init": INITS, "preci
 # The sizes a grid may ask for, (least, most): generous for 28 x 28 images, small enough that no value
 # fails at allocation or trains for years. Channels and depth bound each stage's entry.
 SIZES = {"epochs": (1, 1000), "batch_size": (1, 60_000), "hidden": (0, 16_384), "channels": (1, 1024),
-         "depth": (1, 16), "repeats": (1, 100), "finalists": (0, 100),
+         "depth": (1, 16), "repeats": (1, 100), "finalists": (0, 100), "noise_seeds": (0, 100),
          "final_min_epochs": (0, 1000), "val_size": (1, 59_999),
          "train_subset": (0, 60_000), "curve_images": (0, 59_999)}
 MAX_PARAMETERS = 50_000_000   # 200 MB of float32 weights (x4 with gradients and Adam's moments)
-MAX_TRIAL_TMACS = 10_000      # one configuration trained on all 60 000 images; the standard final model: 40
+MAX_TRIAL_TMACS = 10_000      # one configuration trained on all 60 000 images; the standard final model: 33
 MAX_TRIALS = 2_000            # trials of the one-axis-at-a-time search (configurations x repeats)
 TRAIN_PASSES = 3   # a training step costs about three forward passes:
                    # the forward and a backward twice as dear
@@ -48,7 +48,8 @@ class TrialSpec:
     """One training run: ``name`` groups repeats of the same config (they differ in ``seed`` only).
 
     ``stage`` says what it trains on: "grid" the grid's subset of the training split, "finalist" the
-    whole training split (both validate), "final" all 60k images (and is scored once on the test set).
+    whole training split (both validate), "final" all 60k images, "final_split" the whole training split,
+    validated after every epoch (both final stages are scored once on the test set).
     """
 
     name: str
@@ -75,6 +76,9 @@ class Grid:
                                       # (0: never; selection.final_config)
     val_size: int = 10_000
     train_subset: int = 0
+    final_validated: bool = False     # the final model trains on the training split, validated on the
+                                      # hold-out after every epoch (stage "final_split": 4c's run)
+    noise_seeds: int = 0              # extra seeds of the baseline's grid trial: its retraining spread
 
     def seeds(self, seed: int) -> list[int]:
         return [seed + i for i in range(self.repeats)]
@@ -173,6 +177,13 @@ def training_tmacs(config: TrialConfig, images: int) -> float:
     return count_macs(config.model_config()) * TRAIN_PASSES * images * config.epochs / TMAC
 
 
+def _bool_setting(table: dict, key: str, source: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        _fail(f"{source}: {key}", f"{value!r} must be true or false")
+    return value
+
+
 def _int_setting(table: dict, key: str, where: str, default: int) -> int:
     value = table.get(key, default)
     if not _in_range(value, *SIZES[key]):
@@ -214,9 +225,8 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     _check_stages(base.updated(final), f"{source}: final")
     check_evaluation(base, f"{source}: base")
     check_evaluation(base.updated(final), f"{source}: final")
-    combine = raw.get("combine", True)
-    if not isinstance(combine, bool):
-        _fail(f"{source}: combine", f"{combine!r} must be true or false")
+    combine, validated = (_bool_setting(raw, key, source, default)
+                          for key, default in (("combine", True), ("final_validated", False)))
     description = raw.get("description", "")
     if not isinstance(description, str):
         _fail(f"{source}: description", f"{description!r} must be a string")
@@ -225,9 +235,11 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
         _fail(f"{source}: final_budget_tmacs", f"{budget!r} must be a number of 10^12 multiply-accumulates "
                                                ">= 0 (0: no budget)")
     repeats = _int_setting(raw, "repeats", source, 1)
-    trials = (1 + sum(map(len, axes.values()))) * repeats
+    noise_seeds = _int_setting(raw, "noise_seeds", source, 0)
+    trials = (1 + sum(map(len, axes.values()))) * repeats + noise_seeds
     if trials > MAX_TRIALS:
-        _fail(source, f"{trials} trials (configurations x repeats), more than the {MAX_TRIALS} allowed")
+        _fail(source, f"{trials} trials (configurations x repeats + noise_seeds), more than the {MAX_TRIALS} "
+                      "allowed")
     finalists = _int_setting(raw, "finalists", source, 0)
     min_epochs = _int_setting(raw, "final_min_epochs", source, 0)
     if min_epochs and not budget:
@@ -236,7 +248,7 @@ def parse_grid(raw: dict[str, Any], source: str) -> Grid:
     if min_epochs > (epochs := base.updated(final).epochs):
         _fail(f"{source}: final_min_epochs", f"{min_epochs} is more than the final model's {epochs} epochs")
     return Grid(source, description, base, axes, final, repeats, combine, finalists, float(budget),
-                min_epochs, val_size, train_subset)
+                min_epochs, val_size, train_subset, validated, noise_seeds)
 
 
 def grid_from_toml(text: str, source: str) -> Grid:

@@ -14,7 +14,7 @@ import math
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -413,13 +413,33 @@ def decide(pool: Results, budget: Budget) -> Decision:
     return Decision(chosen, "budget" if excluded else "accuracy", excluded, budget)
 
 
+def final_stage(grid: Grid) -> str:
+    """The final model's stage: all 60k images, or the training split validated on the hold-out."""
+    return "final_split" if grid.final_validated else "final"
+
+
+def final_images(grid: Grid) -> int:
+    """How many images the final model trains on (the budget counts them)."""
+    return train_images(final_stage(grid), grid.val_size, grid.train_subset)
+
+
+NOISE_NAME = "baseline (other seeds)"
+
+
+def noise_specs(grid: Grid, seed: int) -> list[TrialSpec]:
+    """The baseline's grid trial again with ``noise_seeds`` other seeds (after the repeats' seeds): how much
+    retraining alone moves its validation accuracy, which the paired tests on one seed do not see."""
+    first = seed + grid.repeats
+    return [TrialSpec(NOISE_NAME, "seeds", {}, grid.base, s) for s in range(first, first + grid.noise_seeds)]
+
+
 def final_spec(grid: Grid, chosen: str, pool_specs: list[TrialSpec], seed: int, images: int) -> TrialSpec:
-    """The chosen configuration as its final model trains (``final_config``), on all training images."""
+    """The chosen configuration as its final model trains (``final_config``), at ``final_stage``."""
     spec = next(s for s in pool_specs if s.name == chosen)
     config = final_config(grid, spec.config, images)
     fitted = {"epochs": config.epochs} if config.epochs != spec.config.updated(grid.final).epochs else {}
     return TrialSpec(f"final ({grid_name(chosen)})", "final", {**spec.overrides, **grid.final, **fitted},
-                     config, seed, stage="final", coupled=spec.coupled)
+                     config, seed, stage=final_stage(grid), coupled=spec.coupled)
 
 
 @dataclass
@@ -449,6 +469,7 @@ class Selection:
     final_spec: TrialSpec
     combined_vs_best: dict[str, Any] | None = None   # the combination against the best single variant within
                                                      # the budget (``against``: its name), Holm over the two
+    noise: Stage = field(default_factory=lambda: Stage([], [], 0.0))   # the baseline's other seeds
 
 
 def grid_family(grid: Grid, specs: list[TrialSpec], results: Results) -> dict[str, dict[str, dict | None]]:
@@ -468,8 +489,12 @@ def _run(execute: Execute, specs: list[TrialSpec], label: str) -> Stage:
 
 def select(grid: Grid, one_at_a_time: list[TrialSpec], seed: int, execute: Execute,
            final_images: int) -> Selection:
-    """Run the search from the one-axis-at-a-time specs to the final model's spec (not trained here)."""
-    stage = _run(execute, one_at_a_time, "grid")
+    """Run the search from the one-axis-at-a-time specs to the final model's spec (not trained here).
+    The baseline's other seeds (``noise_specs``) share the grid's run, so the workers stay busy."""
+    both = _run(execute, one_at_a_time + noise_specs(grid, seed), "grid")
+    n = len(one_at_a_time)
+    stage = Stage(both.specs[:n], both.outcomes[:n], both.wall_s)
+    noise = Stage(both.specs[n:], both.outcomes[n:], 0.0)   # its wall clock is the grid's
     combined_from = combined_values(grid, stage.results, stage.specs, final_images) if grid.combine else {}
     extra = _run(execute, combination(grid, stage.specs, combined_from, seed), "combination")
     stage = Stage(stage.specs + extra.specs, stage.outcomes + extra.outcomes, stage.wall_s + extra.wall_s)
@@ -492,4 +517,4 @@ def select(grid: Grid, one_at_a_time: list[TrialSpec], seed: int, execute: Execu
         finalist_tests = test_family(finalists.results, "finalist: baseline", others)
     final = final_spec(grid, decision.chosen, pool_specs, seed, final_images)
     return Selection(stage, finalists, best_per_axis(grid, results), combined_from, axis_tests, combined_test,
-                     finalist_tests, decision, final, vs_best)
+                     finalist_tests, decision, final, vs_best, noise)

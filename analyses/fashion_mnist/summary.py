@@ -6,6 +6,7 @@ final choice. The FashionMNIST section turns these into results.json and sentenc
 """
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass
 from typing import Any
@@ -113,6 +114,42 @@ def last_epoch_test(history: list[dict]) -> dict | None:
     return {"name": fsel.TEST_NAME, "images": images, "discordant": [gained, lost],
             "delta_pp": 100 * (gained - lost) / images, "p_value": fsel.exact_mcnemar(gained, lost),
             "alpha": fsel.ALPHA}
+
+
+def seed_noise(sel: fsel.Selection) -> dict[str, Any] | None:
+    """The baseline's grid trial over every seed it ran with (its repeats and ``noise_seeds``): how far
+    retraining alone moves validation accuracy. ``diff_sd_pp`` is the standard deviation that gives a
+    difference between two single-seed trials (sqrt 2 x the seeds' own), and ``band_pp`` twice it: a
+    difference within the band is within retraining noise. ``flips`` counts, for each other seed, the
+    validation images it and the first seed disagree on. From a few seeds this is a rough estimate."""
+    if not sel.noise.specs:
+        return None
+    runs = sel.grid.results["baseline"] + sel.noise.results[fsel.NOISE_NAME]
+    accs = [r["val_acc"] for r in runs]
+    s, ok = spread(accs), [a for a in accs if a is not None]
+    first = runs[0]["val_correct"]
+    sd = None if s["std"] is None else 100 * s["std"] * math.sqrt(2)
+    return {"seeds": [r["seed"] for r in runs], "val_acc": accs, **s,
+            "range_pp": 100 * (max(ok) - min(ok)) if ok else None,
+            "diff_sd_pp": sd, "band_pp": None if sd is None else 2 * sd,
+            "flips": [None if first is None or r["val_correct"] is None
+                      else int((np.asarray(r["val_correct"]) != np.asarray(first)).sum()) for r in runs[1:]],
+            "images": runs[0]["val_images"], "train_images": runs[0]["train_images"]}
+
+
+def against_noise(delta_pp: float | None, noise: dict[str, Any] | None) -> str | None:
+    """"beyond" or "within" the baseline's retraining band (``seed_noise``); None where unmeasured."""
+    if delta_pp is None or not noise or noise["band_pp"] is None:
+        return None
+    return "beyond" if abs(delta_pp) > noise["band_pp"] else "within"
+
+
+def mark_retraining(axes: list[dict], noise: dict[str, Any] | None) -> list[dict]:
+    """``axes`` (axis_tables) with each variant row's ``retraining``: its difference from the baseline
+    against the baseline's retraining band (``against_noise``)."""
+    for row in (r for axis in axes for r in axis["rows"]):
+        row["retraining"] = against_noise(row["delta_pp"], noise) if row["variant"] != "baseline" else None
+    return axes
 
 
 def grid_family_info(sel: fsel.Selection) -> dict[str, Any]:
@@ -232,18 +269,24 @@ class Summary:
     combination: dict | None           # combination_summary
     accuracies: dict[str, Any]         # decision_accuracies
     grid: dict[str, Any]               # the grid's base config and its axes' values, described
+    noise: dict[str, Any] | None = None     # seed_noise: the baseline's retraining spread
+    noise_trials: list[dict] | None = None  # the baseline's other seeds, one row each
 
 
 def summarise(grid: Grid, sel: fsel.Selection) -> Summary:
     stage, finals = sel.grid, sel.finalists
     pool = finals.results if finals.specs else stage.results
+    noise = seed_noise(sel)
+    axes = mark_retraining(axis_tables(grid, sel), noise)
     return Summary(
         trials=[trial_row(s, r, c, stage.specs[0]) for s, (r, c) in zip(stage.specs, stage.outcomes)],
         finalist_trials=[trial_row(s, r, c) for s, (r, c) in zip(finals.specs, finals.outcomes)],
-        baseline=baseline_summary(stage.results["baseline"]), axes=axis_tables(grid, sel),
+        baseline=baseline_summary(stage.results["baseline"]), axes=axes,
         family=grid_family_info(sel),
         finalists=finalist_table(sel), combined_test=row_test(sel.combined_test),
         combination=combination_summary(grid, sel),
         accuracies=decision_accuracies(sel.decision, stage.results, pool, grid_tests(sel)),
         grid={"base": grid.base.to_dict(), "final_overrides": _lists(grid.final),
-              "axes": {a: [describe(v) for v in vs] for a, vs in grid.axes.items()}})
+              "axes": {a: [describe(v) for v in vs] for a, vs in grid.axes.items()}},
+        noise=noise,
+        noise_trials=[trial_row(s, r, c) for s, (r, c) in zip(sel.noise.specs, sel.noise.outcomes)])

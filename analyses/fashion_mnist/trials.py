@@ -17,8 +17,13 @@ from . import train as ftrain
 from .grid import TrialSpec
 
 
+# stages whose model is kept and scored once on the test set: "final" trains on all 60k images,
+# "final_split" on the training split only and is validated on the hold-out (Problem 4c's run)
+FINAL_STAGES = ("final", "final_split")
+
+
 def split_args(stage: str, val_size: int, train_subset: int) -> dict[str, Any]:
-    """data.split's arguments for a stage: only grid trials use the subset; only the final trains on all."""
+    """data.split's arguments for a stage: only grid trials use the subset; only "final" trains on all."""
     return {"val_size": val_size, "train_subset": train_subset if stage == "grid" else 0,
             "full_train": stage == "final"}
 
@@ -35,10 +40,11 @@ def compute(spec: TrialSpec, data: fdata.FashionData, val_size: int, train_subse
             on_epoch: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Train one spec and return ``fit``'s plain result.
 
-    A final trial also carries ``test_acc``, ``model_config`` and ``state_dict``: the test set is
-    scored here, once, on the finished model and on nothing else."""
+    A final trial (FINAL_STAGES) also carries ``test_acc``, ``model_config`` and ``state_dict``: the test
+    set is scored here, once, on the finished model and on nothing else."""
     split = fdata.split(data, **split_args(spec.stage, val_size, train_subset))
-    result = ftrain.fit(spec.config, split, spec.seed, device, on_epoch, keep_model=spec.stage == "final")
+    result = ftrain.fit(spec.config, split, spec.seed, device, on_epoch,
+                        keep_model=spec.stage in FINAL_STAGES)
     net = result.pop("net", None)
     if net is not None and result["status"] == "ok":
         result["test_acc"] = ftrain.evaluate(net, data.test_x, data.test_y).accuracy

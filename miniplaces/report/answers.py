@@ -586,7 +586,46 @@ def _subset(fm: dict) -> str:
             + (")" if measured else f"; no run here trains it {base['epochs']} epochs on all of it)"))
 
 
+def _network(cfg: dict) -> str:
+    """'the 32-64-128-channel network with depth 1-2-2 (adam at lr 0.01, onecycle, weight decay 0.0,
+    augment flip)': a config's network and recipe in a few words."""
+    depth = cfg["depth"] if isinstance(cfg["depth"], int) else "-".join(map(str, cfg["depth"]))
+    channels = "-".join(map(str, cfg["channels"]))
+    return (f"the {channels}-channel network with depth {depth} ({cfg['optimizer']} at lr {cfg['lr']}, "
+            f"{cfg['schedule']}, weight decay {cfg['weight_decay']}, augment {cfg['augment']})")
+
+
+def answer_4c_validated(results: dict) -> Answer:
+    """4c from the run that answers it as asked: the final model's own training on the whole training
+    split, validated on all held-out images after every epoch (grid file ``final_validated``)."""
+    fm = results["fashion_mnist"]
+    final, base = fm["final"], fm["baseline"]
+    cfg, epochs = final["config"], len(final["history"])
+    why = ("the baseline, which the grid chose" if final["chosen"].removeprefix("finalist: ") == "baseline"
+           else "the grid's choice rather than the baseline")
+    sentences = []
+    if epochs != PROBLEM_SET_EPOCHS:
+        preset = results.get("run", {}).get("preset", "chosen")
+        sentences.append(f"The {preset} preset trains {plural(epochs, 'epoch')}, not the problem set's "
+                         f"{PROBLEM_SET_EPOCHS}, to keep the run short.")
+    sentences.append(
+        f"4c's run is the final model's own training: {_network(cfg)}, {why}, trained "
+        f"{plural(epochs, 'epoch')} on the {final['train_images']:,}-image training split, reaches "
+        f"{pct(final['val_acc'], 2)} on all {final['val_images']:,} held-out images.")
+    asks = "." if epochs == PROBLEM_SET_EPOCHS else f"; the problem set asks for {PROBLEM_SET_EPOCHS}."
+    glance = (f"{pct(final['val_acc'], 2)} validation accuracy after {plural(epochs, 'epoch')} on the whole "
+              f"training split (the final model's run){asks}")
+    reading = [f"The baseline, {base['config']['optimizer']} on the grid's {base['train_images']:,}-image "
+               f"subset, reaches {pct(base['val_acc'], 2)} on the same held-out images after "
+               f"{plural(base['epochs'], 'epoch')}."]
+    last = _last_epoch({"last_epoch_test": final.get("last_epoch_test"), "curve_images": None,
+                        "first_val_acc": final["history"][0]["val_acc"]})
+    return Answer("4c", sentences, glance, reading + ([last] if last else []))
+
+
 def answer_4c(results: dict) -> Answer:
+    if (results["fashion_mnist"].get("final") or {}).get("validated"):
+        return answer_4c_validated(results)
     base = results["fashion_mnist"]["baseline"]
     cfg = base["config"]
     epochs = base["epochs"]
@@ -618,15 +657,23 @@ def _variant_rows(block: dict) -> list[dict]:
     return [r for r in block["rows"] if r["name"] != "baseline" and r.get("test")]
 
 
-def _family_scope(fm: dict) -> tuple[str, str]:
+def _family_scope(fm: dict, judged: list[dict] | None = None) -> tuple[str, str]:
     """(the grid's correction, what its test leaves out) for a sentence that counts verdicts: the family
-    every axis's verdicts were corrected over (results.json ``grid_family``), and seed noise when one seed
-    per configuration cannot show it."""
+    every axis's verdicts were corrected over (results.json ``grid_family``), and seed noise: paired over
+    seeds, or how many of the ``judged`` rows' differences exceed the baseline's retraining band
+    (``seed_noise``, rows' ``retraining``), or not measured."""
     family = fm.get("grid_family") or fm["axes"][0]["test"]
     correction = family["correction"] if family["k"] > 1 else "one comparison, so no correction"
-    unmeasured = "retraining (seed) noise not measured" if family.get("seeds", 1) <= 1 else \
-        f"paired over {family['seeds']} seeds"
-    return correction, unmeasured
+    noise = fm.get("seed_noise") or {}
+    if family.get("seeds", 1) > 1:
+        return correction, f"paired over {family['seeds']} seeds"
+    if noise.get("band_pp") is None:
+        return correction, "retraining (seed) noise not measured"
+    band = f"±{noise['band_pp']:.2f} pp, rough"     # short: the answer has 75 words; seeds in the method
+    if not judged:
+        return correction, f"retraining noise {band}"
+    beyond = sum(r.get("retraining") == "beyond" for r in judged)
+    return correction, f"{beyond} of {len(judged)} also beyond retraining noise ({band})"
 
 
 def answer_4d(results: dict) -> Answer:
@@ -635,7 +682,7 @@ def answer_4d(results: dict) -> Answer:
     better = [(a, r) for a, r in rows if r["test"]["verdict"] == "better"]
     worse = [(a, r) for a, r in rows if r["test"]["verdict"] == "worse"]
     test = fm["axes"][0]["test"]
-    correction, unmeasured = _family_scope(fm)
+    correction, unmeasured = _family_scope(fm, [r for _, r in better + worse])
     sentences = [
         f"Of {plural(len(rows), 'variant')} tried one axis at a time, {len(better)} beat the baseline "
         f"({pct(fm['baseline']['val_acc'], 2)}) and {len(worse)} did worse beyond validation-sample noise; "
@@ -677,7 +724,8 @@ def answer_final(results: dict) -> Answer:
     ]
     chosen = final["decision"]["chosen"].removeprefix("finalist: ")
     glance = (f"{pct(acc, 2)} test accuracy, {verdict} the 90 % bar "
-              f"({chosen}, retrained on all images).")
+              f"({chosen}, " + ("the model of 4c's run)." if final.get("validated")
+                                else "retrained on all images)."))
     return Answer("final", sentences, glance)
 
 

@@ -110,7 +110,9 @@ def cache_parts(spec: TrialSpec, env: TrialEnv) -> dict[str, Any]:
             "split": {**ftrials.split_args(spec.stage, env.val_size, env.train_subset),
                       "val_seed": fdata.VAL_SPLIT_SEED},
             "device": torch.device(env.device).type, "threads": env.threads, "torch": torch.__version__,
-            "code": trial_code()}
+            "code": trial_code(),
+            # a final trial keeps its model and test score: a finalist trained alike has neither
+            "final": spec.stage in ftrials.FINAL_STAGES}
 
 
 def run_trial(spec: TrialSpec, env: TrialEnv, on_epoch: Callable[[dict], None] | None = None,

@@ -2,8 +2,9 @@
 
 Order of work: validate the grid file, find and verify the data (both fail fast with exit 2), run the
 search of analyses/fashion_mnist/selection.py (one axis at a time, the combination, the finalists, the
-budget, the choice, the paired tests), retrain the chosen configuration on all 60k training images,
-score it once on the test set and save it. This module only runs trials, shapes JSON and draws.
+budget, the choice, the paired tests), train the chosen configuration as the final model (on the
+training split, validated after every epoch, which is 4c's run, or on all 60k training images), score
+it once on the test set and save it. This module only runs trials, shapes JSON and draws.
 """
 from __future__ import annotations
 
@@ -49,7 +50,6 @@ PROTOCOL = ("Model selection uses a fixed validation split of the 60 000 trainin
             "full scale) led to a finalist stage (in grids that have one) and to a new baseline, so the "
             "reported test accuracy is not an untouched estimate.")
 UNIT = "TMAC (10^12 multiply-accumulates)"
-FINAL_IMAGES = fdata.COUNTS["train"]   # the final model trains on every training image
 
 
 def grid_path(ctx: RunContext) -> Path:
@@ -96,7 +96,7 @@ def run(ctx: RunContext) -> SectionResult:
             ctx.warn(f"FashionMNIST trial {row['name']!r} (seed {row['seed']}) diverged: {row['error']}")
     model_path = ctx.out / MODEL_FILE
     atomic.write_bytes(model_path, model_file)
-    axes = _axes_json(summary.axes)
+    axes = _axes_json(summary.axes, summary.noise)
     finalists_json = _finalists_json(grid, summary.finalists)
     figs = _figures(ctx, sel, summary.baseline, axes, finalists_json, final)
     trials, finalists = summary.trials, summary.finalist_trials
@@ -123,8 +123,11 @@ def run(ctx: RunContext) -> SectionResult:
         "combined": combined,
         "combination": summary.combination and {**summary.combination,
                                                 "text": combination_text(summary.combination),
-                                                "notes": combination_notes(summary.combination)},
+                                                "notes": combination_notes(summary.combination,
+                                                                           summary.noise)},
         **training_compute(grid, sel, final),
+        "seed_noise": summary.noise and {**summary.noise, "trials": summary.noise_trials,
+                                         "text": noise_text(summary.noise)},
         "grid_train_s": sum(t["train_s"] for t in trials),
         "grid_trials_trained": sum(not t["cached"] for t in trials),
         "grid_cache": cache_clause(sum(not t["cached"] for t in trials), len(trials)),
@@ -133,6 +136,9 @@ def run(ctx: RunContext) -> SectionResult:
                                          "train_s": sum(t["train_s"] for t in finalists),
                                          "train_images": finalists[0]["train_images"]},
         "final": {"name": sel.final_spec.name, "config": final["config"],
+                  "validated": sel.final_spec.stage == "final_split", "val_acc": final["val_acc"],
+                  "val_images": final["val_images"],
+                  "last_epoch_test": fsum.last_epoch_test(final["history"]),
                   "overrides": _jsonable(sel.final_spec.overrides),
                   "test_acc": final["test_acc"],
                   "test_interval": list(fsum.accuracy_interval(final["test_acc"], len(data.test_y))),
@@ -143,7 +149,7 @@ def run(ctx: RunContext) -> SectionResult:
                   "history": final["history"], "cached": final_cached,
                   "chosen": sel.decision.chosen, "chosen_val_acc": summary.accuracies["chosen"],
                   "chosen_by": "finalists" if finals.specs else "grid",
-                  "decision": decision_json(sel.decision, summary.accuracies, FINAL_IMAGES),
+                  "decision": decision_json(sel.decision, summary.accuracies, fsel.final_images(grid)),
                   "epochs": final_epochs_json(grid, sel.final_spec.config, sel.decision.budget.limit),
                   "load_snippet": f'from analyses.fashion_mnist.model import load_model; '
                                   f'net = load_model("{_shown_path(model_path)}")',
@@ -168,12 +174,12 @@ def training_compute(grid: fgrid.Grid, sel: fsel.Selection, final: dict) -> dict
         planned = fsel.trial_tmacs(spec, grid.val_size, grid.train_subset)
         return planned * len(result["history"]) / spec.config.epochs
 
-    stages = {"grid": 0.0, "combination": 0.0, "finalists": 0.0,
+    stages = {"grid": 0.0, "seed_noise": 0.0, "combination": 0.0, "finalists": 0.0,
               "final": cost(sel.final_spec, final)}
-    for run in (sel.grid, sel.finalists):
+    for run in (sel.grid, sel.noise, sel.finalists):
         for spec, (result, _) in zip(run.specs, run.outcomes):
             stage = ("finalists" if spec.stage == "finalist" else "combination" if spec.axis == "combined"
-                     else "grid")
+                     else "seed_noise" if spec.axis == "seeds" else "grid")
             stages[stage] += cost(spec, result)
     return {"tmacs": stages, "total_tmacs": sum(stages.values())}
 
@@ -210,7 +216,7 @@ def _train(ctx: RunContext, grid: fgrid.Grid, execute):
     """The search (grid, combination, finalists, choice), then the final model on all training images."""
     try:
         sel = fsel.select(grid, fgrid.one_at_a_time(grid, ctx.config.seed), ctx.config.seed, execute,
-                          FINAL_IMAGES)
+                          fsel.final_images(grid))
     except fgrid.GridError as exc:
         raise UserError(f"FashionMNIST ({grid.source}): {exc}") from None
     if sel.decision.rule == "none_within_budget":
@@ -238,6 +244,10 @@ def _figures(ctx: RunContext, sel: fsel.Selection, baseline: dict, axes: list[di
                                             _histories(finalists, sel.finalists.results))
     title = (f"Final model on {final['train_images']} images; test accuracy "
              f"{100 * final['test_acc']:.2f} % (scored once)")
+    if final["val_images"]:   # trained on the training split: 4c's run, validated after every epoch
+        title = (f"Final model (4c's run): {len(final['history'])} epochs on {final['train_images']} "
+                 f"training images, validated after each; test accuracy {100 * final['test_acc']:.2f} % "
+                 "(scored once)")
     figs["fm_final_curves"] = _figure(ctx, "fm_final_curves", _draw_history, final["history"], title,
                                       final["test_acc"], final["config"]["augment"])
     return figs
@@ -253,12 +263,12 @@ def _shown_path(path: str | Path) -> str:
         return str(path)
 
 
-def _axes_json(tables: list[dict]) -> list[dict]:
+def _axes_json(tables: list[dict], noise: dict | None = None) -> list[dict]:
     """Per axis: every value's validation accuracy, its paired test against the baseline, one conclusion."""
     taken: set[str] = set()
     return [{"axis": t["axis"], "figure": "fm_axis_" + unique_slug(t["axis"], taken, "axis"),
              "rows": t["rows"], "best": t["best"], "test": t["test"],
-             "conclusion": conclusion(t["rows"], t["test"])}
+             "conclusion": conclusion(t["rows"], t["test"], noise=noise)}
             for t in tables]
 
 
@@ -305,7 +315,34 @@ def _family(info: dict) -> str:
 UNMEASURED = "retraining (seed) noise is not measured"
 
 
-def _evidence(test: dict, info: dict) -> str:
+def noise_text(noise: dict[str, Any]) -> str:
+    """The baseline's retraining spread (summary.seed_noise) as the report says it, rough as it is."""
+    accs = _names([_pct(a) for a in noise["val_acc"] if a is not None])
+    if noise["band_pp"] is None:
+        return f"the baseline's grid trial with {noise['n']} seed scored {accs}: no spread measured"
+    flips = _names([_count(f) for f in noise["flips"] if f is not None])
+    seeds = _names([str(s) for s in noise["seeds"]])
+    return (f"retrained with {noise['n']} seeds ({seeds}), the baseline's grid trial scores {accs} on the "
+            f"same {_count(noise['images'])} validation images (standard deviation "
+            f"{100 * noise['std']:.2f} pp; each other seed disagrees with the first on {flips} of them), so "
+            f"a difference between two single-seed trials has a standard deviation of about "
+            f"{noise['diff_sd_pp']:.2f} pp and one within ±{noise['band_pp']:.2f} pp (twice that) is within "
+            f"retraining noise; from {noise['n']} seeds this is a rough estimate")
+
+
+def _retraining(group: list[dict], noise: dict | None) -> str:
+    """What retraining noise says of these rows' differences: unmeasured, or which exceed the baseline's
+    retraining band (rows' ``retraining``, summary.against_noise)."""
+    if not noise or noise.get("band_pp") is None:
+        return UNMEASURED
+    band = f"±{noise['band_pp']:.2f} pp, from {noise['n']} seeds of the baseline, a rough estimate"
+    beyond = sum(r.get("retraining") == "beyond" for r in group)
+    if len(group) == 1:
+        return f"{'beyond' if beyond else 'but within'} retraining noise ({band})"
+    return f"{beyond} of the {len(group)} differences beyond retraining noise ({band})"
+
+
+def _evidence(test: dict, info: dict, retraining: str = UNMEASURED) -> str:
     """How the top gain was established, for the sentence: disagreements, seeds, correction, and what the
     test measures (which images are in the validation split; with one seed, not retraining noise)."""
     disagree = sum(test["discordant"])
@@ -316,7 +353,7 @@ def _evidence(test: dict, info: dict) -> str:
                 f"the same {_count(info['images'])} images per seed")
         return f"{seen}, and a paired test over the seeds puts the gain beyond {NOISE}{_corrected(info)}"
     seen = f"the two models disagree on {_count(disagree)} of the same {_count(info['images'])} images"
-    return f"{seen}, and a paired test puts the gain beyond {NOISE}{_corrected(info)}; {UNMEASURED}"
+    return f"{seen}, and a paired test puts the gain beyond {NOISE}{_corrected(info)}; {retraining}"
 
 
 def _label(row: dict) -> str:
@@ -324,9 +361,10 @@ def _label(row: dict) -> str:
     return row.get("label") or row["variant"]
 
 
-def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
+def conclusion(rows: list[dict], info: dict, note: str = "", noise: dict | None = None) -> str:
     """One sentence from the rows' fields (rows[0] is the reference): the best significant gain with its
-    evidence, then what changed nothing measurable, what was worse, what diverged."""
+    evidence, then what changed nothing measurable, what was worse, what diverged; each verdict against
+    the baseline's retraining spread where ``noise`` (summary.seed_noise) measured it."""
     base, variants = rows[0], rows[1:]
     if base["mean"] is None:
         return "The baseline diverged, so nothing here could be compared with it."
@@ -364,13 +402,15 @@ def conclusion(rows: list[dict], info: dict, note: str = "") -> str:
     if better:
         top = better[0]
         text = (f"{_label(top)} raises validation accuracy from {_pct(base['mean'])} to "
-                f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; {_evidence(top['test'], info)})")
+                f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; "
+                f"{_evidence(top['test'], info, _retraining([top], noise))})")
         text += f", while {_names(clauses)}" if clauses else ""
     elif worse:   # a significant loss is the finding: said first, never folded into "no variant beats"
         names, s = subject(worse[::-1])
         text = (f"{names} lower{s} validation accuracy from {_pct(base['mean'])} to {accs(worse[::-1])} "
                 f"beyond {NOISE} (a paired test on the same {_count(info['images'])} images{_family(info)}"
-                f"{'; ' + UNMEASURED if info['seeds'] <= 1 else ''}), and no variant raises it")
+                f"{'; ' + _retraining(worse, noise) if info['seeds'] <= 1 else ''}), and no variant raises "
+                "it")
         rest = [c for c in clauses if not c.startswith(names + " lower")]
         text += f"; {_names(rest)}" if rest else ""
     elif info["k"]:
@@ -393,7 +433,7 @@ def combination_text(c: dict[str, Any]) -> str:
     return text + (f" ({'; '.join(left_out)})" if left_out else "")
 
 
-def combination_notes(c: dict[str, Any]) -> list[str]:
+def combination_notes(c: dict[str, Any], noise: dict | None = None) -> list[str]:
     """Sentences on how the combination was made and what it shows: each key two axes set differently and
     which won, each value that ends up changing nothing, the values the grid's test did not support, and
     the combination against the best single variant."""
@@ -419,7 +459,8 @@ def combination_notes(c: dict[str, Any]) -> list[str]:
         notes.append(f"Against the best single variant{within}, {vs['against'].split(': ', 1)[-1]}, "
                      f"the combination differs by {vs['delta_pp']:+.2f} pp: {vs['verdict']} (the two disagree "
                      f"on {_count(sum(vs['discordant']))} images; paired test, Holm over the combination's two "
-                     f"comparisons, adjusted {p_value(vs['p_adjusted'])}; {UNMEASURED}).")
+                     f"comparisons, adjusted {p_value(vs['p_adjusted'])}; "
+                     f"{_retraining([{'retraining': fsum.against_noise(vs['delta_pp'], noise)}], noise)}).")
     return notes
 
 
@@ -428,7 +469,7 @@ def final_epochs_json(grid: fgrid.Grid, config: TrialConfig, limit: float) -> di
     the most of them that fit the budget (selection.final_config)."""
     asked, floor, trained = grid.base.updated(grid.final).epochs, grid.final_min_epochs, config.epochs
     text = f"{trained} epochs"
-    if floor and trained < asked and fgrid.training_tmacs(config, FINAL_IMAGES) > limit:
+    if floor and trained < asked and fgrid.training_tmacs(config, fsel.final_images(grid)) > limit:
         text += (f" (the floor: the grid asks for {asked}, or as many as fit the budget of {limit:g} TMAC down "
                  f"to {floor}, and even {floor} are over it)")
     elif floor and trained < asked:
@@ -523,7 +564,7 @@ def _val_curve(history: list[dict]) -> tuple[list[float], str]:
     points = [100 * h.get("curve_acc", h["val_acc"]) for h in history]
     sample, whole = history[0].get("val_images"), history[-1].get("val_images")
     return points, (f"validation ({sample:,}-image sample)" if sample and whole and sample < whole
-                    else "validation")
+                    else f"validation (all {whole:,} images)" if whole else "validation")
 
 
 def _val_loss_curve(history: list[dict]) -> tuple[list[tuple[int, float]], str]:
@@ -531,7 +572,8 @@ def _val_loss_curve(history: list[dict]) -> tuple[list[tuple[int, float]], str]:
     before the last were scored on one (the last epoch's loss, on the whole split only, is left out)."""
     sample = history[0].get("val_images")
     on_sample = [r for r in history if r.get("val_images") == sample]
-    label = (f"validation ({sample:,}-image sample)" if len(on_sample) < len(history) else "validation")
+    label = (f"validation ({sample:,}-image sample)" if len(on_sample) < len(history)
+             else f"validation (all {sample:,} images)" if sample else "validation")
     return [(r["epoch"], r["val_loss"]) for r in on_sample], label
 
 
