@@ -15,6 +15,7 @@ from typing import Any, Callable
 from miniplaces import resources
 from miniplaces.cache import Cache
 from miniplaces.config import RunConfig
+from miniplaces.report import sections
 
 log = logging.getLogger("miniplaces")
 
@@ -97,12 +98,20 @@ class RunContext:
             places, c = self.places(), self.config
             inputs = {"sha256": places.sha256, "arch": places.arch, "labels": digest(places.labels),
                       "image_size": c.image_size,
-                      "params": {s: c.params(s) for s in ("filters", "units", "cam")}}
+                      "params": {s.name: s.params(c) for s in sections.REGISTRY if s.places}}
             if with_scenes:
                 inputs["scenes"] = [(s.name, s.sha256, digest(s.concepts)) for s in self.scenes().scenes]
             return inputs
 
         return self.shared(f"places_inputs/{with_scenes}", build)
+
+    def params(self, section: str) -> dict:
+        """The section's knobs under this run's preset and options."""
+        return sections.get(section).params(self.config)
+
+    def per_scene_sections(self) -> list[str]:
+        """The running sections that answer per scene (they need the scenes decoded)."""
+        return [s.name for s in sections.running(self.config.sections) if s.per_scene]
 
     def relative(self, path: Path) -> str:
         return Path(path).relative_to(self.out).as_posix()
@@ -131,7 +140,7 @@ class RunContext:
 
         places = self.places()
         probs = None
-        if {"units", "cam"} & set(self.config.sections):
+        if self.per_scene_sections():
             probs = [softmax(self.feature_maps(scene)[0].logits) for scene in self.scenes().scenes]
         return {**places.to_json(), "weights_check": weights_check(places.model, probs, places.labels)}
 

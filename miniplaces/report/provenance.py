@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from importlib import metadata
-from pathlib import Path
 
 from miniplaces import resources
 from miniplaces.config import RunConfig

@@ -19,10 +19,6 @@ from miniplaces.report.sections import cam_faithfulness
 from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.report.figures import colour_scale, display_image, overlay, plain
 
-TITLE = "Class activation maps (CAM)"
-TOC = [("cam-3a", "3a. (1 x c x h x w) to (hw x c)"), ("cam-3b", "3b. FC layer per position: (hw x 365)"),
-       ("cam-3c", "3c. CAMs of the top-5 classes, explained"),
-       ("cam-3d", "3d. Other scenes: is CAM effective?")]
 CONTRIBUTORS = 3   # units listed per class
 
 
@@ -35,7 +31,7 @@ def run(ctx: RunContext) -> SectionResult:
     start = time.perf_counter()
     places = ctx.places()
     scene_set = ctx.scenes()
-    k = int(ctx.config.params("cam").get("top_k", 5))
+    k = int(ctx.params("cam").get("top_k", 5))
     weight, bias = fc_params(places.model)
     faithful = cam_faithfulness.settings(ctx)
     measured = {s.id for s in cam_faithfulness.measured(scene_set.scenes, faithful, ctx.config.focus_image)}
@@ -164,3 +160,13 @@ def _draw(scene, rgb, shown, top):
         ax.set_title(f"{i + 1}. {plain(t['label'], 28)}\np = {t['prob']:.4f}", fontsize=9)
     fig.colorbar(colour_scale(0.0, 1.0), cax=fig.add_subplot(grid[:, cols]), label="CAM (min-max)")
     return fig
+
+
+def notebook_record(results: dict) -> dict:
+    """What the notebook shows of 3d without recomputing it: each scene's deletion and insertion areas."""
+    return {"faithfulness": [
+        {"scene": s["image"], "class": s["cam"]["faithfulness"]["class"]["label"], "map": method,
+         "deletion_auc": round(v["deletion_auc"], 4), "insertion_auc": round(v["insertion_auc"], 4),
+         "effective": v.get("effective")}
+        for s in results.get("scenes", []) if (s.get("cam") or {}).get("faithfulness")
+        for method, v in s["cam"]["faithfulness"]["methods"].items()]}

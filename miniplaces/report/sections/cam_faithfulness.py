@@ -15,7 +15,7 @@ import numpy as np
 from analyses import cam, cam_faithfulness as ff
 from analyses.feature_maps import chop, preprocess
 from miniplaces.report import figures
-from miniplaces.report.answers import series
+from miniplaces.report.wording import series
 from miniplaces.report.context import RunContext
 
 METHODS = ("CAM", *ff.GRADIENT_METHODS)
@@ -24,8 +24,8 @@ DEFAULTS = {"steps": 20, "random_seeds": 5, "max_scenes": None, "score_cam": Fal
 
 
 def settings(ctx: RunContext) -> dict:
-    """The preset's faithfulness knobs (config.PRESETS["...]["cam"]["faithfulness"]) and the seeds."""
-    s = {**DEFAULTS, **ctx.config.params("cam").get("faithfulness", {})}
+    """The preset's faithfulness knobs (the CAM section's presets: faithfulness) and the seeds."""
+    s = {**DEFAULTS, **ctx.params("cam").get("faithfulness", {})}
     s["seeds"] = [ctx.config.seed + i for i in range(int(s["random_seeds"]))]
     return s
 

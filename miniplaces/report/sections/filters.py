@@ -11,14 +11,12 @@ from miniplaces.cache import code_version
 from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.errors import UserError
 
-TITLE = "Filter visualisation"
-TOC = [("filters-1a", "1a. normalize_tensor"), ("filters-1b", "1b. conv1 and a deeper layer")]
 
 
 def run(ctx: RunContext) -> SectionResult:
     start = time.perf_counter()
     places = ctx.places()
-    params = ctx.config.params("filters")
+    params = ctx.params("filters")
     parts = {"sha256": places.sha256, "arch": places.arch, "params": params, "code": code_version(analysis)}
 
     def compute() -> list[analysis.FilterGrid]:
@@ -120,3 +118,8 @@ def _draw_slices(grid: analysis.FilterGrid):
     fig.suptitle(f"{grid.layer} {tuple(grid.shape)}: strongest filters (rows) x their strongest input "
                  "channels", fontsize=9)
     return fig
+
+
+def notebook_parameters(results: dict) -> dict:
+    """The notebook's parameter for 1b: the layers the report drew."""
+    return {"FILTER_LAYERS": [layer["layer"] for layer in results["filters"]["layers"]]}

@@ -21,9 +21,6 @@ from miniplaces.progress import progress
 
 log = logging.getLogger("miniplaces")
 
-TITLE = "Internal units of the last conv layer"
-TOC = [("units-2a", "2a. The chopped ResNet"), ("units-2b", "2b. Concept units (sky, building, ...)"),
-       ("units-2c", "2c. Top-5 unit ablation"), ("units-2d", "2d. Fewest units that change the top-1 class")]
 
 PROBLEM_SET_UNIT = 300     # the problem set's mountain unit, always shown
 MASK_SIZE = (112, 112)     # dissection resolution of the masks, as Broden's 112 x 112 segmentations
@@ -44,7 +41,7 @@ def run(ctx: RunContext) -> SectionResult:
     start = time.perf_counter()
     places = ctx.places()
     scene_set = ctx.scenes()
-    params = ctx.config.params("units")
+    params = ctx.params("units")
     n_top = int(params.get("top_units", 5))
     limit = int(params["sweep_limit"])
     weight, bias = fc_params(places.model)
@@ -399,3 +396,32 @@ def _draw_sweep(scene, fewest: unit_ablation.FewestUnits, labels):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
+
+
+# ------------------------------------------------------------------------------- the notebook's view
+
+NOTEBOOK_CONCEPTS = ("sky", "building", "mountain")   # the problem set's three
+
+
+def notebook_record(results: dict) -> dict:
+    """What the notebook shows of 2b without recomputing it: each concept's best units over the annotated
+    scenes, and the scene to draw them on."""
+    overall = results["units"]["dissection"]["overall"]
+    return {"units": {c: {"scene": scene_with(results, c),
+                          "units": [{"unit": t["unit"], "iou": round(t["iou"], 4),
+                                     "detector (corrected test)": t["unit"] in detectors(overall[c])}
+                                    for t in overall[c]["top"][:5] if t["iou"] > 0]}
+                      for c in NOTEBOOK_CONCEPTS if c in overall}}
+
+
+def scene_with(results: dict, concept: str) -> str | None:
+    """The id of the scene to show ``concept``'s units on: the focus scene when it has the concept (the
+    problem set asks about "the image"), else the scene whose mask of it covers the most."""
+    shares = [(s["image"] == results["run"].get("focus_scene"), c["mask_fraction"], s["id"])
+              for s in results.get("scenes", []) for c in s.get("concepts", []) if c["concept"] == concept]
+    return max(shares)[2] if shares else None
+
+
+def detectors(concept: dict) -> set[int]:
+    """The units the report's test, corrected for every unit and concept, calls detectors."""
+    return {d["unit"] for d in concept.get("corrected_detectors", [])}
