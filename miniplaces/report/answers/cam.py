@@ -140,3 +140,20 @@ def answer_3d(results: dict, focus: dict | None) -> Answer:
         reading.append(f"The {results.get('run', {}).get('preset', 'chosen')} preset measures "
                        f"{count_of(len(scenes), len(results['scenes']), 'scene')}.")
     return Answer("3d", sentences, glance, reading)
+
+
+def explanation(explained: dict, shape: tuple[int, int]) -> str:
+    """3c's reading of one class's map (stored with it in results.json): the units that drive it, the
+    annotated concepts its CAM covers more than their share of the image, and its peak."""
+    units, concepts, peak = explained["units"], explained["concepts"], explained["peak"]
+    parts = [f"'{explained['label']}' (p = {explained['prob']:.4f}) is driven most by units "
+             + ", ".join(f"{u['unit']} ({u['share']:.0%} of the positive evidence)" for u in units)]
+    covered = [d for d in concepts if d["lift"] is not None and d["lift"] > 1.0]
+    if covered:
+        parts.append("its CAM concentrates on " + ", ".join(
+            f"{d['concept']} ({d['mass']:.0%} of the CAM mass on {d['area']:.0%} of the image)"
+            for d in covered))
+    elif concepts:
+        parts.append("its CAM falls on no annotated concept more than that concept's share of the image")
+    parts.append(f"peak at cell (row {peak[0]}, col {peak[1]}) of the {shape[0]}x{shape[1]} map")
+    return "; ".join(parts) + "."

@@ -183,3 +183,10 @@ def answer_2d(results: dict, focus: dict | None) -> Answer:
     else:
         glance = f"No set of units changes the top-1 class of {scene_name(focus)}."
     return Answer("2d", sentences, glance)
+
+
+def correction_method(units: int, tested: int, alpha: float) -> str:
+    """2b's correction for many tests, in words (stored in results.json beside its numbers)."""
+    return (f"p-value of a unit: the share of null draws (moved masks) in which the best of all {units} units "
+            f"reaches its IoU, so every unit is accounted for; then Bonferroni over the {tested} concepts "
+            f"tested: a detector needs p < {alpha:g} / {tested}")

@@ -285,7 +285,9 @@ def readable_json(data: dict) -> str:
 
 def title_cell(results: dict) -> str:
     run, model = results["run"], results.get("model") or {}
-    lines = ["# Miniplaces: Problems 1-4", "",
+    numbers = [s.problem for s in sections.running(run["sections"])]
+    problems = f"Problems {numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else f"Problem {numbers[0]}"
+    lines = [f"# Miniplaces: {problems}", "",
              f"Written by miniplaces-report (run `{run['run_id']}`, {run['date']}, preset `{run['preset']}`, "
              f"seed {run['seed']}). Each code cell holds the code that computed the report's numbers, copied "
              "from the project; the notebook imports nothing from it. The answers are the report's; the "

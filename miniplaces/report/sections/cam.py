@@ -17,6 +17,7 @@ from miniplaces import atomic
 from miniplaces.report import figures
 from miniplaces.report.sections import cam_faithfulness
 from miniplaces.report.context import RunContext, SectionResult
+from miniplaces.report.answers import cam as sentences
 from miniplaces.report.figures import colour_scale, display_image, overlay, plain
 
 CONTRIBUTORS = 3   # units listed per class
@@ -128,19 +129,10 @@ def _explain(t, maps, weight, shown, raw, masks) -> dict:
         concepts.append({"concept": name, "mass": mass, "area": area,
                          "lift": mass / area if area > 0 else None})
     concepts.sort(key=lambda d: -d["mass"])
-    peak = np.unravel_index(int(np.argmax(raw)), raw.shape)
-    parts = [f"'{t['label']}' (p = {t['prob']:.4f}) is driven most by units "
-             + ", ".join(f"{u['unit']} ({u['share']:.0%} of the positive evidence)" for u in units)]
-    covered = [d for d in concepts if d["lift"] is not None and d["lift"] > 1.0]
-    if covered:
-        parts.append("its CAM concentrates on " + ", ".join(
-            f"{d['concept']} ({d['mass']:.0%} of the CAM mass on {d['area']:.0%} of the image)"
-            for d in covered))
-    elif concepts:
-        parts.append("its CAM falls on no annotated concept more than that concept's share of the image")
-    parts.append(f"peak at cell (row {peak[0]}, col {peak[1]}) of the {raw.shape[0]}x{raw.shape[1]} map")
-    return {"index": t["index"], "label": t["label"], "prob": t["prob"], "units": units, "concepts": concepts,
-            "peak": [int(peak[0]), int(peak[1])], "text": "; ".join(parts) + "."}
+    peak = [int(i) for i in np.unravel_index(int(np.argmax(raw)), raw.shape)]
+    explained = {"index": t["index"], "label": t["label"], "prob": t["prob"], "units": units,
+                 "concepts": concepts, "peak": peak}
+    return {**explained, "text": sentences.explanation(explained, raw.shape)}
 
 
 def _draw(scene, rgb, shown, top):

@@ -17,6 +17,7 @@ from miniplaces import atomic
 from miniplaces.report import figures
 from miniplaces.report.figures import colour_scale, display_image, overlay, plain, tint
 from miniplaces.report.context import RunContext, SectionResult
+from miniplaces.report.answers import units as sentences
 from miniplaces.progress import progress
 
 log = logging.getLogger("miniplaces")
@@ -152,9 +153,7 @@ def _overall_json(overall: dict[str, concept_units.ConceptRanking], n: int) -> d
 def _correction_json(overall: dict[str, concept_units.ConceptRanking], units: int) -> dict:
     tested = sum(1 for r in overall.values() if r.null_draws)
     alpha = 1 - concept_units.NULL_LEVEL
-    return {"method": f"p-value of a unit: the share of null draws (moved masks) in which the best of all "
-                      f"{units} units reaches its IoU, so every unit is accounted for; then Bonferroni over "
-                      f"the {tested} concepts tested: a detector needs p < {alpha:g} / {tested}",
+    return {"method": sentences.correction_method(units, tested, alpha),
             "units": units, "concepts_tested": tested, "alpha": alpha,
             "bar": alpha / tested if tested else None}
 
