@@ -340,12 +340,14 @@ def test_no_template_line_runs_its_last_word_into_the_next_line():
 
 def test_contents_are_two_columns_of_nearly_equal_length_under_one_numbering():
     def section(name, number, subs):
+        appendix = sections.get(name).appendix
         return {"name": name, "number": number, "title": name,
-                "toc": [{"id": f"{name}{i}", "label": str(i)} for i in range(subs)]}
-    sections = [section("filters", 1, 2), section("units", 2, 4), section("cam", 3, 4),
+                "toc": [{"id": f"{name}{i}", "label": str(i)} for i in range(subs)],
+                "appendix": appendix and {"anchor": appendix.anchor, "title": appendix.title}}
+    shown = [section("filters", 1, 2), section("units", 2, 4), section("cam", 3, 4),
                 section("fashion_mnist", 4, 5)]
     scenes = [{"id": f"s{i}", "image": f"s{i}.jpg"} for i in range(5)]
-    columns = render.table_of_contents(sections, scenes, gates=[{"name": "no-demo"}], changes=None)
+    columns = render.table_of_contents(shown, scenes, gates=[{"name": "no-demo"}], changes=None)
     entries = [e for column in columns for e in column]
     assert [e["number"] for e in entries] == list(range(1, len(entries) + 1))
     assert [e["href"] for e in entries] == ["run-summary", "gates", "answers-at-a-glance", "filters",
@@ -355,7 +357,7 @@ def test_contents_are_two_columns_of_nearly_equal_length_under_one_numbering():
     lines = [1 + len(e["children"]) for e in entries]
     best = min(max(sum(lines[:k]), sum(lines[k:])) for k in range(1, len(lines)))
     assert len(columns) == 2 and max(sum(1 + len(e["children"]) for e in c) for c in columns) == best
-    only_filters = render.table_of_contents(sections[:1], [], [], None)   # --only filters: no appendices
+    only_filters = render.table_of_contents(shown[:1], [], [], None)   # --only filters: no appendices
     assert [e["label"] for c in only_filters for e in c] == [
         "Run summary", "Answers at a glance", "Problem 1: filters", "Provenance"]
 
