@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from miniplaces.ci import compare, gates
-from miniplaces.inputs.checkpoint import untrained_warning
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
 from miniplaces.errors import RunFailure, UserError
+from miniplaces.inputs.checkpoint import untrained_warning
 from miniplaces.memory import reuse_freed_memory
 from miniplaces.report.sections import model_section, names, needing_places, running
 from miniplaces.report.wording import series
@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         return grade(argv[1:])
     config = parse_args(argv)
     setup_logging(config.verbosity)
-    reuse_freed_memory()  # the Places model and in-process training reuse their buffers (miniplaces/memory.py)
+    reuse_freed_memory()  # the Places model and in-process training reuse buffers (miniplaces/memory.py)
     try:
         results = run(config)
     except (UserError, RunFailure) as exc:

@@ -39,8 +39,9 @@ def test_1b_counts_are_tested_against_the_five_percent_per_tail():
 # ----------------------------------------------------------------------------------------------- 2b
 
 def test_2b_p_values_account_for_every_unit_and_bonferroni_for_every_concept():
-    from analyses import concept_units
     from test_units import planted_set
+
+    from analyses import concept_units
 
     maps, masks, _ = planted_set(n=6, seed=4)
     planted = concept_units.dissect(maps, masks).overall
@@ -114,10 +115,12 @@ def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
     flat = Curves([0, 0.5, 1], [0.578, 0.57, 0.567], [0.567, 0.57, 0.578])    # the referee's rocket
     assert not decidable(flat) and decidable(Curves([0, 1], [0.6, 0.2], [0.2, 0.6]))
     import json
+
     import numpy as np
     json.dumps(decidable(Curves([0, 1], list(np.float32([0.6, 0.2])), [0.2, 0.6])))   # results.json takes it
 
     import copy
+
     from test_writeup import places_results
 
     results = places_results(effective=(False, True))
@@ -140,8 +143,9 @@ def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
 # ----------------------------------------------------------------------------------------------- 4d
 
 def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_not_holm():
-    from miniplaces.report.sections import fashion_mnist as section
     from test_fashion_selection import INFO, _row
+
+    from miniplaces.report.sections import fashion_mnist as section
 
     rows = [_row("baseline", 0.911), _row("augment=none", 0.880, "worse", (100, 410)),
             _row("init=kaiming", 0.914, "no measurable difference", (200, 170))]
@@ -217,4 +221,5 @@ def test_the_baseline_shows_the_precision_it_trained_in():
 
     asked = {"epochs": 2, "precision": "bf16"}
     assert base_settings(asked, "bf16") == ["epochs=2", "precision=bf16"]
-    assert base_settings(asked, "fp32")[1] == "precision=bf16 (trained in fp32: this machine has no native bf16)"
+    assert base_settings(asked, "fp32")[1] == ("precision=bf16 (trained in fp32: this machine has no "
+                                              "native bf16)")

@@ -8,8 +8,7 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from miniplaces.report import listings
-from miniplaces.report import sections
+from miniplaces.report import listings, sections
 
 pytestmark = pytest.mark.slow
 MAIN_BODY_PAGES = 15        # everything before Appendix A, whatever the number of scenes
@@ -70,7 +69,8 @@ def test_main_body_ends_before_the_appendix_within_the_page_target(quick_report)
 def test_html_within_its_size_target(quick_report):
     size = (quick_report["out"] / "report.html").stat().st_size
     scenes = len(quick_report["results"]["scenes"])
-    assert size <= HTML_BYTES + HTML_BYTES_PER_SCENE * scenes, f"report.html: {size / 1e6:.2f} MB, {scenes} scenes"
+    assert size <= HTML_BYTES + HTML_BYTES_PER_SCENE * scenes, \
+        f"report.html: {size / 1e6:.2f} MB, {scenes} scenes"
 
 
 def test_listings_are_whole_in_the_pdf(quick_report):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import ast
 import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_here
+
 from miniplaces.report import listings, sections
 
 TOY = Path(__file__).with_name("toy")
@@ -75,12 +74,14 @@ def test_every_description_is_complete():
 
 
 OWN = {"miniplaces/report/sections/__init__.py"}   # the registry
-OWN |= {f"miniplaces/report/{part}/{s.name}.py" for s in sections.REGISTRY for part in ("sections", "answers")}
+OWN |= {f"miniplaces/report/{part}/{s.name}.py" for s in sections.REGISTRY
+        for part in ("sections", "answers")}
 OWN |= {"miniplaces/report/sections/cam_faithfulness.py"}   # the cam section's second glue module
 
 
 def python_files():
-    return [p for p in sorted((ROOT / "miniplaces").rglob("*.py")) if p.relative_to(ROOT).as_posix() not in OWN]
+    return [p for p in sorted((ROOT / "miniplaces").rglob("*.py"))
+            if p.relative_to(ROOT).as_posix() not in OWN]
 
 
 def test_no_module_outside_a_section_names_one():

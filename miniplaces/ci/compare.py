@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from miniplaces.inputs import bounded
 from miniplaces.errors import UserError
+from miniplaces.inputs import bounded
 from miniplaces.report import sections
 
 # float32 rounding through the 50 layers of a ResNet: another convolution algorithm (memory layout,

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from miniplaces.inputs.checkpoint import untrained
 from miniplaces.ci.compare import flagged
+from miniplaces.inputs.checkpoint import untrained
 from miniplaces.report.sections import REGISTRY, model_section, needing_places, saved_model_accuracy
 from miniplaces.report.wording import series
 

@@ -25,7 +25,6 @@ import torch
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import FORMAT, ModelConfig, build_model
 from analyses.fashion_mnist.train import evaluate
-
 from miniplaces.grading import notebook_check, selfcontained, similarity
 from miniplaces.report.sections import saved_model_path, saved_model_record
 

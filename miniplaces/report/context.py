@@ -8,9 +8,10 @@ from __future__ import annotations
 import functools
 import glob
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from miniplaces import resources
 from miniplaces.cache import Cache
@@ -145,7 +146,7 @@ class RunContext:
         return {**places.to_json(), "weights_check": weights_check(places.model, probs, places.labels)}
 
     def scenes(self):
-        """The scene images of Problems 2 and 3 (miniplaces.inputs.scenes.SceneSet), decoded once; warnings once.
+        """The scene images of Problems 2 and 3 (inputs.scenes.SceneSet), decoded once; warnings once.
         Scenes whose preprocessed tensors are equal are analysed once (the others listed as duplicates)."""
         from analyses.feature_maps import preprocess
         from miniplaces.inputs.scenes import drop_duplicates, load_scenes
@@ -163,8 +164,8 @@ class RunContext:
         input size, the architecture and the source of the decoding and feature-map code.
         """
         from analyses import feature_maps as fm
-        from miniplaces.inputs import scenes as scenes_module
         from miniplaces.cache import code_version
+        from miniplaces.inputs import scenes as scenes_module
 
         places = self.places()
         parts = {"sha256": places.sha256, "image": scene.sha256, "size": self.config.image_size,

@@ -11,8 +11,8 @@ import zipfile
 from pathlib import Path
 
 from miniplaces import atomic
-from miniplaces.inputs.checkpoint import untrained
 from miniplaces.errors import UserError
+from miniplaces.inputs.checkpoint import untrained
 from miniplaces.report.sections import model_section, saved_model_record
 
 log = logging.getLogger(__name__)

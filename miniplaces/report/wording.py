@@ -1,7 +1,8 @@
 """Words from numbers, shared by the answers, the section glue and the templates (one home each)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def pct(x: float | None, digits: int = 1) -> str:

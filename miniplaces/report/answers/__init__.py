@@ -1,7 +1,8 @@
 """Every answer sentence of the report, built from the numbers in results.json.
 
 Each section's sentences live in ``answers/<section>.py`` (its ``Section.answers``): one function
-``answer_<key>(results, scene)`` per sub-question returns an ``Answer``: at most three sentences that answer the
+``answer_<key>(results, scene)`` per sub-question returns an ``Answer``: at most three sentences that
+answer the
 question with its key numbers (the report's answer block), one sentence for the "Answers at a
 glance" table, and, where the problem set asks to explain, a short reading of what the numbers mean.
 Templates only display these strings; a sentence here must be true for the official Places365

@@ -1,9 +1,8 @@
 """Problem 3's answer sentences, from results.json's numbers."""
 from __future__ import annotations
 
-
 from miniplaces.report.answers import Answer, count_of, name, scene_name, untrained_tag
-from miniplaces.report.wording import units_phrase, pct, plural, series, span
+from miniplaces.report.wording import pct, plural, series, span, units_phrase
 
 
 def answer_3a(results: dict, focus: dict | None) -> Answer:
@@ -68,8 +67,8 @@ def _undecided_sentence(undecided: list[dict], focus: dict) -> str:
     f = shown["cam"]["faithfulness"]
     others = [scene_name(s) for s in undecided if s is not shown]
     return (f"On {scene_name(shown)}, blurring every pixel moves P({name(f['class'])}) only from "
-            f"{pct(f['prob_original'])} to {pct(f['prob_all_blurred'])}, so the curves of every map, CAM's and "
-            "random ones alike, are flat: this test cannot decide whether CAM is effective on this scene"
+            f"{pct(f['prob_original'])} to {pct(f['prob_all_blurred'])}, so the curves of every map, CAM's "
+            "and random ones alike, are flat: this test cannot decide whether CAM is effective on this scene"
             + (f", nor on {series(others)}." if others else "."))
 
 
@@ -87,8 +86,9 @@ def answer_3d(results: dict, focus: dict | None) -> Answer:
             on = f"{'' if effective else 'not '}effective on {scene_name(decided[0])}"
             beats = f", and {'beats' if centre else 'does not clear'} the centre prior."
         else:
-            on = ("effective on " + ("none of the" if not effective else "all" if len(effective) == len(decided)
-                                     else f"{len(effective)} of") + f" {plural(len(decided), 'scene')}"
+            share = ("none of the" if not effective else "all" if len(effective) == len(decided)
+                     else f"{len(effective)} of")
+            on = ("effective on " + share + f" {plural(len(decided), 'scene')}"
                   + (" where the test can decide" if undecided else "")
                   + (f" ({series([scene_name(s) for s in effective])})" if 0 < len(effective) < len(decided)
                      else ""))
@@ -101,8 +101,9 @@ def answer_3d(results: dict, focus: dict | None) -> Answer:
         m, r = f["methods"], f["random"]
         sentences.append(
             f"On {scene_name(shown)}, deleting by CAM leaves an area of {m['CAM']['deletion_auc']:.3f} under "
-            f"P({name(f['class'])}) (random maps: {r['deletion_mean']:.3f} ± {r['deletion_sd']:.3f}); inserting "
-            f"gives {m['CAM']['insertion_auc']:.3f} ({r['insertion_mean']:.3f} ± {r['insertion_sd']:.3f}).")
+            f"P({name(f['class'])}) (random maps: {r['deletion_mean']:.3f} ± {r['deletion_sd']:.3f}); "
+            f"inserting gives {m['CAM']['insertion_auc']:.3f} "
+            f"({r['insertion_mean']:.3f} ± {r['insertion_sd']:.3f}).")
         rivals = [g for g in GRADIENT_LABELS if g in m and m[g]["effective"]]
         if not m["CAM"]["effective"] and rivals and len(sentences) < 3:
             sentences.append(f"{series(rivals)} pass{'es' if len(rivals) == 1 else ''} the same test there.")

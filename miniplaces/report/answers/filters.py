@@ -1,7 +1,6 @@
 """Problem 1's answer sentences, from results.json's numbers."""
 from __future__ import annotations
 
-
 from miniplaces.report.answers import Answer
 from miniplaces.report.wording import p_value, plural, series
 
@@ -53,11 +52,11 @@ def answer_1b(results: dict, focus: dict | None) -> Answer:
             f"{test['expected']:.1f} filters beyond each percentile of the same weights shuffled "
             "(binomial test of each count).")
         reading.append(
-            "A colour (grey) filter is one whose share of colour contrast lies above the 95th (below the 5th) "
-            f"percentile of shuffled filters, {chance['p95']:.2f} ({chance['p05']:.2f}). Shuffling keeps a "
-            "filter's values but destroys their arrangement, so a count is structure that training put there "
-            f"only when chance is unlikely to reach it (p below {test['alpha']:g}). The layer's median colour "
-            f"share is {layer['colour_fraction_median']:.2f}, against {chance['median']:.2f} for shuffled "
+            "A colour (grey) filter is one whose share of colour contrast lies above the 95th (below the "
+            f"5th) percentile of shuffled filters, {chance['p95']:.2f} ({chance['p05']:.2f}). Shuffling "
+            "keeps a filter's values but destroys their arrangement, so a count is structure that training "
+            f"put there only when chance is unlikely to reach it (p below {test['alpha']:g}). The layer's "
+            f"median colour share is {layer['colour_fraction_median']:.2f}, against {chance['median']:.2f} for shuffled "
             "filters; " + _median_vs_chance(layer['colour_fraction_median'], chance['layer_median_p05'],
                                              chance['layer_median_p95']))
     if deeper:

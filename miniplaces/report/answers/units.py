@@ -1,9 +1,18 @@
 """Problem 2's answer sentences, from results.json's numbers."""
 from __future__ import annotations
 
-
 from miniplaces.report.answers import Answer, count_of, name, scene_name
-from miniplaces.report.wording import NUMBER_WORDS, units_phrase, capital, p_value, pct, plural, points_of, series, span
+from miniplaces.report.wording import (
+    NUMBER_WORDS,
+    capital,
+    p_value,
+    pct,
+    plural,
+    points_of,
+    series,
+    span,
+    units_phrase,
+)
 
 
 def answer_2a(results: dict, focus: dict | None) -> Answer:
@@ -57,12 +66,13 @@ def answer_2b(results: dict, focus: dict | None) -> Answer:
                 f"{_best_against_chance(missing, overall)}" if missing else "")
         first = capital(series(claims) + rest + ".")
     smallest = [overall[c]["smallest_p"] for c in asked if overall[c]["smallest_p"] is not None]
-    second = (f"Corrected for all {correction['units']} units and, by Bonferroni, {plural(tested, 'concept')}, "
-              f"a detector needs p < {bar:.4f}" if bar else
+    second = (f"Corrected for all {correction['units']} units and, by Bonferroni, "
+              f"{plural(tested, 'concept')}, a detector needs p < {bar:.4f}" if bar else
               "No concept's mask could be moved far enough for a chance level, so nothing can be tested")
     powerless = bool(smallest) and bar is not None and min(smallest) >= bar
     if powerless:
-        second += (f", but {span([round(1 / p) - 1 for p in smallest], str)} draws of moved masks cannot give "
+        draws = span([round(1 / p) - 1 for p in smallest], str)
+        second += (f", but {draws} draws of moved masks cannot give "
                    f"p below {min(smallest):.3f}: this test cannot find a detector here")
     sentences = [first, second + "."]
     names = "/".join(asked)
@@ -187,6 +197,6 @@ def answer_2d(results: dict, focus: dict | None) -> Answer:
 
 def correction_method(units: int, tested: int, alpha: float) -> str:
     """2b's correction for many tests, in words (stored in results.json beside its numbers)."""
-    return (f"p-value of a unit: the share of null draws (moved masks) in which the best of all {units} units "
-            f"reaches its IoU, so every unit is accounted for; then Bonferroni over the {tested} concepts "
-            f"tested: a detector needs p < {alpha:g} / {tested}")
+    return (f"p-value of a unit: the share of null draws (moved masks) in which the best of all {units} "
+            f"units reaches its IoU, so every unit is accounted for; then Bonferroni over the {tested} "
+            f"concepts tested: a detector needs p < {alpha:g} / {tested}")

@@ -16,11 +16,11 @@ docs/adding-a-section.md walks through adding one.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Mapping
-
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,8 @@ class Section:
     saved_model: tuple[str, ...] = ()          # path in its results of the saved model's record (test_acc,
     # model_file): the model a submission hands in
     module: str = ""                           # the glue module (default: miniplaces.report.sections.<name>)
-    answers: str = ""                          # the sentences' module (default: miniplaces.report.answers.<name>)
+    answers: str = ""                          # the sentences' module (default:
+    # miniplaces.report.answers.<name>)
     template: str | Path = ""                  # default: _<name>.html.j2 in templates/
 
     def load(self) -> ModuleType:
@@ -119,15 +120,21 @@ FILTERS = Section(
     options={"filter_layers": "layers"},
     compare=Compare("filters", PLACES_NOISE, PLACES_OPTIONS + ("filter_layers",), default_question="1b"),
     questions=(
-        Question("1a", "1a. normalize_tensor", "1a. normalize_tensor", "normalize_tensor", "1 pt",
-                 "Implement normalize_tensor to normalise a kernel for display.",
-                 "Implement normalize_tensor to normalize the input kernel for better visualization in the "
-                 "visualize_filters function.",
-                 listed=("analyses.filters.normalize_tensor",), numbers=("normalization",)),
-        Question("1b", "1b. conv1 and a deeper layer", "1b. Filters of conv1 and a deeper layer",
-                 "filters of conv1 and a deeper layer", "1 pt",
-                 "Visualise the filters of another convolutional layer.",
-                 "Visualize filters for another convolutional layer in ResNet."),
+        Question("1a", points="1 pt",
+                 toc="1a. normalize_tensor",
+                 title="1a. normalize_tensor",
+                 topic="normalize_tensor",
+                 asks="Implement normalize_tensor to normalise a kernel for display.",
+                 problem_set=("Implement normalize_tensor to normalize the input kernel for better "
+                              "visualization in the visualize_filters function."),
+                 listed=("analyses.filters.normalize_tensor",),
+                 numbers=("normalization",)),
+        Question("1b", points="1 pt",
+                 toc="1b. conv1 and a deeper layer",
+                 title="1b. Filters of conv1 and a deeper layer",
+                 topic="filters of conv1 and a deeper layer",
+                 asks="Visualise the filters of another convolutional layer.",
+                 problem_set="Visualize filters for another convolutional layer in ResNet."),
     ))
 
 UNITS = Section(
@@ -137,31 +144,46 @@ UNITS = Section(
     options={"sweep_limit": "sweep_limit"}, per_scene=True,
     compare=Compare("scenes", PLACES_NOISE, SCENE_OPTIONS + ("sweep_limit", "device"), default_question="2b"),
     questions=(
-        Question("2a", "2a. The chopped ResNet", "2a. The chopped ResNet", "the chopped ResNet", "1 pt",
-                 "Remove the last two layers of the ResNet to expose the last convolutional layer.",
-                 "Create a version of the ResNet model without the last two layers to expose the last "
-                 "convolutional layers in generate_featuremap_unit function.",
-                 listed=("analyses.feature_maps.chop",), numbers=("model",)),
-        Question("2b", "2b. Concept units (sky, building, ...)",
-                 "2b. Units that detect sky, building and other concepts", "units that detect sky and building",
-                 "1 pt", "Unit 300 activates on the mountain; find units that detect sky and building.",
-                 "As you can see, the unit 300 activates the mountain part of the image. Find other units that "
-                 "detect 1) sky and 2) building in the image.",
-                 numbers=("dissection", "scenes.concept_units", "scenes.concepts", "scenes.most_active",
+        Question("2a", points="1 pt",
+                 toc="2a. The chopped ResNet",
+                 title="2a. The chopped ResNet",
+                 topic="the chopped ResNet",
+                 asks="Remove the last two layers of the ResNet to expose the last convolutional layer.",
+                 problem_set=("Create a version of the ResNet model without the last two layers to expose "
+                              "the last convolutional layers in generate_featuremap_unit function."),
+                 listed=("analyses.feature_maps.chop",),
+                 numbers=("model",)),
+        Question("2b", points="1 pt",
+                 toc="2b. Concept units (sky, building, ...)",
+                 title="2b. Units that detect sky, building and other concepts",
+                 topic="units that detect sky and building",
+                 asks="Unit 300 activates on the mountain; find units that detect sky and building.",
+                 problem_set=("As you can see, the unit 300 activates the mountain part of the image. Find "
+                              "other units that detect 1) sky and 2) building in the image."),
+                 numbers=("dissection",
+                          "scenes.concept_units",
+                          "scenes.concepts",
+                          "scenes.most_active",
                           "scenes.unit300")),
-        Question("2c", "2c. Top-5 unit ablation", "2c. Zeroing the top-5 units of the top-1 class",
-                 "zeroing the top-5 units", "1.5 pts",
-                 "Zero the five units with the largest FC weights for the top-1 class; compare the top-5 "
-                 "predictions before and after; show the units' feature maps.",
-                 "Deactivate the top-5 units with the largest FC weights for the top-1 category, compare the "
-                 "original and new top-5 predictions, and show the feature maps of those units.",
+        Question("2c", points="1.5 pts",
+                 toc="2c. Top-5 unit ablation",
+                 title="2c. Zeroing the top-5 units of the top-1 class",
+                 topic="zeroing the top-5 units",
+                 asks=("Zero the five units with the largest FC weights for the top-1 class; compare the "
+                       "top-5 predictions before and after; show the units' feature maps."),
+                 problem_set=("Deactivate the top-5 units with the largest FC weights for the top-1 "
+                              "category, compare the original and new top-5 predictions, and show the "
+                              "feature maps of those units."),
                  numbers=("scenes.ablation",)),
-        Question("2d", "2d. Fewest units that change the top-1 class",
-                 "2d. Fewest units that change the top-1 class", "fewest units that change the top-1 class",
-                 "1.5 pts", "Deactivate fewer units: what is the lowest number of units whose removal changes "
-                 "the top prediction?",
-                 "Try to deactivate fewer units. Report the lowest number of dropped units required to change "
-                 "the top prediction class.", numbers=("scenes.sweep", "sweep_limit")),
+        Question("2d", points="1.5 pts",
+                 toc="2d. Fewest units that change the top-1 class",
+                 title="2d. Fewest units that change the top-1 class",
+                 topic="fewest units that change the top-1 class",
+                 asks=("Deactivate fewer units: what is the lowest number of units whose removal changes the"
+                       " top prediction?"),
+                 problem_set=("Try to deactivate fewer units. Report the lowest number of dropped units "
+                              "required to change the top prediction class."),
+                 numbers=("scenes.sweep", "sweep_limit")),
     ))
 
 CAM = Section(
@@ -172,28 +194,41 @@ CAM = Section(
     per_scene=True,
     compare=Compare("scenes", PLACES_NOISE, SCENE_OPTIONS + ("device",), default_question="3c"),
     questions=(
-        Question("3a", "3a. (1 x c x h x w) to (hw x c)", "3a. From (1 x c x h x w) to (hw x c)",
-                 "(1 x c x h x w) to (hw x c)", "1 pt",
-                 "Convert the chopped ResNet's output to a tensor of size (hw x c).",
-                 "Convert the chopped ResNet's (1 x 2048 x 8 x 8) output to a tensor of size (hw x c).",
-                 listed=("analyses.cam.reshape_hw_c",), numbers=("shapes.chopped", "shapes.reshaped")),
-        Question("3b", "3b. FC layer per position: (hw x 365)", "3b. The FC layer at every position: (hw x 365)",
-                 "the FC layer at every position", "1 pt",
-                 "Feed the (hw x c) tensor to the fully connected layer.",
-                 "Feed the new tensor from (a) to the fully connected layer of ResNet. You will get an output of "
-                 "size (hw x 365).", listed=("analyses.cam.fc_per_position",), numbers=("shapes",)),
-        Question("3c", "3c. CAMs of the top-5 classes, explained", "3c. CAMs of the top-5 classes, explained",
-                 "CAMs of the top-5 classes", "1 pt",
-                 "Show the maps of the top-5 categories on the image and explain the relation between "
-                 "activations and category.",
-                 "Show the feature maps (combined with the input image) of the top 5 predicted categories and "
-                 "explain the relationship between the feature activation and the category.",
+        Question("3a", points="1 pt",
+                 toc="3a. (1 x c x h x w) to (hw x c)",
+                 title="3a. From (1 x c x h x w) to (hw x c)",
+                 topic="(1 x c x h x w) to (hw x c)",
+                 asks="Convert the chopped ResNet's output to a tensor of size (hw x c).",
+                 problem_set=("Convert the chopped ResNet's (1 x 2048 x 8 x 8) output to a tensor of size "
+                              "(hw x c)."),
+                 listed=("analyses.cam.reshape_hw_c",),
+                 numbers=("shapes.chopped", "shapes.reshaped")),
+        Question("3b", points="1 pt",
+                 toc="3b. FC layer per position: (hw x 365)",
+                 title="3b. The FC layer at every position: (hw x 365)",
+                 topic="the FC layer at every position",
+                 asks="Feed the (hw x c) tensor to the fully connected layer.",
+                 problem_set=("Feed the new tensor from (a) to the fully connected layer of ResNet. You will"
+                              " get an output of size (hw x 365)."),
+                 listed=("analyses.cam.fc_per_position",),
+                 numbers=("shapes",)),
+        Question("3c", points="1 pt",
+                 toc="3c. CAMs of the top-5 classes, explained",
+                 title="3c. CAMs of the top-5 classes, explained",
+                 topic="CAMs of the top-5 classes",
+                 asks=("Show the maps of the top-5 categories on the image and explain the relation between "
+                       "activations and category."),
+                 problem_set=("Show the feature maps (combined with the input image) of the top 5 predicted "
+                              "categories and explain the relationship between the feature activation and "
+                              "the category."),
                  numbers=("scenes.top5",)),
-        Question("3d", "3d. Other scenes: is CAM effective?", "3d. Other scenes: is the visualisation effective?",
-                 "is CAM effective on other scenes?", "0.5 pt bonus",
-                 "Run the visualisation on other scene images; is it still effective, and why?",
-                 "Try running this visualization method on another image of a scene. Is the visualization "
-                 "still effective for your image? Explain why or why not.",
+        Question("3d", points="0.5 pt bonus",
+                 toc="3d. Other scenes: is CAM effective?",
+                 title="3d. Other scenes: is the visualisation effective?",
+                 topic="is CAM effective on other scenes?",
+                 asks="Run the visualisation on other scene images; is it still effective, and why?",
+                 problem_set=("Try running this visualization method on another image of a scene. Is the "
+                              "visualization still effective for your image? Explain why or why not."),
                  numbers=("verdict", "verdict_rule", "effective_scenes")),
     ))
 
@@ -208,32 +243,50 @@ FASHION_MNIST = Section(
     appendix=Appendix("appendix-training", "Appendix B: every training run", "_appendix_training.html.j2"),
     input_label="FashionMNIST", saved_model=("final",),
     questions=(
-        Question("4a", "4a. train", "4a. train", "train", "1 pt",
-                 "Complete the function train that trains a network for one epoch.",
-                 "Complete the function train that trains a network for 1 epoch.",
+        Question("4a", points="1 pt",
+                 toc="4a. train",
+                 title="4a. train",
+                 topic="train",
+                 asks="Complete the function train that trains a network for one epoch.",
+                 problem_set="Complete the function train that trains a network for 1 epoch.",
                  listed=("analyses.fashion_mnist.train.train",)),
-        Question("4b", "4b. get_prediction and evaluate", "4b. get_prediction and evaluate",
-                 "get_prediction and evaluate", "1 pt",
-                 "Return the predicted class of an image, and compute the accuracy in evaluate.",
-                 "Implement the get_prediction function, which returns the index of the predicted class given an "
-                 "image and a network, and the accuracy computation in evaluate.",
-                 listed=("analyses.fashion_mnist.train.get_prediction", "analyses.fashion_mnist.train.evaluate")),
-        Question("4c", "4c. optimizer and 10-epoch baseline", "4c. Optimizer and 10 epochs of training",
-                 "optimizer and 10 epochs", "1 pt",
-                 "Instantiate an optimizer, train and validate for 10 epochs, and report the final validation "
-                 "accuracy.",
-                 "Instantiate an optimizer to update the weights of the network during training. Run training "
-                 "and validation for 10 epochs and report your final validation accuracy.",
-                 listed=("analyses.fashion_mnist.train.make_optimizer",), numbers=("baseline",)),
-        Question("4d", "4d. hyperparameter grid", "4d. Design choices and hyperparameters",
-                 "design choices and hyperparameters", "2 pts",
-                 "Experiment with data augmentation, weight initialisation, depth/width, optimizer, learning rate "
-                 "and schedule, and regularisation.",
-                 "Experiment with data augmentation, weight initialization, the number of layers or features, "
-                 "the type of optimizer, the learning rate and/or schedule, and regularization."),
-        Question("final", "Final model", "The final model", "the saved model", "credit at > 90 %",
-                 "Save a model that attains more than 90 % test accuracy.",
-                 "Save your model. You will receive credit if your model attains > 90% accuracy.",
+        Question("4b", points="1 pt",
+                 toc="4b. get_prediction and evaluate",
+                 title="4b. get_prediction and evaluate",
+                 topic="get_prediction and evaluate",
+                 asks="Return the predicted class of an image, and compute the accuracy in evaluate.",
+                 problem_set=("Implement the get_prediction function, which returns the index of the "
+                              "predicted class given an image and a network, and the accuracy computation in"
+                              " evaluate."),
+                 listed=("analyses.fashion_mnist.train.get_prediction",
+                         "analyses.fashion_mnist.train.evaluate")),
+        Question("4c", points="1 pt",
+                 toc="4c. optimizer and 10-epoch baseline",
+                 title="4c. Optimizer and 10 epochs of training",
+                 topic="optimizer and 10 epochs",
+                 asks=("Instantiate an optimizer, train and validate for 10 epochs, and report the final "
+                       "validation accuracy."),
+                 problem_set=("Instantiate an optimizer to update the weights of the network during "
+                              "training. Run training and validation for 10 epochs and report your final "
+                              "validation accuracy."),
+                 listed=("analyses.fashion_mnist.train.make_optimizer",),
+                 numbers=("baseline",)),
+        Question("4d", points="2 pts",
+                 toc="4d. hyperparameter grid",
+                 title="4d. Design choices and hyperparameters",
+                 topic="design choices and hyperparameters",
+                 asks=("Experiment with data augmentation, weight initialisation, depth/width, optimizer, "
+                       "learning rate and schedule, and regularisation."),
+                 problem_set=("Experiment with data augmentation, weight initialization, the number of "
+                              "layers or features, the type of optimizer, the learning rate and/or schedule,"
+                              " and regularization.")),
+        Question("final", points="credit at > 90 %",
+                 toc="Final model",
+                 title="The final model",
+                 topic="the saved model",
+                 asks="Save a model that attains more than 90 % test accuracy.",
+                 problem_set=("Save your model. You will receive credit if your model attains > 90% "
+                              "accuracy."),
                  numbers=("final",)),
     ))
 

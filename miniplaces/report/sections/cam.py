@@ -2,7 +2,7 @@
 
 CAMs reuse the layer4 maps of Problem 2 (ctx.feature_maps): the FC layer applied at each of the
 h x w positions is all that 3a-3c add, one small matrix product per scene. 3d's verdict is measured
-by deletion and insertion (miniplaces/report/sections/cam_faithfulness.py): tens of forward passes per scene, cached.
+by deletion and insertion (sections/cam_faithfulness.py): tens of forward passes per scene, cached.
 """
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from analyses import cam as analysis
 from analyses.feature_maps import fc_params, top_k
 from miniplaces import atomic
 from miniplaces.report import figures
-from miniplaces.report.sections import cam_faithfulness
-from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.report.answers import cam as sentences
+from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.report.figures import colour_scale, display_image, overlay, plain
+from miniplaces.report.sections import cam_faithfulness
 
 CONTRIBUTORS = 3   # units listed per class
 

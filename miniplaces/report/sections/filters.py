@@ -6,11 +6,10 @@ import time
 import numpy as np
 
 from analyses import filters as analysis
-from miniplaces.report import figures
 from miniplaces.cache import code_version
-from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.errors import UserError
-
+from miniplaces.report import figures
+from miniplaces.report.context import RunContext, SectionResult
 
 
 def run(ctx: RunContext) -> SectionResult:
@@ -31,7 +30,7 @@ def run(ctx: RunContext) -> SectionResult:
     for grid in grids:
         fig_id = "filters_" + grid.layer.replace(".", "_")
         draw = _draw_rgb if grid.rgb is not None else _draw_slices
-        figs[fig_id] = ctx.figure(fig_id, lambda: draw(grid), places.demo,
+        figs[fig_id] = ctx.figure(fig_id, lambda draw=draw, grid=grid: draw(grid), places.demo,
                                   ctx.places_inputs(with_scenes=False))
         layers.append(_layer_json(grid, fig_id))
     data = {"normalization": {"method": "min-max per output filter", "why": _why_per_filter(grids)},

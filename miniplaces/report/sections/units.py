@@ -14,11 +14,11 @@ from matplotlib.ticker import MaxNLocator
 from analyses import concept_units, unit_ablation
 from analyses.feature_maps import chop, fc_params, top_k
 from miniplaces import atomic
-from miniplaces.report import figures
-from miniplaces.report.figures import colour_scale, display_image, overlay, plain, tint
-from miniplaces.report.context import RunContext, SectionResult
-from miniplaces.report.answers import units as sentences
 from miniplaces.progress import progress
+from miniplaces.report import figures
+from miniplaces.report.answers import units as sentences
+from miniplaces.report.context import RunContext, SectionResult
+from miniplaces.report.figures import colour_scale, display_image, overlay, plain, tint
 
 log = logging.getLogger("miniplaces")
 
