@@ -25,7 +25,8 @@ report: venv            ## the whole report in reports/ (standard preset)
 quick: venv             ## a fast smoke report in reports/quick
 	$(PY) generate_report.py --preset quick --out reports/quick $(ARGS)
 
-test: $(VENV)/.installed-test  ## the test suite (what CI runs), on every core (pytest-xdist)
+test: $(VENV)/.installed-test  ## the linter, then the test suite (what CI runs), on every core (pytest-xdist)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n auto --dist worksteal $(ARGS)   # an idle worker takes tests from a busy one
 
 clean:

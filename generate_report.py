@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 
 from miniplaces.ci import compare, gates
-from miniplaces.inputs.checkpoint import untrained_warning
 from miniplaces.config import ARCHS, PRESETS, RunConfig, default_cache_dir
 from miniplaces.errors import RunFailure, UserError
+from miniplaces.inputs.checkpoint import untrained_warning
 from miniplaces.memory import reuse_freed_memory
-from miniplaces.report.sections import BY_NAME, NAMES as SECTIONS, needing_places
+from miniplaces.report.sections import model_section, names, needing_places, running
+from miniplaces.report.wording import series
 
 VERSION = "0.1.0"
 log = logging.getLogger("miniplaces")
@@ -44,9 +45,9 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     p.add_argument("--preset", choices=list(PRESETS), default="standard",
                    help="how much compute: quick (CI smoke run), standard (full answers), full (larger "
                         "grids, repeated seeds)")
-    p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
-                   help=f"run only these sections ({', '.join(SECTIONS)})")
-    p.add_argument("--skip", nargs="+", choices=SECTIONS, metavar="SECTION", default=[],
+    p.add_argument("--only", nargs="+", choices=names(), metavar="SECTION",
+                   help=f"run only these sections ({', '.join(names())})")
+    p.add_argument("--skip", nargs="+", choices=names(), metavar="SECTION", default=[],
                    help="skip these sections")
     p.add_argument("--weights", type=path_arg,
                    help="Places365 checkpoint (resnet50_places365.pth.tar); default: cache, then download")
@@ -96,7 +97,7 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
     p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     p.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors")
     a = p.parse_args(argv)
-    sections = tuple(s for s in (a.only or SECTIONS) if s not in a.skip)
+    sections = tuple(s for s in (a.only or names()) if s not in a.skip)
     if not sections:
         p.error("--only/--skip leave no section to run")
     for option, value, (least, most) in (("--image-size", a.image_size, (32, 2048)),
@@ -104,8 +105,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
                                          ("--seed", a.seed, (0, 2**31 - 1))):
         if value is not None and not least <= value <= most:
             p.error(f"{option} {value}: must be from {least} to {most}")
-    if a.focus_image and not {"units", "cam"} & set(sections):
-        p.error("--focus-image picks a scene of Problems 2 and 3: run the units or cam section")
+    per_scene = [s for s in running(names()) if s.per_scene]
+    if a.focus_image and not {s.name for s in per_scene} & set(sections):
+        p.error(f"--focus-image picks a scene of Problems {series([s.problem for s in per_scene])}: "
+                f"run the {series([s.name for s in per_scene], 'or')} section")
     for spec in a.gate:
         try:
             why = gates.missing_requirement(gates.parse(spec), sections, a.compare is not None)
@@ -119,8 +122,10 @@ def parse_args(argv: list[str] | None = None) -> RunConfig:
             check_name(a.submission)
         except UserError as exc:
             p.error(str(exc))
-        if "fashion_mnist" not in sections:
-            p.error("--submission needs the fashion_mnist section (the model file goes in the zip)")
+        model = model_section()
+        if model is None or model.name not in sections:
+            p.error(f"--submission needs the {model.name if model else 'model'} section (the model file goes "
+                    "in the zip)")
         if not a.pdf:
             p.error("--submission needs report.pdf: drop --no-pdf")
         if not a.notebook:
@@ -150,13 +155,11 @@ def setup_logging(verbosity: int) -> None:
 
 
 def run(config: RunConfig) -> dict:
-    """Run the selected sections, write results.json, report.html, report.pdf; return results."""
-    from miniplaces import atomic
-    from miniplaces.report import render
+    """Check every input, provision the Places365 model, compute the sections, render the report, pack
+    the submission; return results. Nothing in --out is removed before every input is known good."""
     from miniplaces.cache import Cache
-    from miniplaces.report.context import RunContext
     from miniplaces.outdir import lock_out_dir, new_run_id, remove_stale_reports
-    from miniplaces.report.provenance import run_info
+    from miniplaces.report.context import RunContext
 
     start, run_id = time.perf_counter(), new_run_id()
     out = Path(config.out)
@@ -165,62 +168,108 @@ def run(config: RunConfig) -> dict:
         previous = compare.load_previous(config.compare) if config.compare else None
         ctx = RunContext(config, Cache(config.cache_dir, enabled=config.use_cache))
         ctx.cache.remove_leftovers()
-        modules = {name: BY_NAME[name].load() for name in config.sections}
-        for module in modules.values():  # bad inputs (e.g. a grid file) are rejected before any work
-            if hasattr(module, "check"):
-                module.check(ctx)
-        if config.focus_image:
-            check_focus(config.focus_image, ctx.scenes().scenes)
-        places_sections = needing_places(config.sections)
-        steps, model_json = [], None
-        if places_sections:  # provision first: --strict must stop before any work
-            t = time.perf_counter()
-            model_json = ctx.model_json()
-            if config.submission:
-                from miniplaces.report.submission import check_allowed
-                check_allowed(model_json["demo"], config.allow_demo_submission)
-            steps.append({"name": "load Places365 model", "seconds": time.perf_counter() - t,
-                          "cached": False})
+        modules = check(config, ctx)
+        steps, model_json = provision(config, ctx)
         remove_stale_reports(out)   # inputs are valid: from here on the out dir holds this run's files only
-        results, sections = {"schema_version": 1}, []
-        for name, module in modules.items():
-            log.info("== %s", module.TITLE)
-            section = module.run(ctx)
-            steps.append({"name": name, "seconds": section.seconds, "cached": section.cached})
-            sections.append({"name": name, "number": BY_NAME[name].problem, "title": module.TITLE,
-                             "toc": [{"id": i, "label": label} for i, label in module.TOC],
-                             "data": section.data, "figures": section.figures, "notes": section.notes})
-            results[name] = {k: v for k, v in section.data.items() if k != "scenes"}
-            merge_scenes(results, section.data.get("scenes", []))
-        skipped = [{"name": s, "why": "--only/--skip"} for s in SECTIONS if s not in config.sections]
-        info = {"run_id": run_id, **run_info(config, ctx, model_json, steps, start, VERSION)}
-        results = {"schema_version": 1, "run": info, "model": model_json, **{k: v for k, v in results.items()
-                                                                              if k != "schema_version"}}
+        results, sections = compute(modules, ctx, steps)
+        results = record(config, ctx, results, model_json, steps, start, run_id)
         changes = compare.compare(results, *previous) if previous else None
         if changes:
             results["changes"] = {"file": "changes.json", **{k: changes[k] for k in compare.SUMMARY_KEYS}}
         if config.gates:
             results["gates"] = gates.evaluate([gates.parse(g) for g in config.gates], results, sections,
                                               changes)
-        context = render_context(results, sections, skipped, ctx.warnings, config.focus_image, changes)
-        t = time.perf_counter()
-        render.write_html(context, out)
-        info["steps"].append({"name": "render HTML", "seconds": time.perf_counter() - t, "cached": False})
-        if config.pdf:
-            t = time.perf_counter()
-            render.write_pdf(context, out)
-            info["steps"].append({"name": "render PDF", "seconds": time.perf_counter() - t, "cached": False})
-        failure = write_notebook(config, results, out, ctx) if config.notebook else None
-        info["total_seconds"] = time.perf_counter() - start
-        if changes:
-            atomic.write_json(out / "changes.json", changes)
-        atomic.write_json(out / "results.json", results)
-        if config.submission:
-            from miniplaces.report.submission import write_submission
-            write_submission(out, config.submission, results, config.allow_demo_submission)
+        failure = render_outputs(config, ctx, results, sections, changes, out)
+        results["run"]["total_seconds"] = time.perf_counter() - start
+        pack(config, results, changes, out)
         if failure:
             raise failure
         return results
+
+
+def check(config: RunConfig, ctx) -> dict:
+    """The glue modules of the sections to run, after each has checked its inputs (a bad grid file or
+    --focus-image stops the run before any work)."""
+    modules = {s.name: s.load() for s in running(config.sections)}
+    for module in modules.values():
+        if hasattr(module, "check"):
+            module.check(ctx)
+    if config.focus_image:
+        check_focus(config.focus_image, ctx.scenes().scenes)
+    return modules
+
+
+def provision(config: RunConfig, ctx) -> tuple[list[dict], dict | None]:
+    """Load the Places365 network when a running section needs it: first, so that --strict stops before
+    any work. Returns the steps so far and the model's results.json entry."""
+    if not needing_places(config.sections):
+        return [], None
+    t = time.perf_counter()
+    model_json = ctx.model_json()
+    if config.submission:
+        from miniplaces.report.submission import check_allowed
+        check_allowed(model_json["demo"], config.allow_demo_submission)
+    return [{"name": "load Places365 model", "seconds": time.perf_counter() - t, "cached": False}], model_json
+
+
+def compute(modules: dict, ctx, steps: list[dict]) -> tuple[dict, list[dict]]:
+    """Run each section: results.json's entry per section and what the templates show of it."""
+    results, sections = {}, []
+    for section in running(list(modules)):
+        log.info("== %s", section.title)
+        done = modules[section.name].run(ctx)
+        steps.append({"name": section.name, "seconds": done.seconds, "cached": done.cached})
+        appendix = section.appendix
+        sections.append({"name": section.name, "number": section.problem, "title": section.title,
+                         "toc": [{"id": section.anchor_of(q), "label": q.toc} for q in section.questions],
+                         "appendix": appendix and {"anchor": appendix.anchor, "title": appendix.title,
+                                                   "template": appendix.template},
+                         "input_label": section.input_label, "template": section.template_name,
+                         "data": done.data, "figures": done.figures, "notes": done.notes})
+        results[section.name] = {k: v for k, v in done.data.items() if k != "scenes"}
+        merge_scenes(results, done.data.get("scenes", []))
+    return results, sections
+
+
+def record(config: RunConfig, ctx, results: dict, model_json: dict | None, steps: list[dict], start: float,
+           run_id: str) -> dict:
+    """results.json's layout: schema, the run's provenance, the model, then each section's answers."""
+    from miniplaces.report.provenance import run_info
+
+    info = {"run_id": run_id, **run_info(config, ctx, model_json, steps, start, VERSION)}
+    return {"schema_version": 1, "run": info, "model": model_json, **results}
+
+
+def render_outputs(config: RunConfig, ctx, results: dict, sections: list[dict], changes: dict | None,
+                   out: Path) -> Exception | None:
+    """report.html, report.pdf and report.ipynb; a failed notebook cell is returned, to end the run with
+    exit 1 once everything else is written (no work is lost)."""
+    from miniplaces.report import render
+
+    skipped = [{"name": s, "why": "--only/--skip"} for s in names() if s not in config.sections]
+    context = render_context(results, sections, skipped, ctx.warnings, config.focus_image, changes)
+    steps = results["run"]["steps"]
+    t = time.perf_counter()
+    render.write_html(context, out)
+    steps.append({"name": "render HTML", "seconds": time.perf_counter() - t, "cached": False})
+    if config.pdf:
+        t = time.perf_counter()
+        render.write_pdf(context, out)
+        steps.append({"name": "render PDF", "seconds": time.perf_counter() - t, "cached": False})
+    return write_notebook(config, results, out, ctx) if config.notebook else None
+
+
+def pack(config: RunConfig, results: dict, changes: dict | None, out: Path) -> None:
+    """results.json (last of the report's files: its presence means the run finished), changes.json and
+    the submission zip."""
+    from miniplaces import atomic
+
+    if changes:
+        atomic.write_json(out / "changes.json", changes)
+    atomic.write_json(out / "results.json", results)
+    if config.submission:
+        from miniplaces.report.submission import write_submission
+        write_submission(out, config.submission, results, config.allow_demo_submission)
 
 
 def write_notebook(config: RunConfig, results: dict, out: Path, ctx) -> Exception | None:
@@ -230,7 +279,7 @@ def write_notebook(config: RunConfig, results: dict, out: Path, ctx) -> Exceptio
 
     t = time.perf_counter()
     log.info("== Notebook (%s, its cells run in a Jupyter kernel)", notebook.FILE)
-    scenes = ctx.scenes().scenes if {"units", "cam"} & set(config.sections) else []
+    scenes = ctx.scenes().scenes if ctx.per_scene_sections() else []
     try:
         results["notebook"] = notebook.write(results, out, scenes, ctx.cache)
         failure = None
@@ -312,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         return grade(argv[1:])
     config = parse_args(argv)
     setup_logging(config.verbosity)
-    reuse_freed_memory()  # the Places model and in-process training reuse their buffers (miniplaces/memory.py)
+    reuse_freed_memory()  # the Places model and in-process training reuse buffers (miniplaces/memory.py)
     try:
         results = run(config)
     except (UserError, RunFailure) as exc:

@@ -10,7 +10,7 @@ normalised to [0, 1]; a constant map becomes all zeros instead of dividing by ze
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

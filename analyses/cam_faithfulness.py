@@ -17,8 +17,8 @@ in how the pixels CAM scores below zero are ordered; Grad-CAM++ weighs the units
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch

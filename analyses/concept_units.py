@@ -27,8 +27,8 @@ then bounds the IoU, and a large concept (sky over 70 % of an image) may be unab
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -162,7 +162,7 @@ class _Counts:
     images: int = 0
     coverage: float = 0.0
 
-    def __add__(self, other: "_Counts") -> "_Counts":
+    def __add__(self, other: _Counts) -> _Counts:
         return _Counts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
 

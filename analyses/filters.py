@@ -12,7 +12,6 @@ on the layer's own filters with their entries shuffled (``colour_vs_chance``).
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 import numpy as np

@@ -3,7 +3,8 @@
 
 An untrained ResNet-50 (365 classes; the cost does not depend on the weights) on one 256 x 256
 input: the CAM, Grad-CAM and Grad-CAM++ maps, then deletion and insertion curves of those maps, the
-centre prior and the random maps, with each preset's steps and seeds (config.PRESETS). Prints the
+centre prior and the random maps, with each preset's steps and seeds (CAM.presets in
+miniplaces/report/sections). Prints the
 wall-clock and CPU seconds per part, median over --repeats, for the network's weights in NCHW and in
 the NHWC (channels-last) layout that ``places_model.provision`` uses, side by side with their ratio.
 Pin the cores to measure "2 cores":
@@ -22,9 +23,10 @@ import torch
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from analyses import cam, cam_faithfulness as ff  # noqa: E402
+from analyses import cam  # noqa: E402
+from analyses import cam_faithfulness as ff
 from analyses.feature_maps import chop, fc_params  # noqa: E402
-from miniplaces.config import PRESETS  # noqa: E402
+from miniplaces.report.sections import CAM  # noqa: E402
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
 
@@ -68,7 +70,7 @@ def main() -> None:
     x = torch.randn(1, 3, 256, 256)
     print(f"{a.threads} threads, torch {torch.__version__}")
     for preset in a.presets:
-        f = PRESETS[preset]["cam"]["faithfulness"]
+        f = CAM.presets[preset]["faithfulness"]
         totals = {}
         for layout in a.layouts:
             laid_out = model.to(memory_format=LAYOUTS[layout])

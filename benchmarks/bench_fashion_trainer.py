@@ -29,8 +29,8 @@ import gzip
 import statistics
 import sys
 import tempfile
-import tomllib
 import time
+import tomllib
 from pathlib import Path
 
 import torch
@@ -39,9 +39,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analyses.fashion_mnist import data as fdata  # noqa: E402
 from analyses.fashion_mnist.grid import check_overrides  # noqa: E402
-from miniplaces.report.sections.fashion_mnist import load_grid  # noqa: E402
 from analyses.fashion_mnist.model import ModelConfig, build_model  # noqa: E402
 from analyses.fashion_mnist.train import fit  # noqa: E402
+from miniplaces.report.sections.fashion_mnist import load_grid  # noqa: E402
 from miniplaces.report.trial_runner import cores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

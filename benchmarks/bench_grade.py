@@ -20,15 +20,15 @@ import tempfile
 import threading
 import time
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from analyses.fashion_mnist.model import ModelConfig, build_model, model_file_bytes  # noqa: E402
-
 import notebooks  # noqa: E402
+
+from analyses.fashion_mnist.model import ModelConfig, build_model, model_file_bytes  # noqa: E402
 
 
 def submission_files(seed: int) -> dict[str, bytes]:
@@ -97,7 +97,7 @@ def main() -> None:
             (work / "submission").mkdir()
             for name, content in submission_files(0).items():
                 (work / "submission" / name).write_bytes(content)
-            due = datetime(2022, 3, 29, 23, 59, tzinfo=timezone.utc)
+            due = datetime(2022, 3, 29, 23, 59, tzinfo=UTC)
             metadata = {"created_at": (due + timedelta(days=1)).isoformat(),
                         "assignment": {"due_date": due.isoformat()}}
             (work / "submission_metadata.json").write_text(json.dumps(metadata))

@@ -47,7 +47,7 @@ def main() -> None:
     print(f"{a.arch}: one forward pass at 256 x 256 (what a naive sweep pays per k): {forward:.1f} ms")
     print(f"{'k':>6} {'both sweeps (ms)':>17} {'naive estimate (ms)':>20}")
     for k in [1, 5, 10, 50, 100, 300, 1000, weight.shape[1]]:
-        ms = median_ms(lambda: unit_ablation.both_sweeps(pooled, weight, bias, k), a.repeats)
+        ms = median_ms(lambda k=k: unit_ablation.both_sweeps(pooled, weight, bias, k), a.repeats)
         print(f"{k:>6} {ms:>17.2f} {2 * k * forward:>20.0f}")
 
 

@@ -9,8 +9,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, IO, Iterable, Iterator
+from typing import IO, Any
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
-"""The run configuration: one plain dataclass built from the command line, plus the presets.
+"""The run configuration: one plain dataclass built from the command line.
 
-A preset says how much compute each section may spend; analyses read their knobs from
-``RunConfig.params(section)`` so the numbers live in one visible table.
+A preset names how much compute each section may spend; each section declares its knobs per preset
+(``miniplaces.report.sections``) and reads them with ``Section.params(config)``.
 """
 from __future__ import annotations
 
@@ -10,34 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from miniplaces.report.sections import NAMES
-
 ARCHS = ("resnet50", "resnet18")
-
-# Per-preset knobs of every section. quick: CI smoke run; standard: the full answer on a laptop CPU;
-# full: larger grids and repeated seeds.
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "quick": {
-        "filters": {"layers": ["conv1", "layer1.0.conv2"], "max_filters": 64},
-        "units": {"sweep_limit": 100, "top_units": 5},
-        "cam": {"top_k": 5, "faithfulness": {"steps": 4, "random_seeds": 3, "max_scenes": 1}},
-        "fashion_mnist": {"grid": "quick"},
-    },
-    "standard": {
-        "filters": {"layers": ["conv1", "layer1.0.conv2", "layer4.0.conv2"], "max_filters": 64},
-        "units": {"sweep_limit": 100, "top_units": 5},
-        "cam": {"top_k": 5, "faithfulness": {"steps": 5, "random_seeds": 3}},
-        "fashion_mnist": {"grid": "standard"},
-    },
-    "full": {
-        "filters": {"layers": ["conv1", "layer1.0.conv2", "layer2.0.conv2", "layer3.0.conv2",
-                               "layer4.0.conv2"],
-                    "max_filters": 64},
-        "units": {"sweep_limit": 300, "top_units": 5},
-        "cam": {"top_k": 5, "faithfulness": {"steps": 20, "random_seeds": 5, "score_cam": True}},
-        "fashion_mnist": {"grid": "full"},
-    },
-}
+PRESETS = ("quick", "standard", "full")   # quick: CI smoke run; standard: the full answer
+# on a laptop CPU; full: larger grids and repeated seeds
 
 
 def default_cache_dir() -> Path:
@@ -52,7 +27,7 @@ def default_cache_dir() -> Path:
 class RunConfig:
     out: Path = Path("reports")
     preset: str = "standard"
-    sections: tuple[str, ...] = NAMES
+    sections: tuple[str, ...] = ()       # the sections to run, in report order (the CLI fills them)
     weights: Path | None = None
     categories: Path | None = None
     arch: str = "resnet50"
@@ -79,15 +54,6 @@ class RunConfig:
     verbosity: int = 0
     gates: tuple[str, ...] = ()         # --gate specs, e.g. "min-accuracy=0.9" (miniplaces/ci/gates.py)
     compare: Path | None = None         # --compare: an earlier results.json or its folder
-
-    def params(self, section: str) -> dict[str, Any]:
-        """The preset's knobs for one section, with command-line overrides applied."""
-        params = dict(PRESETS[self.preset][section])
-        if section == "filters" and self.filter_layers:
-            params["layers"] = list(self.filter_layers)
-        if section == "units" and self.sweep_limit is not None:
-            params["sweep_limit"] = self.sweep_limit
-        return params
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import datetime as dt
+import errno
 import fcntl
 import os
 import re
 import secrets
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from miniplaces.atomic import remove_leftovers
 from miniplaces.errors import UserError
@@ -52,7 +52,7 @@ def lock_out_dir(out: Path) -> Iterator[None]:
 def new_run_id() -> str:
     """'20261126T0102Z-3f9a1c': written into results.json, the HTML and the PDF, so that files of
     two runs are told apart."""
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def remove_stale_reports(out: Path) -> None:

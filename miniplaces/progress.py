@@ -14,7 +14,8 @@ import math
 import statistics
 import sys
 import time
-from typing import Iterable, Iterator, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 T = TypeVar("T")
 log = logging.getLogger("miniplaces")
@@ -72,7 +73,7 @@ class Ticker:
         if self.bar is not None:
             self.bar.close()
 
-    def __enter__(self) -> "Ticker":
+    def __enter__(self) -> Ticker:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -17,8 +17,8 @@ VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "met
 class Node:
     tag: str
     attrs: dict[str, str]
-    children: list["Node | str"] = field(default_factory=list)
-    parent: "Node | None" = None
+    children: list[Node | str] = field(default_factory=list)
+    parent: Node | None = None
 
     @property
     def text(self) -> str:
@@ -35,7 +35,7 @@ class Node:
             if isinstance(child, Node):
                 yield from child.iter()
 
-    def find_all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list["Node"]:
+    def find_all(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> list[Node]:
         found = []
         for node in self.iter():
             if tag and node.tag != tag:
@@ -47,12 +47,12 @@ class Node:
             found.append(node)
         return found
 
-    def find(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> "Node":
+    def find(self, tag: str | None = None, cls: str | None = None, **attrs: str) -> Node:
         found = self.find_all(tag, cls, **attrs)
         assert found, f"no <{tag or '*'}> class={cls} {attrs}"
         return found[0]
 
-    def by_id(self, id_: str) -> "Node":
+    def by_id(self, id_: str) -> Node:
         return self.find(id=id_)
 
     def ancestors(self):

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from analyses import cam, cam_faithfulness as ff
+from analyses import cam
+from analyses import cam_faithfulness as ff
 from analyses.feature_maps import chop, fc_params
 
 SIZE, GRID = 32, 8          # 32 x 32 images, an 8 x 8 feature grid (stride 4)

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-
 from checkpoints import resnet_state, trained_looking_state, write_official
 from conftest import run_here
-from miniplaces.report import answers
-from miniplaces.inputs import checkpoint, scenes
+
 from miniplaces.ci import gates
+from miniplaces.inputs import checkpoint, scenes
 from miniplaces.inputs.places_model import build_model, provision, read_state_dict
+from miniplaces.report import answers
 
 
 def load(path):

@@ -27,20 +27,21 @@ def test_binomial_tail_matches_the_referees_number():
 
 
 def test_1b_counts_are_tested_against_the_five_percent_per_tail():
-    a = answers.answer_1b(_filters(colour=6, grey=30))
+    a = answers.answer("1b", _filters(colour=6, grey=30))
     text = a.text
     assert "about 3.2 filters beyond each percentile" in text
     assert "6 colour filters of 64, no more than chance (p = 0.100)" in text
     assert "30 grey filters, beyond chance (p < 0.001)" in text
     assert "6 colour filters of 64, no more than chance" in a.glance and "beyond chance of" not in a.glance
-    assert "1 colour filter of 64, no more than chance" in answers.answer_1b(_filters(1, 0)).text
+    assert "1 colour filter of 64, no more than chance" in answers.answer("1b", _filters(1, 0)).text
 
 
 # ----------------------------------------------------------------------------------------------- 2b
 
 def test_2b_p_values_account_for_every_unit_and_bonferroni_for_every_concept():
-    from analyses import concept_units
     from test_units import planted_set
+
+    from analyses import concept_units
 
     maps, masks, _ = planted_set(n=6, seed=4)
     planted = concept_units.dissect(maps, masks).overall
@@ -66,7 +67,7 @@ def _units(best_sky=(1732, 0.060), best_building=(987, 0.041), sky_found=(), con
 
 
 def test_2b_says_no_detector_found_with_the_tests_power_when_none_survives():
-    a = answers.answer_2b(_units())
+    a = answers.answer("2b", _units())
     assert a.sentences[0].startswith("No unit detects sky or building beyond chance")
     assert ("the best units reach IoU 0.060 (sky, unit 1732) and 0.041 (building, unit 987) against"
             in a.sentences[0])
@@ -79,7 +80,7 @@ def test_2b_says_no_detector_found_with_the_tests_power_when_none_survives():
 
 
 def test_2b_names_a_detector_only_when_it_survives_the_correction():
-    a = answers.answer_2b(_units(sky_found=(1732,), concepts=2, smallest=(1 / 41, 1 / 64)))
+    a = answers.answer("2b", _units(sky_found=(1732,), concepts=2, smallest=(1 / 41, 1 / 64)))
     assert a.sentences[0].startswith("Unit 1732 detects sky (IoU 0.060, corrected p = 0.030); "
                                      "no building unit survives the correction")
     assert "cannot find" not in a.sentences[1] and a.glance.startswith("Unit 1732 detects sky")
@@ -96,14 +97,14 @@ def test_2b_checks_unit_300_on_the_mountain_masks_and_calls_a_zero_iou_no_overla
                           "concepts": [{"concept": "mountain", "unit300": {"iou": 0.0, "rank": 301}}]},
                          {"image": "alps.jpg", "id": "alps", "unit300": {"activity_rank": 12},
                           "concepts": [{"concept": "mountain", "unit300": {"iou": 0.0512, "rank": 4}}]}]
-    last = answers.answer_2b(results).reading[-1]
+    last = answers.answer("2b", results).reading[-1]
     assert last.startswith("On the mountain masks (lake: IoU 0, no overlap; alps: IoU 0.051, rank 4 of "
                            "2048), unit 300 is no mountain detector beyond chance (chance level 0.278).")
     assert "rank 301" not in last
     mountain["corrected_detectors"] = [{"unit": 300, "p_corrected": 0.01}]
-    assert "unit 300 is a mountain detector after the correction" in answers.answer_2b(results).reading[-1]
+    assert "unit 300 is a mountain detector after the correction" in answers.answer("2b", results).reading[-1]
     del results["units"]["dissection"]["overall"]["mountain"]
-    assert "mountain masks" not in " ".join(answers.answer_2b(results).reading)
+    assert "mountain masks" not in " ".join(answers.answer("2b", results).reading)
 
 
 # ----------------------------------------------------------------------------------------------- 3d
@@ -114,16 +115,18 @@ def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
     flat = Curves([0, 0.5, 1], [0.578, 0.57, 0.567], [0.567, 0.57, 0.578])    # the referee's rocket
     assert not decidable(flat) and decidable(Curves([0, 1], [0.6, 0.2], [0.2, 0.6]))
     import json
+
     import numpy as np
     json.dumps(decidable(Curves([0, 1], list(np.float32([0.6, 0.2])), [0.2, 0.6])))   # results.json takes it
 
     import copy
+
     from test_writeup import places_results
 
     results = places_results(effective=(False, True))
     rocket = results["scenes"][0]["cam"]["faithfulness"]
     rocket.update(decidable=False, prob_original=0.578, prob_all_blurred=0.567)
-    a = answers.answer_3d(results, results["scenes"][0])
+    a = answers.answer("3d", results, results["scenes"][0])
     assert a.sentences[0].startswith("On rocket, blurring every pixel moves P(class 10) only from 57.8 % to "
                                      "56.7 %") and "cannot decide whether CAM is effective on this scene." \
         in a.sentences[0]
@@ -133,15 +136,16 @@ def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
                         "can decide; it cannot decide on 1 scene.")
     alone = copy.deepcopy(results)
     del alone["scenes"][1]["cam"]["faithfulness"]
-    b = answers.answer_3d(alone, alone["scenes"][0])
+    b = answers.answer("3d", alone, alone["scenes"][0])
     assert b.sentences == [a.sentences[0]] and b.glance.startswith("The test cannot decide on this scene")
 
 
 # ----------------------------------------------------------------------------------------------- 4d
 
 def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_not_holm():
-    from miniplaces.report.sections import fashion_mnist as section
     from test_fashion_selection import INFO, _row
+
+    from miniplaces.report.sections import fashion_mnist as section
 
     rows = [_row("baseline", 0.911), _row("augment=none", 0.880, "worse", (100, 410)),
             _row("init=kaiming", 0.914, "no measurable difference", (200, 170))]
@@ -158,7 +162,7 @@ def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_
                                                       "no correction" if k == 1 else f"Holm over the {k} v"}}
     named = [{**r, "name": r["variant"]} for r in rows]
     fm = {"baseline": {"val_acc": 0.911}, "axes": [axis("augment", named[:2], 1)]}
-    a = answers.answer_4d({"fashion_mnist": fm})
+    a = answers.answer("4d", {"fashion_mnist": fm})
     assert "worse beyond that noise: augment=none (-3.10 pp)." in a.text.lower()
     assert "Holm" not in a.text and "no correction" in a.text and "largest raw gain" not in a.text
 
@@ -173,7 +177,7 @@ def test_4a_throughput_counts_the_images_actually_trained():
                                  "history": history, "val_acc": 0.8, "train_images": 2000,
                                  "val_images": 500}])
     assert summary["trained_per_epoch"] == 1920 and summary["images_per_s"] == 960
-    text = answers.answer_4a({"fashion_mnist": {"baseline": summary}}).text
+    text = answers.answer("4a", {"fashion_mnist": {"baseline": summary}}).text
     assert "trains 1,920 of the 2,000 images (the last partial batch is dropped)" in text and "960" in text
 
 
@@ -217,4 +221,5 @@ def test_the_baseline_shows_the_precision_it_trained_in():
 
     asked = {"epochs": 2, "precision": "bf16"}
     assert base_settings(asked, "bf16") == ["epochs=2", "precision=bf16"]
-    assert base_settings(asked, "fp32")[1] == "precision=bf16 (trained in fp32: this machine has no native bf16)"
+    assert base_settings(asked, "fp32")[1] == ("precision=bf16 (trained in fp32: this machine has no "
+                                              "native bf16)")

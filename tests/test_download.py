@@ -11,12 +11,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from checkpoints import resnet_state, write_official
 
 import generate_report
 from miniplaces.errors import UserError
 from miniplaces.inputs.places_model import provision
-
-from checkpoints import resnet_state, write_official
 
 ARCH = "resnet18"
 CATEGORIES = "".join(f"/c/class{i:03d} {i}\n" for i in range(365)).encode()

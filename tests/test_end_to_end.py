@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pypdf import PdfReader
-
 from conftest import run_here
+from pypdf import PdfReader
 
 pytestmark = pytest.mark.slow
 
@@ -142,8 +141,8 @@ def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, 
     common = dict(cache=quick_report["cache"], torch_home=quick_report["torch_home"])
     for preset, words in (("quick", "quick preset"), ("standard", "DEMO")):   # the smoke test, demo weights
         refused = run_here("--preset", preset, "--offline", "--submission", "jdoe", "--out",
-                           str(tmp_path / "refused"), tmp_path=tmp_path, monkeypatch=monkeypatch, capsys=capsys,
-                           notebook=True)
+                           str(tmp_path / "refused"), tmp_path=tmp_path, monkeypatch=monkeypatch,
+                           capsys=capsys, notebook=True)
         assert refused.returncode == 2 and words in refused.stderr and "Traceback" not in refused.stderr
         assert not (tmp_path / "refused" / "results.json").exists()  # refused before any work
     out = tmp_path / "packed"
@@ -162,7 +161,8 @@ def test_warm_rerun_reuses_the_cache_and_packs_the_submission_zip(quick_report, 
         names = sorted(archive.namelist())
         model_file = json.loads((out / "results.json").read_text())["fashion_mnist"]["final"]["model_file"]
         images = json.loads((out / "results.json").read_text())["notebook"]["parameters"]["IMAGES"]
-        assert names == sorted(["jdoe.ipynb", "report.html", "report.pdf", model_file.split("/")[-1], *images])
+        assert names == sorted(["jdoe.ipynb", "report.html", "report.pdf", model_file.split("/")[-1],
+                                *images])
         assert archive.read("report.html") == (out / "report.html").read_bytes()
         assert archive.read("jdoe.ipynb") == (out / "report.ipynb").read_bytes()
     assert "jdoe.zip" in packed.stderr

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 
-import generate_report
 from conftest import run_cli
+
+import generate_report
 
 
 def test_gates_and_compare_from_the_command_line(quick_report, tmp_path, monkeypatch, capsys):

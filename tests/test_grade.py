@@ -8,8 +8,10 @@ import time
 import zipfile
 from pathlib import Path
 
+import notebooks
 import pytest
 import torch
+from checkpoints import write_malicious
 
 import generate_report
 from analyses.fashion_mnist import data as fdata
@@ -18,9 +20,6 @@ from analyses.fashion_mnist.train import evaluate
 from miniplaces.grading import grade, grade_worker, safe_zip, selfcontained
 from miniplaces.grading.grade_worker import load_test_set
 from miniplaces.grading.selfcontained import external_requests
-
-import notebooks
-from checkpoints import write_malicious
 
 pytestmark = pytest.mark.skipif(not fdata.SYSTEM_DIR.is_dir(), reason="needs dataset-fashion-mnist")
 
@@ -331,7 +330,8 @@ def test_external_requests_are_found_and_links_are_not(html, found):
     ('<iframe src="data:text/html,%3Cimg%20src%3Dhttp://evil.example/d%3E"></iframe>',
      "http://evil.example/d"),
     ('<svg><rect fill="url(http://evil.example/g#p)"/></svg>', "http://evil.example/g#p"),
-    ('<svg><image href="#a"><set attributeName="href" to="//evil.example/s"/></image></svg>', "//evil.example/s"),
+    ('<svg><image href="#a"><set attributeName="href" to="//evil.example/s"/></image></svg>',
+     "//evil.example/s"),
 ])
 def test_requests_to_other_hosts_are_found_as_a_browser_parses_them(html, found):
     findings = selfcontained.check(html)

@@ -6,16 +6,15 @@ import io
 import json
 from datetime import datetime, timedelta, timezone
 
+import notebooks
 import pytest
 from nbformat.v4 import new_output
+from test_grade import MODEL, tiny_model, write_zip
 
 import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import model_file_bytes
 from miniplaces.grading import notebook_check
-
-import notebooks
-from test_grade import MODEL, tiny_model, write_zip
 
 SCRIPT = "<script>alert('nb')</script>"
 HTML_OUTPUT = new_output("display_data", data={"text/html": f"<img src=x onerror=alert(1)>{SCRIPT}",

@@ -10,16 +10,15 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jsonschema
+import notebooks
 import pytest
+from checkpoints import write_malicious
+from test_grade import MODEL, REPORT_HTML, tiny_model, write_zip
 
 import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import model_file_bytes
 from miniplaces.grading import gradescope, late_policy
-
-import notebooks
-from checkpoints import write_malicious
-from test_grade import MODEL, REPORT_HTML, tiny_model, write_zip
 
 pytestmark = pytest.mark.skipif(not fdata.SYSTEM_DIR.is_dir(), reason="needs dataset-fashion-mnist")
 

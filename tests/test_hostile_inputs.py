@@ -17,8 +17,8 @@ import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist import grid as fgrid
 from miniplaces import atomic, outdir
-from miniplaces.inputs import places_model, scenes
 from miniplaces.errors import UserError
+from miniplaces.inputs import places_model, scenes
 from miniplaces.report.sections import fashion_mnist as fm_section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,8 +81,9 @@ def test_an_oversized_grid_is_refused_by_size(tmp_path):
 
 def _main(tmp_path, capsys, *args) -> tuple[int, list[str]]:
     """generate_report's main in this process (no interpreter start): (exit code, stderr lines)."""
-    code = generate_report.main(["--only", "fashion_mnist", "--offline", "--no-pdf", "--no-notebook", "--cache-dir",
-                                 str(tmp_path / "cache"), "--out", str(tmp_path / "out"), *args])
+    code = generate_report.main(["--only", "fashion_mnist", "--offline", "--no-pdf", "--no-notebook",
+                                 "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "out"),
+                                 *args])
     return code, capsys.readouterr().err.strip().splitlines()
 
 

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from checkpoints import resnet_state, write_malicious, write_official, write_python2_latin1
 
 from miniplaces.errors import UserError
-from miniplaces.inputs.places_model import build_model, parse_categories, read_state_dict, provision
-
-from checkpoints import resnet_state, write_malicious, write_official, write_python2_latin1
+from miniplaces.inputs.places_model import build_model, parse_categories, provision, read_state_dict
 
 
 @pytest.fixture(scope="module")

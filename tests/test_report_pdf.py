@@ -8,8 +8,7 @@ import re
 import pytest
 from pypdf import PdfReader
 
-from miniplaces.report import listings
-from miniplaces.report.sections import BY_NAME
+from miniplaces.report import listings, sections
 
 pytestmark = pytest.mark.slow
 MAIN_BODY_PAGES = 15        # everything before Appendix A, whatever the number of scenes
@@ -36,7 +35,7 @@ def test_pdf_pages_headings_and_bookmarks(quick_report):
     text = " ".join(page.extract_text() for page in reader.pages)
     titles = [t for t, _ in outline(reader)]
     for section in quick_report["results"]["run"]["sections"]:
-        number = BY_NAME[section].problem
+        number = sections.get(section).problem
         assert f"Problem {number}:" in text
         assert any(t.startswith(f"Problem {number}:") for t in titles), titles
     for heading in ("Run summary", "Answers at a glance", "Contents", "Provenance",
@@ -70,15 +69,16 @@ def test_main_body_ends_before_the_appendix_within_the_page_target(quick_report)
 def test_html_within_its_size_target(quick_report):
     size = (quick_report["out"] / "report.html").stat().st_size
     scenes = len(quick_report["results"]["scenes"])
-    assert size <= HTML_BYTES + HTML_BYTES_PER_SCENE * scenes, f"report.html: {size / 1e6:.2f} MB, {scenes} scenes"
+    assert size <= HTML_BYTES + HTML_BYTES_PER_SCENE * scenes, \
+        f"report.html: {size / 1e6:.2f} MB, {scenes} scenes"
 
 
 def test_listings_are_whole_in_the_pdf(quick_report):
     """Every line of every listing is in the PDF's text: wrapped if long, never clipped."""
     text = re.sub(r"\s+", "", " ".join(page.extract_text() for page in
                                        PdfReader(quick_report["out"] / "report.pdf").pages))
-    for _, names in listings.LISTED.values():
-        for name in names:
+    for section in sections.REGISTRY:
+        for name in (n for q in section.questions for n in q.listed):
             for line in inspect.getsource(listings.resolve(name)).splitlines():
                 assert re.sub(r"\s+", "", line) in text, f"{name}: {line!r}"
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from miniplaces.inputs import scenes
 from miniplaces.errors import UserError
+from miniplaces.inputs import scenes
 
 
 def save(image: Image.Image, path: Path, **kwargs) -> Path:

@@ -4,16 +4,15 @@ from __future__ import annotations
 import csv
 import io
 
+import notebooks
 import pytest
 import torch
+from test_grade import MODEL, tiny_model, write_zip
 
 import generate_report
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import model_file_bytes
 from miniplaces.grading import similarity
-
-import notebooks
-from test_grade import MODEL, tiny_model, write_zip
 
 
 def test_renamed_and_reflowed_code_is_the_same_and_other_code_is_not():

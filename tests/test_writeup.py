@@ -11,7 +11,8 @@ import pytest
 
 from conftest import ROOT, run_here
 from analyses.fashion_mnist.summary import curve_images
-from miniplaces.report import answers, listings, render
+from miniplaces.report import answers, listings, render, sections
+from miniplaces.report.answers import filters as filters_answers
 from report_dom import parse, row_cells
 
 MAX_ANSWER_WORDS = 75          # "at most three sentences and about 70 words"
@@ -67,8 +68,8 @@ def test_glance_table_has_a_row_per_answer_linking_to_its_heading(quick_report):
 def test_listings_are_the_running_source(quick_report):
     dom = parse(quick_report["out"] / "report.html")
     shown = {d.attrs["data-function"]: d for d in dom.find_all("details", cls="listing")}
-    wanted = {name for section, names in listings.LISTED.values()
-              if section in quick_report["results"]["run"]["sections"] for name in names}
+    wanted = {name for section in sections.running(quick_report["results"]["run"]["sections"])
+              for question in section.questions for name in question.listed}
     assert wanted and set(shown) == wanted
     for name, block in shown.items():
         source = inspect.getsource(listings.resolve(name))
@@ -204,7 +205,7 @@ def faithfulness(cls: dict, effective: bool) -> dict:
 
 
 def test_2d_answer_states_the_exact_minimum_and_the_bounds():
-    a = answers.answer_2d(places_results(), places_results()["scenes"][0])
+    a = answers.answer("2d", places_results(), places_results()["scenes"][0])
     assert a.sentences[0].startswith("Zeroing one unit, 0, changes the top-1 class of rocket "
                                      "from class 10 to barn")
     assert "1 to 2" in a.sentences[0]
@@ -214,7 +215,7 @@ def test_2d_answer_states_the_exact_minimum_and_the_bounds():
 
 def test_2d_answer_when_no_set_of_units_changes_the_class():
     results = places_results(k_exact=(None, None), by_weight=(None, None))
-    a = answers.answer_2d(results, results["scenes"][0])
+    a = answers.answer("2d", results, results["scenes"][0])
     assert a.sentences[0].startswith("No set of units changes the top-1 class of rocket")
     assert "never succeeds" in a.sentences[2]
     assert a.glance == "No set of units changes the top-1 class of rocket."
@@ -222,27 +223,27 @@ def test_2d_answer_when_no_set_of_units_changes_the_class():
 
 def test_2c_and_3d_count_what_they_claim():
     results = places_results(changed=(False, False), effective=(True, True))
-    a = answers.answer_2c(results, results["scenes"][0])
+    a = answers.answer("2c", results, results["scenes"][0])
     assert "by 30.0 to 40.0 points" in a.sentences[0] and a.sentences[1] == "The top-1 class never changes."
-    d = answers.answer_3d(results, results["scenes"][0])
+    d = answers.answer("3d", results, results["scenes"][0])
     assert d.sentences[0] == ("Measured by deletion and insertion against random maps, CAM is effective on "
                               "all 2 scenes, and beats the centre prior on 2 of them.")
     assert d.sentences[1] == ("On rocket, deleting by CAM leaves an area of 0.200 under P(class 10) (random "
                               "maps: 0.400 ± 0.020); inserting gives 0.600 (0.400 ± 0.020).")
     assert len(d.sentences) == 2
     mixed = places_results()
-    m = answers.answer_3d(mixed, mixed["scenes"][1])
+    m = answers.answer("3d", mixed, mixed["scenes"][1])
     assert "effective on 1 of 2 scenes (rocket), and beats the centre prior on 1 of them." in m.sentences[0]
     assert m.sentences[1].startswith("On coffee, deleting by CAM leaves an area of 0.410")
     assert m.sentences[2] == "Grad-CAM passes the same test there."
     one = copy.deepcopy(mixed)
     del one["scenes"][0]["cam"]["faithfulness"]
-    single = answers.answer_3d(one, one["scenes"][0])
+    single = answers.answer("3d", one, one["scenes"][0])
     assert single.sentences[0] == ("Measured by deletion and insertion against random maps, CAM is not "
                                    "effective on coffee.")
     assert "measures 1 of 2 scenes" in single.reading[-1]
     one["model"] = {"demo": True}
-    assert "untrained network" in answers.answer_3d(one, one["scenes"][0]).reading[0]
+    assert "untrained network" in answers.answer("3d", one, one["scenes"][0]).reading[0]
 
 
 def test_focus_scene_is_chosen_by_file_name_or_id():
@@ -256,10 +257,10 @@ def test_focus_scene_is_chosen_by_file_name_or_id():
 
 
 def test_1b_places_the_layers_median_colour_share_against_shuffled_layers():
-    assert "no more and no less colourful than chance" in answers._median_vs_chance(0.67, 0.66, 0.68)
-    assert "above" in answers._median_vs_chance(0.80, 0.66, 0.68) and "leans to colour" in \
-        answers._median_vs_chance(0.80, 0.66, 0.68)
-    assert "leans to luminance" in answers._median_vs_chance(0.40, 0.66, 0.68)
+    assert "no more and no less colourful than chance" in filters_answers._median_vs_chance(0.67, 0.66, 0.68)
+    assert "above" in filters_answers._median_vs_chance(0.80, 0.66, 0.68) and "leans to colour" in \
+        filters_answers._median_vs_chance(0.80, 0.66, 0.68)
+    assert "leans to luminance" in filters_answers._median_vs_chance(0.40, 0.66, 0.68)
 
 
 def _baseline(history: list[tuple[float, int]], discordant: tuple[int, int] | None, val_images: int = 10_000,
@@ -282,25 +283,25 @@ def _baseline(history: list[tuple[float, int]], discordant: tuple[int, int] | No
 def test_4c_calls_a_trend_only_where_the_paired_test_puts_it_beyond_chance():
     """The last epoch is compared with the one before on the same images by the exact McNemar test; no
     unpaired noise formula."""
-    small = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.95, 10_000)], (20, 12)))
+    small = answers.answer("4c", _baseline([(0.80, 2000), (0.900, 2000), (0.95, 10_000)], (20, 12)))
     assert "did not change beyond chance" in small.reading[0]
     assert "+0.40 pp on the sample of 2,000 images" in small.reading[0]
     assert "disagree on 32 of the same 2,000 images, exact McNemar (two-sided) p = 0.215" in small.reading[0]
     assert "more epochs" not in small.reading[0] and "s.e." not in small.reading[0]
-    rising = answers.answer_4c(_baseline([(0.80, 2000), (0.900, 2000), (0.90, 10_000)], (80, 20)))
+    rising = answers.answer("4c", _baseline([(0.80, 2000), (0.900, 2000), (0.90, 10_000)], (80, 20)))
     assert "was still rising" in rising.reading[0] and "+3.00 pp" in rising.reading[0]
-    fell = answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000), (0.9, 10_000)], (10, 70)))
+    fell = answers.answer("4c", _baseline([(0.8, 2000), (0.9, 2000), (0.9, 10_000)], (10, 70)))
     assert "fell" in fell.reading[0]
-    assert answers.answer_4c(_baseline([(0.8, 2000), (0.9, 2000)], None)).reading == []
+    assert answers.answer("4c", _baseline([(0.8, 2000), (0.9, 2000)], None)).reading == []
 
 
 def test_4c_states_a_deviation_from_ten_epochs_first():
-    two = answers.answer_4c(_baseline([(0.80, 2000), (0.85, 10_000)], (30, 10)))
+    two = answers.answer("4c", _baseline([(0.80, 2000), (0.85, 10_000)], (30, 10)))
     assert two.sentences[0] == ("The quick preset trains 2 epochs, not the problem set's 10, to keep the run "
                                 "short.")
     assert "after 2 epochs on 12,000 training images" in two.sentences[1]
     assert two.glance.endswith("the problem set asks for 10.")
-    ten = answers.answer_4c(_baseline([(0.8, 2000)] * 9 + [(0.9, 10_000)], (30, 10)))
+    ten = answers.answer("4c", _baseline([(0.8, 2000)] * 9 + [(0.9, 10_000)], (30, 10)))
     assert ten.sentences[0].startswith("The baseline's final validation accuracy after 10 epochs")
 
 
@@ -309,7 +310,7 @@ def test_final_answer_gives_the_test_score_with_its_interval_and_says_when_90_is
         results = {"fashion_mnist": {"data": {"test_images": 10_000}, "final": {
             "test_acc": acc, "test_interval": interval,
             "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
-        return " ".join(answers.answer_final(results).sentences)
+        return " ".join(answers.answer("final", results).sentences)
 
     clear = final(0.9395, [0.9347, 0.9441])
     assert ("93.95 % on the 10,000 test images (exact 95 % interval 93.47 % to 94.41 %; slightly optimistic: an "
@@ -339,12 +340,14 @@ def test_no_template_line_runs_its_last_word_into_the_next_line():
 
 def test_contents_are_two_columns_of_nearly_equal_length_under_one_numbering():
     def section(name, number, subs):
+        appendix = sections.get(name).appendix
         return {"name": name, "number": number, "title": name,
-                "toc": [{"id": f"{name}{i}", "label": str(i)} for i in range(subs)]}
-    sections = [section("filters", 1, 2), section("units", 2, 4), section("cam", 3, 4),
+                "toc": [{"id": f"{name}{i}", "label": str(i)} for i in range(subs)],
+                "appendix": appendix and {"anchor": appendix.anchor, "title": appendix.title}}
+    shown = [section("filters", 1, 2), section("units", 2, 4), section("cam", 3, 4),
                 section("fashion_mnist", 4, 5)]
     scenes = [{"id": f"s{i}", "image": f"s{i}.jpg"} for i in range(5)]
-    columns = render.table_of_contents(sections, scenes, gates=[{"name": "no-demo"}], changes=None)
+    columns = render.table_of_contents(shown, scenes, gates=[{"name": "no-demo"}], changes=None)
     entries = [e for column in columns for e in column]
     assert [e["number"] for e in entries] == list(range(1, len(entries) + 1))
     assert [e["href"] for e in entries] == ["run-summary", "gates", "answers-at-a-glance", "filters",
@@ -354,7 +357,7 @@ def test_contents_are_two_columns_of_nearly_equal_length_under_one_numbering():
     lines = [1 + len(e["children"]) for e in entries]
     best = min(max(sum(lines[:k]), sum(lines[k:])) for k in range(1, len(lines)))
     assert len(columns) == 2 and max(sum(1 + len(e["children"]) for e in c) for c in columns) == best
-    only_filters = render.table_of_contents(sections[:1], [], [], None)   # --only filters: no appendices
+    only_filters = render.table_of_contents(shown[:1], [], [], None)   # --only filters: no appendices
     assert [e["label"] for c in only_filters for e in c] == [
         "Run summary", "Answers at a glance", "Problem 1: filters", "Provenance"]
 
@@ -379,7 +382,7 @@ def test_4d_counts_with_the_correction_over_the_whole_grid_and_says_what_the_tes
               "correction": "Holm over all 3 variants of the grid"}
     results = _fm_4d({"lr: lr=0.01": ("better", 0.5), "lr: lr=1": ("worse", -3.0),
                       "init: init=kaiming": ("no measurable difference", 0.1)}, family)
-    answer = answers.answer_4d(results)
+    answer = answers.answer("4d", results)
     assert answer.sentences[0] == (
         "Of 3 variants tried one axis at a time, 1 beat the baseline (90.00 %) and 1 did worse beyond "
         "validation-sample noise; the rest are within it (exact McNemar (two-sided) on the same 10,000 "
@@ -423,21 +426,21 @@ def test_b1_never_puts_the_curve_sample_and_the_whole_split_in_one_column(tmp_pa
 def test_4c_names_the_network_and_says_the_subset_is_not_the_training_split():
     results = _baseline([(0.8, 2000), (0.9, 10_000)], (30, 10))
     results["fashion_mnist"]["data"] = {"train_images": 60_000, "val_images": 10_000}
-    text = answers.answer_4c(results).sentences[1]
+    text = answers.answer("4c", results).sentences[1]
     assert text == ("The baseline's final validation accuracy after 2 epochs on 12,000 training images (a subset of "
                     "the 50,000-image training split; no run here trains it 2 epochs on all of it) is 90.00 % on "
                     "all 10,000 validation images.")
     results["fashion_mnist"]["finalists"] = {"trials": [{"name": "finalist: baseline", "epochs_run": 2}]}
-    assert "(a subset of the 50,000-image training split) is" in answers.answer_4c(results).sentences[1]
+    assert "(a subset of the 50,000-image training split) is" in answers.answer("4c", results).sentences[1]
     results["fashion_mnist"]["data"] = {"train_images": 22_000, "val_images": 10_000}
-    assert "subset" not in answers.answer_4c(results).sentences[1]
+    assert "subset" not in answers.answer("4c", results).sentences[1]
 
 
 def test_the_final_answer_puts_the_test_set_caveat_beside_the_score():
     results = {"fashion_mnist": {"data": {"test_images": 10_000}, "final": {
         "test_acc": 0.943, "test_interval": [0.938, 0.947],
         "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
-    first = answers.answer_final(results).sentences[0]
+    first = answers.answer("final", results).sentences[0]
     assert "94.30 % on the 10,000 test images (exact 95 % interval 93.80 % to 94.70 %; slightly optimistic: an " \
            "earlier test score shaped the grid's design)" in first
 
@@ -467,7 +470,7 @@ def test_4c_is_answered_by_the_validated_final_run_naming_its_network_and_why_no
         "validated": True, "config": config, "history": rows, "val_acc": 0.909, "val_images": 10_000,
         "train_images": 50_000, "chosen": "combined: augment=flip, depth=1x2x2",
         "last_epoch_test": last_epoch_test(rows)}
-    answer = answers.answer_4c(results)
+    answer = answers.answer("4c", results)
     assert answer.sentences == [
         "4c's run is the final model's own training: the 32-64-128-channel network with depth 1-2-2 (adam at "
         "lr 0.01, onecycle, weight decay 0.0, augment flip), the grid's choice rather than the baseline, "
@@ -478,9 +481,9 @@ def test_4c_is_answered_by_the_validated_final_run_naming_its_network_and_why_no
     assert "on the split" in answer.reading[1]
     assert "disagree on 200 of the same 10,000 images" in answer.reading[1]
     results["fashion_mnist"]["final"]["history"] = rows[:1]
-    assert answers.answer_4c(results).sentences[0].startswith("The quick preset trains 1 epoch, not")
+    assert answers.answer("4c", results).sentences[0].startswith("The quick preset trains 1 epoch, not")
     del results["fashion_mnist"]["final"]["validated"]      # else the baseline's run answers, as before
-    assert answers.answer_4c(results).sentences[0].startswith("The quick preset trains 2 epochs")
+    assert answers.answer("4c", results).sentences[0].startswith("The quick preset trains 2 epochs")
 
 
 def test_4d_counts_the_verdicts_that_are_also_beyond_the_baselines_retraining_noise():
@@ -493,6 +496,6 @@ def test_4d_counts_the_verdicts_that_are_also_beyond_the_baselines_retraining_no
         for row in axis["rows"][1:]:
             row["retraining"] = "beyond" if abs(row["delta_pp"]) > 0.52 else "within"
     results["fashion_mnist"]["axes"][0]["rows"][1]["retraining"] = "within"    # as if lr=0.01 were within
-    first = answers.answer_4d(results).sentences[0]
+    first = answers.answer("4d", results).sentences[0]
     assert first.endswith("Holm over all 3 variants of the grid; 1 of 2 also beyond retraining noise "
                           "(±0.52 pp, rough)).")

@@ -22,11 +22,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from miniplaces.inputs import bounded
 from miniplaces.errors import UserError
+from miniplaces.inputs import bounded
+from miniplaces.report import sections
 
 # float32 rounding through the 50 layers of a ResNet: another convolution algorithm (memory layout,
 # instruction set, thread count) moves a class probability by about 1e-5 relative (NCHW against NHWC
@@ -39,7 +41,6 @@ PLACES_ATOL = 1e-7
 RESIDUALS = {"mean_over_positions_vs_logits", "columns_vs_cam_plus_bias"}
 RESIDUAL_ATOL = 1e-3
 NOISE_SE = 3                 # retrained accuracies: this many binomial standard errors
-PLACES_KEYS = ("filters", "units", "cam", "scenes")
 SUMMARY_KEYS = ("against", "previous", "notes", "counts")   # what results.json repeats of changes.json
 NOT_RESULTS = {"schema_version", "run", "model", "gates", "changes"}   # provenance and verdicts, not answers
 
@@ -57,25 +58,19 @@ FIXED_COUNTS = {"params", "train_images", "test_images", "val_images", "grid_tra
 OUTPUT_OPTIONS = {"out", "cache_dir", "use_cache", "pdf", "verbosity", "submission", "allow_demo_submission",
                   "gates", "compare", "strict", "executor", "ray_address", "focus_image", "data_dir",
                   "categories"}
-# Whose numbers an option can move: "filters" (Problem 1), "scenes" (Problems 2-3), "fashion" (Problem 4);
-# "sections" only adds or removes whole sections.
-OPTION_SCOPES = {"arch": ("filters", "scenes"), "weights": ("filters", "scenes"),
-                 "preset": ("filters", "scenes", "fashion"), "filter_layers": ("filters",),
-                 "images": ("scenes",), "replace_images": ("scenes",),
-                 "image_size": ("scenes",), "sweep_limit": ("scenes",), "device": ("scenes", "fashion"),
-                 "seed": ("fashion",), "grid": ("fashion",), "sections": ("sections",)}
+# Whose numbers an option or input can move is each section's ``Compare`` (miniplaces/report/sections):
+# a scope ("filters", "scenes", "fashion") per section; "sections" only adds or removes whole sections.
 
-# Sub-question of a path (list ids dropped; "scenes.cam" read as "cam"): the first matching prefix.
-QUESTION_OF: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("filters", "normalization"), "1a"), (("filters",), "1b"),
-    (("units", "model"), "2a"), (("units", "dissection"), "2b"), (("scenes", "concept_units"), "2b"),
-    (("scenes", "concepts"), "2b"), (("scenes", "most_active"), "2b"), (("scenes", "unit300"), "2b"),
-    (("scenes", "ablation"), "2c"), (("scenes", "sweep"), "2d"), (("units", "sweep_limit"), "2d"),
-    (("cam", "shapes", "chopped"), "3a"), (("cam", "shapes", "reshaped"), "3a"), (("cam", "shapes"), "3b"),
-    (("cam", "verdict"), "3d"), (("cam", "verdict_rule"), "3d"), (("cam", "effective_scenes"), "3d"),
-    (("cam",), "3c"), (("scenes", "top5"), "3c"), (("units",), "2b"),
-    (("fashion_mnist", "final"), "final"), (("fashion_mnist", "baseline"), "4c"), (("fashion_mnist",), "4d"),
-)
+
+def option_scopes(option: str) -> tuple[str, ...]:
+    """The scopes whose numbers a run option can move."""
+    if option == "sections":
+        return ("sections",)
+    return tuple(dict.fromkeys(s.compare.scope for s in sections.REGISTRY if option in s.compare.moved_by))
+
+
+def _scopes(sections_: list) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s.compare.scope for s in sections_))
 
 
 def load_previous(path: Path) -> tuple[dict | None, str, str | None]:
@@ -114,8 +109,12 @@ def load_previous(path: Path) -> tuple[dict | None, str, str | None]:
 MAX_DEPTH = 64     # a results.json nests about 8 deep; the comparison walks both trees recursively
 INT_DIGITS = 30    # its integers are counts, seeds and sizes; int() of 4 300 digits and more raises
 # The keys whose values compare reads as objects (input_differences), parents before children
-OBJECTS = ("run", "run.config", "run.versions", "model", "fashion_mnist", "fashion_mnist.data",
-           "fashion_mnist.grid")
+OBJECTS = ("run", "run.config", "run.versions", "model")   # and each section, and its inputs (objects())
+
+
+def objects() -> tuple[str, ...]:
+    return OBJECTS + tuple(key for s in sections.REGISTRY for key in (s.name, *(
+        f"{s.name}.{path[0]}" for _, kind, path in s.compare.inputs if kind == "config" or len(path) > 1)))
 
 
 class _Refused(ValueError):
@@ -158,7 +157,7 @@ def _kind(value: Any) -> str:
 
 def shape_problem(data: dict) -> str | None:
     """The first key of a results.json whose value is of a type compare cannot read (None: all fine)."""
-    for key in OBJECTS:
+    for key in objects():
         value = _get(data, *key.split("."))
         if value is not None and not isinstance(value, dict):
             return f"{key} is {_kind(value)}, not an object"
@@ -185,7 +184,7 @@ def _get(tree: Any, *keys: str) -> Any:
 
 def input_differences(old: dict, new: dict) -> list[dict]:
     """Inputs that differ: [{input, kind, old, new, explains}]. ``kind`` tells data from code from
-    libraries; ``explains`` says whose numbers (``OPTION_SCOPES``' scopes) the difference may move."""
+    libraries; ``explains`` says whose numbers (the sections' compare scopes) the difference may move."""
     found: list[dict] = []
 
     def differ(name: str, kind: str, a: Any, b: Any, explains: tuple[str, ...]) -> None:
@@ -194,24 +193,26 @@ def input_differences(old: dict, new: dict) -> list[dict]:
 
     if old.get("model") and new.get("model"):   # inputs of a section that ran in both
         differ("Places365 weights (SHA-256)", "data", old["model"].get("sha256"), new["model"].get("sha256"),
-               ("filters", "scenes"))
+               _scopes([s for s in sections.REGISTRY if s.places]))
     if old.get("scenes") and new.get("scenes"):
         old_scenes, new_scenes = _scene_hashes(old), _scene_hashes(new)
         for image in sorted(set(old_scenes) | set(new_scenes), key=str):
             differ(f"scene {image} (SHA-256)", "data", old_scenes.get(image), new_scenes.get(image),
-                   ("scenes",))
-    if old.get("fashion_mnist") and new.get("fashion_mnist"):
-        differ("FashionMNIST data (SHA-256)", "data", _get(old, "fashion_mnist", "data", "sha256"),
-               _get(new, "fashion_mnist", "data", "sha256"), ("fashion",))
-    machine = {"executor", "threads", "workers", "final_threads", "device", "source"}
-    grids = [{k: v for k, v in (_get(r, "fashion_mnist", "grid") or {}).items() if k not in machine}
-             for r in (old, new)]
-    if all(grids):
-        differ("FashionMNIST grid", "config", grids[0], grids[1], ("fashion",))
+                   _scopes([s for s in sections.REGISTRY if s.per_scene]))
+    for section in sections.REGISTRY:   # a section's own inputs (data files, its grid)
+        if not (old.get(section.name) and new.get(section.name)):
+            continue
+        for label, kind, path in section.compare.inputs:
+            values = [_get(r, section.name, *path) for r in (old, new)]
+            if kind == "config":   # settings: the machine's are not inputs
+                values = [{k: v for k, v in (x or {}).items() if k not in section.compare.ignored_input_keys}
+                          for x in values]
+                if not all(values):
+                    continue
+            differ(label, kind, *values, (section.compare.scope,))
     old_config, new_config = _get(old, "run", "config") or {}, _get(new, "run", "config") or {}
     for key in sorted((set(old_config) | set(new_config)) - OUTPUT_OPTIONS):
-        differ(f"option {key}", "config", old_config.get(key), new_config.get(key),
-               OPTION_SCOPES.get(key, ()))
+        differ(f"option {key}", "config", old_config.get(key), new_config.get(key), option_scopes(key))
     differ("code version", "code", _get(old, "run", "version"), _get(new, "run", "version"), ())
     differ("git commit", "code", _get(old, "run", "git_commit"), _get(new, "run", "git_commit"), ())
     old_versions, new_versions = _get(old, "run", "versions") or {}, _get(new, "run", "versions") or {}
@@ -227,12 +228,24 @@ def question_of(path: tuple[str, ...]) -> str:
     keys = tuple(p for p in path if not p.startswith("["))
     if len(keys) == 1:
         return "sections"     # a whole section run in only one of the two reports
-    if keys[:2] == ("scenes", "cam"):
+    if keys[0] == "scenes" and keys[1] in sections.names():   # a section's per-scene block: scenes[i].cam
         keys = keys[1:]
-    for prefix, question in QUESTION_OF:
-        if keys[:len(prefix)] == prefix:
-            return question
-    return "other"
+    found, longest = "other", 0
+    for prefix, question in _question_prefixes():
+        if len(prefix) > longest and keys[:len(prefix)] == prefix:
+            found, longest = question, len(prefix)
+    return found
+
+
+def _question_prefixes() -> Iterator[tuple[tuple[str, ...], str]]:
+    """(results.json path prefix, sub-question) from each section's description; the longest match wins."""
+    for section in sections.REGISTRY:
+        if section.compare.default_question:
+            yield (section.name,), section.compare.default_question
+        for question in section.questions:
+            for number in question.numbers:
+                parts = tuple(number.split("."))
+                yield (parts if parts[0] == "scenes" else (section.name, *parts)), question.key
 
 
 def path_text(path: tuple[str, ...]) -> str:
@@ -289,14 +302,16 @@ def pairs(old: Any, new: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tupl
 def tolerance(path: tuple[str, ...], old: Any, new_results: dict) -> tuple[str, float | None]:
     """(kind, allowed absolute difference) of the number at ``path``; None: listed, never flagged."""
     key = path[-1]
-    if path[0] in PLACES_KEYS:
+    section = sections.get(path[0]) if path[0] in sections.names() else None
+    noise = "places" if path[0] == "scenes" else section.compare.noise if section else None
+    if noise == "places":
         if key in RESIDUALS:
             return "rounding residual", RESIDUAL_ATOL
         if _is_number(old) and isinstance(old, float):
             return "places", PLACES_ATOL + PLACES_RTOL * abs(old)
         return "places", 0.0
-    if path[0] == "fashion_mnist":
-        data = _get(new_results, "fashion_mnist", "data") or {}
+    if noise == "retrained":
+        data = _get(new_results, path[0], "data") or {}
         if key in ACCURACIES and _is_number(old) and 0 <= old <= 1:
             images = data.get("test_images" if key == "test_acc" else
                               "train_images" if key == "train_acc" else "val_images")
@@ -322,8 +337,8 @@ def _differs(a: Any, b: Any) -> bool:
 
 def _explained(path: tuple[str, ...], inputs: list[dict]) -> list[str]:
     """The changed inputs that can move the number at ``path`` (a whole section: the sections run)."""
-    scope = ("sections" if len(path) == 1 else "filters" if path[0] == "filters"
-             else "fashion" if path[0] == "fashion_mnist" else "scenes")
+    scope = ("sections" if len(path) == 1 else sections.get(path[0]).compare.scope
+             if path[0] in sections.names() else "scenes")
     return [i["input"] for i in inputs if scope in i["explains"]]
 
 

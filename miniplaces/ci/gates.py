@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from miniplaces.inputs.checkpoint import untrained
 from miniplaces.ci.compare import flagged
-from miniplaces.report.sections import needing_places
+from miniplaces.inputs.checkpoint import untrained
+from miniplaces.report.sections import REGISTRY, model_section, needing_places, saved_model_accuracy
+from miniplaces.report.wording import series
 
 EXIT_CODE = 3
 PROBLEM_SET_ACCURACY = 0.90      # the problem set's bar for the saved FashionMNIST model
@@ -24,8 +25,14 @@ GATES: dict[str, str] = {
     "unchanged": "no number moved beyond its tolerance since the --compare report, unless an input changed "
                  "(fails when that file could not be compared)",
 }
-NEEDS = {"min-accuracy": "the fashion_mnist section", "no-demo": "a Places section (filters, units or cam)",
-         "unchanged": "--compare PATH"}
+
+
+def needs(gate: str) -> str:
+    """What a gate needs in a run, in words: derived from the sections' descriptions."""
+    model = model_section()
+    places = series([s.name for s in REGISTRY if s.places], "or")
+    return {"min-accuracy": f"the {model.name if model else 'model'} section", "unchanged": "--compare PATH",
+            "no-demo": f"a Places section ({places})"}[gate]
 
 
 @dataclass(frozen=True)
@@ -58,18 +65,19 @@ def parse(spec: str) -> Gate:
 
 def missing_requirement(gate: Gate, sections: tuple[str, ...], compare: bool) -> str | None:
     """Why ``gate`` could not be measured in this run, or None (a gate is never passed unmeasured)."""
-    has = {"min-accuracy": "fashion_mnist" in sections, "unchanged": compare,
+    model = model_section()
+    has = {"min-accuracy": model is not None and model.name in sections, "unchanged": compare,
            "no-demo": bool(needing_places(sections))}
     if not has.get(gate.name, True):
-        return f"--gate {gate.label} needs {NEEDS[gate.name]}"
+        return f"--gate {gate.label} needs {needs(gate.name)}"
     return None
 
 
 def skips(results: dict, sections: list[dict]) -> list[str]:
     """What the run left out of the sections that ran: unreadable scene images, figures not made."""
     found = [f"{s['name']}: {note}" for s in sections for note in s["notes"]]
-    files = {item["file"]: item["why"] for name in ("units", "cam")
-             for item in (results.get(name) or {}).get("skipped", [])}
+    files = {item["file"]: item["why"] for s in REGISTRY
+             for item in (results.get(s.name) or {}).get("skipped", [])}
     return found + [f"image {file}: {why}" for file, why in files.items()]
 
 
@@ -78,7 +86,7 @@ def evaluate(gates: list[Gate], results: dict, sections: list[dict], changes: di
     verdicts = []
     for gate in gates:
         if gate.name == "min-accuracy":
-            accuracy = results["fashion_mnist"]["final"]["test_acc"]
+            accuracy = saved_model_accuracy(results)
             passed = accuracy >= gate.threshold
             measured, text = accuracy, (f"FashionMNIST test accuracy {100 * accuracy:.2f} % "
                                         f"{'>=' if passed else '<'} {100 * gate.threshold:.2f} %")

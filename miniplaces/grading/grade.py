@@ -26,14 +26,13 @@ import time
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from miniplaces import atomic, resources
-
-from miniplaces.grading import gradescope, late_policy, notebook_check, safe_zip, similarity
 from miniplaces.errors import UserError
+from miniplaces.grading import gradescope, late_policy, notebook_check, safe_zip, similarity
 from miniplaces.progress import PoolForecast, Ticker
 
 log = logging.getLogger("miniplaces")
@@ -162,7 +161,8 @@ def main(argv: list[str]) -> int:
 def grade_all(opts: Options) -> list[dict[str, Any]]:
     """One row per zip, in the order given, whatever the number of workers."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["miniplaces.grading.grade_worker"])  # torch is imported once, not per child
+    # torch is imported once, not per child
+    context.set_forkserver_preload(["miniplaces.grading.grade_worker"])
     from miniplaces.grading.grade_worker import PRELOAD_ENV
 
     os.environ[PRELOAD_ENV] = str(opts.data_dir)   # and the test set read once, by the server
@@ -359,4 +359,4 @@ def to_html(rows: list[dict[str, Any]], opts: Options, pairs: list[dict[str, str
         pass_mark=opts.pass_mark, data_dir=str(opts.data_dir),
         timeout_s=opts.timeout_s, memory_mb=opts.memory_mb, workers=opts.workers,
         max_unzipped_mb=opts.limits.max_bytes // 2**20, max_entries=opts.limits.max_entries,
-        when=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+        when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))

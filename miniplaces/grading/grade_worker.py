@@ -25,8 +25,8 @@ import torch
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist.model import FORMAT, ModelConfig, build_model
 from analyses.fashion_mnist.train import evaluate
-
 from miniplaces.grading import notebook_check, selfcontained, similarity
+from miniplaces.report.sections import saved_model_path, saved_model_record
 
 MODEL_SUFFIXES = (".pt", ".pth")
 EVAL_BATCH = 250      # activations of the report's network: ~100 MB, a quarter of the training default
@@ -191,9 +191,9 @@ def check_results(out: dict[str, Any], results: Path) -> None:
         out["problems"].append(f"results.json was not read: more than {MAX_RESULTS_BYTES // 2**20} MiB")
         return
     try:
-        claim = json.loads(results.read_text(encoding="utf-8"))["fashion_mnist"]["final"]["test_acc"]
-    except (ValueError, KeyError, TypeError, IndexError):
-        out["problems"].append("results.json holds no fashion_mnist.final.test_acc")
+        claim = saved_model_record(json.loads(results.read_text(encoding="utf-8")))["test_acc"]
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+        out["problems"].append(f"results.json holds no {saved_model_path()}.test_acc")
         return
     out["claimed_results_json"] = _claim(out, claim, "results.json")
 

@@ -25,10 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from miniplaces import atomic, resources
-
-from miniplaces.inputs import bounded
-
 from miniplaces.grading import late_policy, safe_zip
+from miniplaces.inputs import bounded
 
 log = logging.getLogger("miniplaces")
 
@@ -223,7 +221,6 @@ def main(argv: list[str]) -> int:
 
 def grade_submission(a: argparse.Namespace) -> dict[str, Any]:
     from analyses.fashion_mnist import data as fdata
-
     from miniplaces.grading import grade
 
     start = time.monotonic()

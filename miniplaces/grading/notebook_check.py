@@ -19,9 +19,8 @@ from typing import Any
 
 import nbformat
 
-from miniplaces.inputs import bounded
-
 from miniplaces.grading import similarity
+from miniplaces.inputs import bounded
 
 MAX_BYTES = 50 * 2**20          # the report's notebook with its PNG outputs is a few MB
 MAX_DEPTH = 64                  # nbformat needs 6; deeper JSON is an attack on the parser

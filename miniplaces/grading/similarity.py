@@ -25,8 +25,9 @@ import itertools
 import keyword
 import tokenize
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

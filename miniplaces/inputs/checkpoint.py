@@ -8,7 +8,8 @@ that never moved, the same prediction whatever the image). Both go to results.js
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -45,7 +46,7 @@ def provenance(arch: str, sha256: str, demo: bool) -> dict:
                      "of the CSAIL release)"}
 
 
-def _fc_at_default_init(model: "torch.nn.Module") -> tuple[str | None, dict]:
+def _fc_at_default_init(model: torch.nn.Module) -> tuple[str | None, dict]:
     """nn.Linear's default init draws weights from U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     weight = model.fc.weight.detach().float().cpu()
     fan_in = weight.shape[1]
@@ -59,7 +60,7 @@ def _fc_at_default_init(model: "torch.nn.Module") -> tuple[str | None, dict]:
     return None, measured
 
 
-def _batchnorm_at_defaults(model: "torch.nn.Module") -> tuple[str | None, dict]:
+def _batchnorm_at_defaults(model: torch.nn.Module) -> tuple[str | None, dict]:
     """BatchNorm's running mean and variance start at 0 and 1 and move with the first training batch."""
     import torch
 
@@ -95,7 +96,7 @@ def _same_prediction(probs: Sequence[np.ndarray], labels: Sequence[str]) -> tupl
     return None, measured
 
 
-def weights_check(model: "torch.nn.Module", probs: Sequence[np.ndarray] | None = None,
+def weights_check(model: torch.nn.Module, probs: Sequence[np.ndarray] | None = None,
                   labels: Sequence[str] = ()) -> dict:
     """{"verdict": "untrained" | "no sign of an untrained network", "reasons": [...], "measured": {...}}.
 

@@ -18,17 +18,17 @@ import urllib.parse
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 import torch
 import torchvision
 
-from miniplaces.inputs import bounded
 from miniplaces.cache import file_sha256
-from miniplaces.inputs.device import pick_device
 from miniplaces.errors import UserError
+from miniplaces.inputs import bounded
+from miniplaces.inputs.device import pick_device
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,17 @@ import hashlib
 import io
 import json
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps
 
-from miniplaces.inputs import bounded
-
 from miniplaces import resources
 from miniplaces.errors import UserError
+from miniplaces.inputs import bounded
 from miniplaces.outdir import unique_slug
 
 DATA_DIR = resources.folder("scenes")

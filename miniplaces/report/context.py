@@ -8,13 +8,15 @@ from __future__ import annotations
 import functools
 import glob
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from miniplaces import resources
 from miniplaces.cache import Cache
 from miniplaces.config import RunConfig
+from miniplaces.report import sections
 
 log = logging.getLogger("miniplaces")
 
@@ -97,12 +99,20 @@ class RunContext:
             places, c = self.places(), self.config
             inputs = {"sha256": places.sha256, "arch": places.arch, "labels": digest(places.labels),
                       "image_size": c.image_size,
-                      "params": {s: c.params(s) for s in ("filters", "units", "cam")}}
+                      "params": {s.name: s.params(c) for s in sections.REGISTRY if s.places}}
             if with_scenes:
                 inputs["scenes"] = [(s.name, s.sha256, digest(s.concepts)) for s in self.scenes().scenes]
             return inputs
 
         return self.shared(f"places_inputs/{with_scenes}", build)
+
+    def params(self, section: str) -> dict:
+        """The section's knobs under this run's preset and options."""
+        return sections.get(section).params(self.config)
+
+    def per_scene_sections(self) -> list[str]:
+        """The running sections that answer per scene (they need the scenes decoded)."""
+        return [s.name for s in sections.running(self.config.sections) if s.per_scene]
 
     def relative(self, path: Path) -> str:
         return Path(path).relative_to(self.out).as_posix()
@@ -131,12 +141,12 @@ class RunContext:
 
         places = self.places()
         probs = None
-        if {"units", "cam"} & set(self.config.sections):
+        if self.per_scene_sections():
             probs = [softmax(self.feature_maps(scene)[0].logits) for scene in self.scenes().scenes]
         return {**places.to_json(), "weights_check": weights_check(places.model, probs, places.labels)}
 
     def scenes(self):
-        """The scene images of Problems 2 and 3 (miniplaces.inputs.scenes.SceneSet), decoded once; warnings once.
+        """The scene images of Problems 2 and 3 (inputs.scenes.SceneSet), decoded once; warnings once.
         Scenes whose preprocessed tensors are equal are analysed once (the others listed as duplicates)."""
         from analyses.feature_maps import preprocess
         from miniplaces.inputs.scenes import drop_duplicates, load_scenes
@@ -154,8 +164,8 @@ class RunContext:
         input size, the architecture and the source of the decoding and feature-map code.
         """
         from analyses import feature_maps as fm
-        from miniplaces.inputs import scenes as scenes_module
         from miniplaces.cache import code_version
+        from miniplaces.inputs import scenes as scenes_module
 
         places = self.places()
         parts = {"sha256": places.sha256, "image": scene.sha256, "size": self.config.image_size,

@@ -21,14 +21,14 @@ JPEG_QUALITY = 85        # no visible artefacts on photographs at this resolutio
 JPEG_WORTH_IT = 0.6      # JPEG only when it is at most 60 % of the PNG: a plot gains nothing from it
 
 
-def _watermark(fig: "plt.Figure") -> None:
+def _watermark(fig: plt.Figure) -> None:
     fig.text(0.5, 0.5, DEMO_MARK, fontsize=22, color="red", alpha=0.35, ha="center", va="center",
              rotation=20, weight="bold", transform=fig.transFigure, zorder=1000)
     fig.text(0.995, 0.005, DEMO_MARK, fontsize=8, color="red", ha="right", va="bottom",
              transform=fig.transFigure, zorder=1000)
 
 
-def png_bytes(fig: "plt.Figure", demo: bool = False) -> bytes:
+def png_bytes(fig: plt.Figure, demo: bool = False) -> bytes:
     """Render ``fig`` to PNG bytes; a figure of the demo model carries a visible watermark."""
     if demo:
         _watermark(fig)
@@ -39,7 +39,7 @@ def png_bytes(fig: "plt.Figure", demo: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def compact_bytes(fig: "plt.Figure", demo: bool = False) -> tuple[bytes, str]:
+def compact_bytes(fig: plt.Figure, demo: bool = False) -> tuple[bytes, str]:
     """(bytes, extension) of ``fig``: JPEG when that is much smaller than PNG (photographs), else PNG."""
     png = png_bytes(fig, demo)
     image = Image.open(io.BytesIO(png))
@@ -65,7 +65,7 @@ def plain(text: str, n: int = 40) -> str:
     return text.replace("$", r"\$")
 
 
-def display_image(image: "Image.Image", side: int = DISPLAY_SIDE):
+def display_image(image: Image.Image, side: int = DISPLAY_SIDE):
     """A PIL image as a float RGB array at most ``side`` pixels a side (figures need no more)."""
     import numpy as np
     from PIL import Image
@@ -118,7 +118,7 @@ def mosaic(tiles: np.ndarray, gap: int = 1,
     return image, anchors
 
 
-def bare(ax: "plt.Axes") -> None:
+def bare(ax: plt.Axes) -> None:
     """No ticks, tick marks or frame."""
     ax.set_xticks([])
     ax.set_yticks([])

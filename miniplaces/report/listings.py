@@ -15,21 +15,10 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import PythonLexer
 
 from miniplaces import resources
+from miniplaces.report.sections import running
 
 REPO = resources.ROOT
 CSS_CLASS = "highlight"
-
-# sub-question -> (section that must have run, dotted names of the functions shown)
-LISTED: dict[str, tuple[str, tuple[str, ...]]] = {
-    "1a": ("filters", ("analyses.filters.normalize_tensor",)),
-    "2a": ("units", ("analyses.feature_maps.chop",)),
-    "3a": ("cam", ("analyses.cam.reshape_hw_c",)),
-    "3b": ("cam", ("analyses.cam.fc_per_position",)),
-    "4a": ("fashion_mnist", ("analyses.fashion_mnist.train.train",)),
-    "4b": ("fashion_mnist", ("analyses.fashion_mnist.train.get_prediction",
-                             "analyses.fashion_mnist.train.evaluate")),
-    "4c": ("fashion_mnist", ("analyses.fashion_mnist.train.make_optimizer",)),
-}
 
 
 def resolve(dotted: str):
@@ -52,10 +41,9 @@ def listing(dotted: str) -> dict:
             "lines": source.count("\n"), "source": source, "html": html}
 
 
-def build(sections: list[str]) -> dict[str, list[dict]]:
-    """The listings of every sub-question whose section ran."""
-    return {key: [listing(d) for d in names] for key, (section, names) in LISTED.items()
-            if section in sections}
+def build(ran: list[str]) -> dict[str, list[dict]]:
+    """The listings of every sub-question whose section ran (``Question.listed``)."""
+    return {q.key: [listing(d) for d in q.listed] for s in running(ran) for q in s.questions if q.listed}
 
 
 def stylesheet() -> str:

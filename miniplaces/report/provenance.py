@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from importlib import metadata
-from pathlib import Path
 
 from miniplaces import resources
 from miniplaces.config import RunConfig
@@ -42,7 +41,7 @@ def run_info(config: RunConfig, ctx: RunContext, model: dict | None, steps: list
     from miniplaces.inputs.device import pick_device
     return {
         "version": version,
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "preset": config.preset,
         "seed": config.seed,
         "sections": list(config.sections),

@@ -14,28 +14,12 @@ from typing import Any
 import jinja2
 
 from miniplaces import atomic, resources
-
 from miniplaces.report import listings
+from miniplaces.report.sections import template_dirs
+from miniplaces.report.wording import num, p_value, pct, signed
 
 log = logging.getLogger(__name__)
 TEMPLATES = resources.folder("templates")
-
-
-def pct(x: float | None, digits: int = 1) -> str:
-    return "n/a" if x is None else f"{100 * x:.{digits}f} %"
-
-
-def num(x: float | None, digits: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
-
-
-def p_value(p: float | None) -> str:
-    """'p = 0.042', or 'p < 0.001' where three decimals would print a misleading 0.000."""
-    return "p n/a" if p is None else "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def signed(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:+.{digits}f}"
 
 
 def table_of_contents(sections: list[dict], scenes: list[dict], gates: list, changes: dict | None
@@ -56,8 +40,7 @@ def table_of_contents(sections: list[dict], scenes: list[dict], gates: list, cha
     if scenes:
         entries.append(("appendix-scenes", "Appendix A: every scene",
                         [(f"scene-{sc['id']}", f"A.{i} {sc['image']}") for i, sc in enumerate(scenes, 1)]))
-    if any(s["name"] == "fashion_mnist" for s in sections):
-        entries.append(("appendix-training", "Appendix B: every training run", []))
+    entries += [(s["appendix"]["anchor"], s["appendix"]["title"], []) for s in sections if s["appendix"]]
     numbered = [{"number": n, "href": href, "label": label,
                  "children": [{"href": h, "label": lab} for h, lab in children]}
                 for n, (href, label, children) in enumerate(entries, 1)]
@@ -67,7 +50,7 @@ def table_of_contents(sections: list[dict], scenes: list[dict], gates: list, cha
 
 
 def environment(out: Path, for_pdf: bool) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([TEMPLATES, *template_dirs()]), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
     def src(relative: str) -> str:

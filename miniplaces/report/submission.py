@@ -11,8 +11,9 @@ import zipfile
 from pathlib import Path
 
 from miniplaces import atomic
-from miniplaces.inputs.checkpoint import untrained
 from miniplaces.errors import UserError
+from miniplaces.inputs.checkpoint import untrained
+from miniplaces.report.sections import model_section, saved_model_record
 
 log = logging.getLogger(__name__)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -41,9 +42,9 @@ def write_submission(out: Path, name: str, results: dict, allow_demo: bool) -> P
         raise UserError("--submission refuses a report whose Places365 weights behave as untrained "
                         "(model.weights_check in results.json); the report is written, but pass a trained "
                         "checkpoint, or --allow-demo-submission if you really mean it")
-    final = (results.get("fashion_mnist") or {}).get("final") or {}
+    final = saved_model_record(results)
     if not final.get("model_file"):
-        raise UserError("--submission needs the Problem 4 model file: do not --skip fashion_mnist")
+        raise UserError(f"--submission needs the saved model file: do not --skip {model_section().name}")
     notebook = results.get("notebook") or {}
     if not notebook.get("file"):
         raise UserError("--submission needs report.ipynb with its cells run: "

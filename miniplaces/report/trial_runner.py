@@ -18,18 +18,18 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
 from analyses.fashion_mnist import data as fdata
 from analyses.fashion_mnist import trials as ftrials
 from analyses.fashion_mnist.grid import TrialSpec
-
 from miniplaces import resources
 from miniplaces.cache import Cache, code_version, digest
 from miniplaces.errors import UserError
@@ -290,7 +290,7 @@ def run_ray(specs: Sequence[TrialSpec], env: TrialEnv, address: str | None = Non
                                         {"cpu": env.threads})
         with track(len(specs), "trials", max(1, int(cpus // env.threads))) as ticker:
             tuner = tune.Tuner(trainable, param_space={"index": tune.grid_search(list(range(len(specs))))},
-                               run_config=tune.RunConfig(storage_path=storage, name="fashion_mnist", verbose=0,
+                               run_config=tune.RunConfig(storage_path=storage, name=NAMESPACE, verbose=0,
                                                          callbacks=[_counting(tune, ticker)]))
             results = tuner.fit()
         trained = {}

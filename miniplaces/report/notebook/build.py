@@ -1,8 +1,9 @@
 """The notebook view of a run: the problem set's structure, the report's answers, the code that ran.
 
-``OUTLINE`` is the notebook, problem by problem: each sub-question names the definitions whose source
-its code cell shows (copied from the running code by ``source.Program``, with everything they need)
-and the lines that call them. The answer text is the report's (``answers.build``); the Places cells
+The notebook follows the sections' descriptions (``miniplaces.report.sections``): a heading per
+problem, the problem set's words per sub-question, and a code cell with the question's listed
+functions. ``CODE`` adds, per sub-question, the other definitions its cell shows (copied from the
+running code by ``source.Program``, with everything they need) and the lines that call them. The answer text is the report's (``answers.build``); the Places cells
 recompute their figures live; Problem 4 loads the saved model and scores it, and shows the run's
 training history and grid as recorded data, or retrains the final configuration with ``RETRAIN``.
 """
@@ -14,11 +15,11 @@ from pathlib import Path
 
 import nbformat
 
-from miniplaces.report import answers as answer_text
-from miniplaces.report.answers import capital
 from miniplaces.inputs.checkpoint import untrained_warning
-from miniplaces.report.sections import BY_NAME
+from miniplaces.report import answers as answer_text
+from miniplaces.report import sections
 from miniplaces.report.notebook.source import Program
+from miniplaces.report.wording import capital
 
 CELLS = "miniplaces.report.notebook.cells"
 FILTERS, FMAPS, CAM, ABLATION = "analyses.filters", "analyses.feature_maps", "analyses.cam", \
@@ -28,55 +29,40 @@ IMAGES_DIR = "notebook_images"     # the scenes, beside the notebook, as the los
 
 
 @dataclass(frozen=True)
-class Question:
-    key: str                          # "1a": also the answer's key in answers.build
-    asks: str                         # the problem set's words
-    defines: tuple[str, ...] = ()     # dotted names whose source the code cell shows
+class Code:
+    """A sub-question's code cell beyond its listed functions (``Question.listed``)."""
+
+    defines: tuple[str, ...] = ()     # more definitions the cell shows, after the listed ones
     calls: str = ""                   # what the cell then runs
-
-
-@dataclass(frozen=True)
-class Problem:
-    section: str                              # the report section that answers it (sections.REGISTRY)
-    title: str                                # the problem set's title
-    questions: tuple[Question, ...]
-    setup: str = ""                           # the cell that loads the problem's inputs
+    first: tuple[str, ...] = ()       # definitions that read better before the listed ones
+    setup: str = ""                   # a cell before the question's: its problem's inputs
     setup_defines: tuple[str, ...] = ()
 
-    @property
-    def number(self) -> int:
-        return BY_NAME[self.section].problem
+    def definitions(self, question: sections.Question) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.first, *question.listed, *self.defines)))
 
 
-OUTLINE: tuple[Problem, ...] = (
-    Problem("filters", "Filter Visualization", setup="""\
+PLACES_SETUP = Code(setup="""\
 model = load_places_model(WEIGHTS, ARCH, DEMO_SEED).to(DEVICE)
 labels = load_categories(CATEGORIES)
 images = {Path(p).stem: load_image(p) for p in IMAGES}
 focus = images[FOCUS_IMAGE] if FOCUS_IMAGE in images else None
 print(f'{ARCH}: {"untrained (demo)" if WEIGHTS is None else WEIGHTS}; {len(images)} scenes')
-""", setup_defines=(f"{CELLS}.load_places_model", f"{CELLS}.load_categories", f"{CELLS}.load_image"),
-            questions=(
-        Question("1a", "Implement normalize_tensor to normalize the input kernel for better visualization in "
-                       "the visualize_filters function.", (f"{FILTERS}.normalize_tensor",), """\
+""", setup_defines=(f"{CELLS}.load_places_model", f"{CELLS}.load_categories", f"{CELLS}.load_image"))
+
+CODE: dict[str, Code] = {
+    "1a": Code(calls="""\
 print(normalize_tensor(model.conv1.weight).aminmax())
 """),
-        Question("1b", "Visualize filters for another convolutional layer in ResNet.",
-                 (f"{CELLS}.visualize_filters",), """\
+    "1b": Code(defines=(f"{CELLS}.visualize_filters",), calls="""\
 for layer in FILTER_LAYERS:
     visualize_filters(model, layer)
 """),
-    )),
-    Problem("units", "Internal Activation Visualization", questions=(
-        Question("2a", "Create a version of the ResNet model without the last two layers to expose the last "
-                       "convolutional layers in generate_featuremap_unit function.",
-                 (f"{FMAPS}.chop", f"{CELLS}.generate_featuremap_unit", f"{CELLS}.show_maps"), """\
+    "2a": Code(defines=(f"{CELLS}.generate_featuremap_unit", f"{CELLS}.show_maps"), calls="""\
 print(chop(model)(preprocess(focus, IMAGE_SIZE).to(DEVICE)).shape)
 show_maps(focus, {'unit 300': generate_featuremap_unit(model, focus, 300, IMAGE_SIZE)})
 """),
-        Question("2b", "As you can see, the unit 300 activates the mountain part of the image. Find other "
-                       "units that detect 1) sky and 2) building in the image.",
-                 (f"{CELLS}.print_table",), """\
+    "2b": Code(defines=(f"{CELLS}.print_table",), calls="""\
 for concept, found in RECORDED['units'].items():   # each on the scene with the most of it
     scene = images[found['scene']]
     print_table(found['units'], f"{concept}: the units with the highest IoU over the annotated scenes "
@@ -90,63 +76,42 @@ for concept, found in RECORDED['units'].items():   # each on the scene with the 
     if maps:
         show_maps(scene, maps, IMAGE_SIZE)
 """),
-        Question("2c", "Deactivate the top-5 units with the largest FC weights for the top-1 category, "
-                       "compare the original and new top-5 predictions, and show the feature maps of those "
-                       "units.",
-                 (f"{CELLS}.ablate_and_compare",), """\
+    "2c": Code(defines=(f"{CELLS}.ablate_and_compare",), calls="""\
 pooled_maps, fc_weight, fc_bias = ablate_and_compare(model, focus, labels, IMAGE_SIZE)
 """),
-        Question("2d", "Try to deactivate fewer units. Report the lowest number of dropped units required to "
-                       "change the top prediction class.", (f"{ABLATION}.exact_minimum",), """\
+    "2d": Code(defines=(f"{ABLATION}.exact_minimum",), calls="""\
 fewest = exact_minimum(pooled_maps.pooled, fc_weight, fc_bias)
 print(f'fewest units: {fewest.k} {[int(u) for u in fewest.units]}; top-1 '
       f'{labels[fewest.cls]} -> {labels[fewest.new_top1] if fewest.k else None}')
 if fewest.k:
     show_maps(focus, {f'unit {int(u)}': pooled_maps.maps[u] for u in fewest.units[:6]})
 """),
-    )),
-    Problem("cam", "Class Activation Map (CAM)", questions=(
-        Question("3a", "Convert the chopped ResNet's (1 x 2048 x 8 x 8) output to a tensor of size (hw x c).",
-                 (f"{CAM}.reshape_hw_c", f"{CELLS}.hw_by_c"), """\
+    "3a": Code(defines=(f"{CELLS}.hw_by_c",), calls="""\
 maps, hw_c = hw_by_c(model, focus, IMAGE_SIZE)
 print(tuple(maps.shape), '->', tuple(hw_c.shape))
 """),
-        Question("3b", "Feed the new tensor from (a) to the fully connected layer of ResNet. You will get an "
-                       "output of size (hw x 365).", (f"{CAM}.fc_per_position",), """\
+    "3b": Code(calls="""\
 per_position = fc_per_position(maps, model.fc)
 print(tuple(per_position.shape))
 """),
-        Question("3c", "Show the feature maps (combined with the input image) of the top 5 predicted "
-                       "categories and explain the relationship between the feature activation and the "
-                       "category.",
-                 (f"{CELLS}.show_cams",), """\
+    "3c": Code(defines=(f"{CELLS}.show_cams",), calls="""\
 probs = per_position.mean(0).softmax(0).cpu().numpy()   # the FC is linear: the mean of (b) is the logits
 top5 = [int(c) for c in probs.argsort()[::-1][:5]]
 show_cams(focus, maps, model.fc.weight.detach().cpu().numpy(), top5, labels, probs, IMAGE_SIZE)
 """),
-        Question("3d", "Try running this visualization method on another image of a scene. Is the "
-                       "visualization still effective for your image? Explain why or why not.",
-                 (f"{CELLS}.top1_cam", f"{CELLS}.print_table"), """\
+    "3d": Code(defines=(f"{CELLS}.top1_cam", f"{CELLS}.print_table"), calls="""\
 for name, image in images.items():
     top = top1_cam(model, image, labels, IMAGE_SIZE)
     show_maps(image, {f"{name}: {top['label']} ({top['prob']:.1%})": top['cam']}, IMAGE_SIZE)
 print_table(RECORDED['faithfulness'], "Deletion and insertion areas of each map on its scene's top-1 class "
             "(recorded by the report run; the report's 3d explains the test)")
 """),
-    )),
-    Problem("fashion_mnist", "Network Training", setup="""\
+    "4a": Code(first=(f"{FASHION}.model.SmallCNN",), setup="""\
 data = load(Path(FASHION_MNIST_DIR))
 print(f'{len(data.train_y)} training and {len(data.test_y)} test images from {FASHION_MNIST_DIR}')
-""", setup_defines=(f"{FASHION}.data.load", f"{FASHION}.data.CLASSES"), questions=(
-        Question("4a", "Complete the function train that trains a network for 1 epoch.",
-                 (f"{FASHION}.model.SmallCNN", f"{FASHION}.train.train")),
-        Question("4b", "Implement the get_prediction function, which returns the index of the predicted "
-                       "class given an image and a network, and the accuracy computation in evaluate.",
-                 (f"{FASHION}.train.get_prediction", f"{FASHION}.train.evaluate")),
-        Question("4c", "Instantiate an optimizer to update the weights of the network during training. Run "
-                       "training and validation for 10 epochs and report your final validation accuracy.",
-                 (f"{FASHION}.train.make_optimizer", f"{FASHION}.train.TrialConfig", f"{FASHION}.train.fit",
-                  f"{FASHION}.data.split", f"{CELLS}.plot_curves"), """\
+""", setup_defines=(f"{FASHION}.data.load", f"{FASHION}.data.CLASSES")),
+    "4b": Code(),
+    "4c": Code(defines=(f"{FASHION}.train.TrialConfig", f"{FASHION}.train.fit", f"{FASHION}.data.split", f"{CELLS}.plot_curves"), calls="""\
 curves = {label: (c['epoch'], c['accuracy']) for label, c in RECORDED['curves'].items()}
 if RETRAIN:  # the final configuration, trained here with the code above
     config = TrialConfig().updated(RECORDED['final']['config'])
@@ -162,24 +127,19 @@ if RETRAIN:  # the final configuration, trained here with the code above
 plot_curves(curves, 'Problem 4c: accuracy by epoch (recorded by the report run'
             + (', and retrained here)' if RETRAIN else ')'))
 """),
-        Question("4d", "Experiment with data augmentation, weight initialization, the number of layers or "
-                       "features, the type of optimizer, the learning rate and/or schedule, and "
-                       "regularization.",
-                 (f"{CELLS}.plot_grid", f"{CELLS}.print_table"), """\
+    "4d": Code(defines=(f"{CELLS}.plot_grid", f"{CELLS}.print_table"), calls="""\
 print_table(RECORDED['grid'], 'Every variant against the baseline (recorded by the report run)')
 plot_grid(RECORDED['grid'], RECORDED['baseline_val_acc'],
           'Problem 4d: every grid variant, validation accuracy (recorded by the report run)')
 """),
-        Question("final", "Save your model. You will receive credit if your model attains > 90% accuracy.",
-                 (f"{FASHION}.model.load_model",), """\
+    "final": Code(defines=(f"{FASHION}.model.load_model",), calls="""\
 net = retrained if RETRAIN else load_model(MODEL_FILE, DEVICE)
 test = evaluate(net, data.test_x, data.test_y)
 print(f'test accuracy: {test.accuracy:.2%} ({int(test.correct.sum())} of {len(data.test_y)}); '
       f"recorded by the report run: {RECORDED['final']['test_acc']:.2%}")
 print('first test images:', [CLASSES[get_prediction(x, net)] for x in data.test_x[:5]])
 """),
-    )),
-)
+}
 
 
 def parameters(results: dict) -> dict:
@@ -197,11 +157,19 @@ def parameters(results: dict) -> dict:
         "FOCUS_IMAGE": next((s["id"] for s in results.get("scenes", [])
                              if s["image"] == run.get("focus_scene")), None),
         "IMAGE_SIZE": run["config"]["image_size"],
-        "FILTER_LAYERS": [layer["layer"] for layer in (results.get("filters") or {}).get("layers", [])],
+        **{name: value for section in sections.running(run["sections"])
+           for name, value in hook(section, "notebook_parameters", results).items()},
         "FASHION_MNIST_DIR": (fashion.get("data") or {}).get("source"),
         "MODEL_FILE": (fashion.get("final") or {}).get("model_file"),
         "RETRAIN": False,
     }
+
+
+def hook(section: sections.Section, name: str, results: dict) -> dict:
+    """What a section's glue module gives the notebook (``notebook_parameters``, ``notebook_record``):
+    {} where it has no such function."""
+    function = getattr(section.load(), name, None)
+    return function(results) if function else {}
 
 
 PARAMETER_NOTES = {
@@ -212,22 +180,11 @@ PARAMETER_NOTES = {
 
 
 def recorded(results: dict) -> dict:
-    """The run's numbers that the notebook shows but does not recompute (labelled as recorded)."""
+    """The run's numbers that the notebook shows but does not recompute (labelled as recorded): each
+    running section's ``notebook_record(results)``, where its glue module has one."""
     data: dict = {}
-    units = results.get("units")
-    if units:
-        overall = units["dissection"]["overall"]
-        data["units"] = {c: {"scene": scene_with(results, c),
-                             "units": [{"unit": t["unit"], "iou": round(t["iou"], 4),
-                                        "detector (corrected test)": t["unit"] in detectors(overall[c])}
-                                       for t in overall[c]["top"][:5] if t["iou"] > 0]}
-                         for c in ("sky", "building", "mountain") if c in overall}
-    data["faithfulness"] = [
-        {"scene": s["image"], "class": s["cam"]["faithfulness"]["class"]["label"], "map": method,
-         "deletion_auc": round(v["deletion_auc"], 4), "insertion_auc": round(v["insertion_auc"], 4),
-         "effective": v.get("effective")}
-        for s in results.get("scenes", []) if (s.get("cam") or {}).get("faithfulness")
-        for method, v in s["cam"]["faithfulness"]["methods"].items()]
+    for section in sections.running(results["run"]["sections"]):
+        data.update(hook(section, "notebook_record", results))
     fashion = results.get("fashion_mnist")
     if fashion:
         base, final = fashion["baseline"], fashion["final"]
@@ -256,23 +213,9 @@ def recorded(results: dict) -> dict:
     return data
 
 
-def scene_with(results: dict, concept: str) -> str | None:
-    """The id of the scene to show ``concept``'s units on: the focus scene when it has the concept (the
-    problem set asks about "the image"), else the scene whose mask of it covers the most."""
-    shares = [(s["image"] == results["run"].get("focus_scene"), c["mask_fraction"], s["id"])
-              for s in results.get("scenes", []) for c in s.get("concepts", []) if c["concept"] == concept]
-    return max(shares)[2] if shares else None
-
-
-def detectors(concept: dict) -> set[int]:
-    """The units the report's test, corrected for every unit and concept, calls detectors."""
-    return {d["unit"] for d in concept.get("corrected_detectors", [])}
-
-
-def markdown_answer(question: Question, answer) -> str:
-    points = answer_text.QUESTIONS[question.key][1]
+def markdown_answer(question: sections.Question, answer) -> str:
     heading = "Final model" if question.key == "final" else f"{question.key}"
-    lines = [f"## {heading} ({points})", "", f"> {question.asks}", ""]
+    lines = [f"## {heading} ({question.points})", "", f"> {question.problem_set or question.asks}", ""]
     if answer is not None:
         lines += ["**Answer** (the report's, from this run's numbers): " + answer.text]
         lines += ["", *answer.reading] if answer.reading else []
@@ -288,19 +231,20 @@ def build(results: dict) -> tuple[nbformat.NotebookNode, dict]:
     program = Program()
     cells: list[nbformat.NotebookNode] = []
     places_loaded = False
-    for problem in OUTLINE:
-        if problem.section not in ran:
-            continue
-        cells.append(v4.new_markdown_cell(f"# Problem {problem.number}: {problem.title}"))
-        setup, defines = problem.setup, problem.setup_defines
-        if BY_NAME[problem.section].places and not places_loaded:
-            setup, defines, places_loaded = OUTLINE[0].setup, OUTLINE[0].setup_defines, True
-        if setup:
-            cells.append(code_cell(program.cell(*defines), setup.strip(), f"problem-{problem.number}"))
-        for question in problem.questions:
+    for section in sections.running(ran):
+        tag = f"problem-{section.problem}"
+        cells.append(v4.new_markdown_cell(f"# Problem {section.problem}: {section.problem_title}"))
+        if section.places and not places_loaded:
+            cells.append(code_cell(program.cell(*PLACES_SETUP.setup_defines), PLACES_SETUP.setup.strip(), tag))
+            places_loaded = True
+        for question in section.questions:
+            code = CODE.get(question.key, Code())
+            if code.setup:
+                cells.append(code_cell(program.cell(*code.setup_defines), code.setup.strip(), tag))
             cells.append(v4.new_markdown_cell(markdown_answer(question, answers.get(question.key))))
-            cells.append(code_cell(program.cell(*question.defines), question.calls.strip(),
-                                   f"problem-{problem.number}", question.key))
+            if code.definitions(question) or code.calls:
+                cells.append(code_cell(program.cell(*code.definitions(question)), code.calls.strip(), tag,
+                                       question.key))
     head = [v4.new_markdown_cell(title_cell(results)),
             code_cell("", parameters_source(params), "parameters"),
             code_cell("", "from __future__ import annotations\n\nimport json\nfrom pathlib import Path\n\n"
@@ -350,7 +294,9 @@ def readable_json(data: dict) -> str:
 
 def title_cell(results: dict) -> str:
     run, model = results["run"], results.get("model") or {}
-    lines = ["# Miniplaces: Problems 1-4", "",
+    numbers = [s.problem for s in sections.running(run["sections"])]
+    problems = f"Problems {numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else f"Problem {numbers[0]}"
+    lines = [f"# Miniplaces: {problems}", "",
              f"Written by miniplaces-report (run `{run['run_id']}`, {run['date']}, preset `{run['preset']}`, "
              f"seed {run['seed']}). Each code cell holds the code that computed the report's numbers, copied "
              "from the project; the notebook imports nothing from it. The answers are the report's; the "

@@ -2,7 +2,7 @@
 
 CAMs reuse the layer4 maps of Problem 2 (ctx.feature_maps): the FC layer applied at each of the
 h x w positions is all that 3a-3c add, one small matrix product per scene. 3d's verdict is measured
-by deletion and insertion (miniplaces/report/sections/cam_faithfulness.py): tens of forward passes per scene, cached.
+by deletion and insertion (sections/cam_faithfulness.py): tens of forward passes per scene, cached.
 """
 from __future__ import annotations
 
@@ -15,14 +15,11 @@ from analyses import cam as analysis
 from analyses.feature_maps import fc_params, top_k
 from miniplaces import atomic
 from miniplaces.report import figures
-from miniplaces.report.sections import cam_faithfulness
+from miniplaces.report.answers import cam as sentences
 from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.report.figures import colour_scale, display_image, overlay, plain
+from miniplaces.report.sections import cam_faithfulness
 
-TITLE = "Class activation maps (CAM)"
-TOC = [("cam-3a", "3a. (1 x c x h x w) to (hw x c)"), ("cam-3b", "3b. FC layer per position: (hw x 365)"),
-       ("cam-3c", "3c. CAMs of the top-5 classes, explained"),
-       ("cam-3d", "3d. Other scenes: is CAM effective?")]
 CONTRIBUTORS = 3   # units listed per class
 
 
@@ -35,7 +32,7 @@ def run(ctx: RunContext) -> SectionResult:
     start = time.perf_counter()
     places = ctx.places()
     scene_set = ctx.scenes()
-    k = int(ctx.config.params("cam").get("top_k", 5))
+    k = int(ctx.params("cam").get("top_k", 5))
     weight, bias = fc_params(places.model)
     faithful = cam_faithfulness.settings(ctx)
     measured = {s.id for s in cam_faithfulness.measured(scene_set.scenes, faithful, ctx.config.focus_image)}
@@ -132,19 +129,10 @@ def _explain(t, maps, weight, shown, raw, masks) -> dict:
         concepts.append({"concept": name, "mass": mass, "area": area,
                          "lift": mass / area if area > 0 else None})
     concepts.sort(key=lambda d: -d["mass"])
-    peak = np.unravel_index(int(np.argmax(raw)), raw.shape)
-    parts = [f"'{t['label']}' (p = {t['prob']:.4f}) is driven most by units "
-             + ", ".join(f"{u['unit']} ({u['share']:.0%} of the positive evidence)" for u in units)]
-    covered = [d for d in concepts if d["lift"] is not None and d["lift"] > 1.0]
-    if covered:
-        parts.append("its CAM concentrates on " + ", ".join(
-            f"{d['concept']} ({d['mass']:.0%} of the CAM mass on {d['area']:.0%} of the image)"
-            for d in covered))
-    elif concepts:
-        parts.append("its CAM falls on no annotated concept more than that concept's share of the image")
-    parts.append(f"peak at cell (row {peak[0]}, col {peak[1]}) of the {raw.shape[0]}x{raw.shape[1]} map")
-    return {"index": t["index"], "label": t["label"], "prob": t["prob"], "units": units, "concepts": concepts,
-            "peak": [int(peak[0]), int(peak[1])], "text": "; ".join(parts) + "."}
+    peak = [int(i) for i in np.unravel_index(int(np.argmax(raw)), raw.shape)]
+    explained = {"index": t["index"], "label": t["label"], "prob": t["prob"], "units": units,
+                 "concepts": concepts, "peak": peak}
+    return {**explained, "text": sentences.explanation(explained, raw.shape)}
 
 
 def _draw(scene, rgb, shown, top):
@@ -164,3 +152,13 @@ def _draw(scene, rgb, shown, top):
         ax.set_title(f"{i + 1}. {plain(t['label'], 28)}\np = {t['prob']:.4f}", fontsize=9)
     fig.colorbar(colour_scale(0.0, 1.0), cax=fig.add_subplot(grid[:, cols]), label="CAM (min-max)")
     return fig
+
+
+def notebook_record(results: dict) -> dict:
+    """What the notebook shows of 3d without recomputing it: each scene's deletion and insertion areas."""
+    return {"faithfulness": [
+        {"scene": s["image"], "class": s["cam"]["faithfulness"]["class"]["label"], "map": method,
+         "deletion_auc": round(v["deletion_auc"], 4), "insertion_auc": round(v["insertion_auc"], 4),
+         "effective": v.get("effective")}
+        for s in results.get("scenes", []) if (s.get("cam") or {}).get("faithfulness")
+        for method, v in s["cam"]["faithfulness"]["methods"].items()]}

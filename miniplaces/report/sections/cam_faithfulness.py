@@ -12,11 +12,12 @@ from importlib import metadata
 
 import numpy as np
 
-from analyses import cam, cam_faithfulness as ff
+from analyses import cam
+from analyses import cam_faithfulness as ff
 from analyses.feature_maps import chop, preprocess
 from miniplaces.report import figures
-from miniplaces.report.answers import series
 from miniplaces.report.context import RunContext
+from miniplaces.report.wording import series
 
 METHODS = ("CAM", *ff.GRADIENT_METHODS)
 DEFAULTS = {"steps": 20, "random_seeds": 5, "max_scenes": None, "score_cam": False,
@@ -24,8 +25,8 @@ DEFAULTS = {"steps": 20, "random_seeds": 5, "max_scenes": None, "score_cam": Fal
 
 
 def settings(ctx: RunContext) -> dict:
-    """The preset's faithfulness knobs (config.PRESETS["...]["cam"]["faithfulness"]) and the seeds."""
-    s = {**DEFAULTS, **ctx.config.params("cam").get("faithfulness", {})}
+    """The preset's faithfulness knobs (the CAM section's presets: faithfulness) and the seeds."""
+    s = {**DEFAULTS, **ctx.params("cam").get("faithfulness", {})}
     s["seeds"] = [ctx.config.seed + i for i in range(int(s["random_seeds"]))]
     return s
 
@@ -85,8 +86,8 @@ def measure(ctx: RunContext, scene, raw_top1: np.ndarray, top1: dict, s: dict) -
 
 def _code() -> str:
     from analyses import concept_units, feature_maps
-    from miniplaces.inputs import scenes
     from miniplaces.cache import code_version
+    from miniplaces.inputs import scenes
 
     return code_version(ff, cam, concept_units, feature_maps, scenes, __file__)
 

@@ -37,10 +37,6 @@ from miniplaces.progress import Ticker
 from miniplaces.report.render import p_value
 from miniplaces.report.trial_runner import TrialEnv, layout, run_specs
 
-TITLE = "FashionMNIST training"
-TOC = [("fm-4a", "4a. train"), ("fm-4b", "4b. get_prediction and evaluate"),
-       ("fm-4c", "4c. optimizer and 10-epoch baseline"), ("fm-4d", "4d. hyperparameter grid"),
-       ("fm-final", "Final model")]
 GRIDS = resources.folder("grids")
 MODEL_FILE = "fashion_mnist_model.pt"
 PROTOCOL = ("Model selection uses a fixed validation split of the 60 000 training images (the same images "
@@ -56,7 +52,7 @@ def grid_path(ctx: RunContext) -> Path:
     """--grid PATH, else the preset's grid file from grids/ (package data when installed)."""
     if ctx.config.grid:
         return Path(ctx.config.grid)
-    return GRIDS / f"{ctx.config.params('fashion_mnist')['grid']}.toml"
+    return GRIDS / f"{ctx.params('fashion_mnist')['grid']}.toml"
 
 
 def load_grid(path: Path) -> fgrid.Grid:

@@ -6,19 +6,16 @@ import time
 import numpy as np
 
 from analyses import filters as analysis
-from miniplaces.report import figures
 from miniplaces.cache import code_version
-from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.errors import UserError
-
-TITLE = "Filter visualisation"
-TOC = [("filters-1a", "1a. normalize_tensor"), ("filters-1b", "1b. conv1 and a deeper layer")]
+from miniplaces.report import figures
+from miniplaces.report.context import RunContext, SectionResult
 
 
 def run(ctx: RunContext) -> SectionResult:
     start = time.perf_counter()
     places = ctx.places()
-    params = ctx.config.params("filters")
+    params = ctx.params("filters")
     parts = {"sha256": places.sha256, "arch": places.arch, "params": params, "code": code_version(analysis)}
 
     def compute() -> list[analysis.FilterGrid]:
@@ -33,7 +30,7 @@ def run(ctx: RunContext) -> SectionResult:
     for grid in grids:
         fig_id = "filters_" + grid.layer.replace(".", "_")
         draw = _draw_rgb if grid.rgb is not None else _draw_slices
-        figs[fig_id] = ctx.figure(fig_id, lambda: draw(grid), places.demo,
+        figs[fig_id] = ctx.figure(fig_id, lambda draw=draw, grid=grid: draw(grid), places.demo,
                                   ctx.places_inputs(with_scenes=False))
         layers.append(_layer_json(grid, fig_id))
     data = {"normalization": {"method": "min-max per output filter", "why": _why_per_filter(grids)},
@@ -120,3 +117,8 @@ def _draw_slices(grid: analysis.FilterGrid):
     fig.suptitle(f"{grid.layer} {tuple(grid.shape)}: strongest filters (rows) x their strongest input "
                  "channels", fontsize=9)
     return fig
+
+
+def notebook_parameters(results: dict) -> dict:
+    """The notebook's parameter for 1b: the layers the report drew."""
+    return {"FILTER_LAYERS": [layer["layer"] for layer in results["filters"]["layers"]]}

@@ -14,16 +14,14 @@ from matplotlib.ticker import MaxNLocator
 from analyses import concept_units, unit_ablation
 from analyses.feature_maps import chop, fc_params, top_k
 from miniplaces import atomic
-from miniplaces.report import figures
-from miniplaces.report.figures import colour_scale, display_image, overlay, plain, tint
-from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.progress import progress
+from miniplaces.report import figures
+from miniplaces.report.answers import units as sentences
+from miniplaces.report.context import RunContext, SectionResult
+from miniplaces.report.figures import colour_scale, display_image, overlay, plain, tint
 
 log = logging.getLogger("miniplaces")
 
-TITLE = "Internal units of the last conv layer"
-TOC = [("units-2a", "2a. The chopped ResNet"), ("units-2b", "2b. Concept units (sky, building, ...)"),
-       ("units-2c", "2c. Top-5 unit ablation"), ("units-2d", "2d. Fewest units that change the top-1 class")]
 
 PROBLEM_SET_UNIT = 300     # the problem set's mountain unit, always shown
 MASK_SIZE = (112, 112)     # dissection resolution of the masks, as Broden's 112 x 112 segmentations
@@ -44,7 +42,7 @@ def run(ctx: RunContext) -> SectionResult:
     start = time.perf_counter()
     places = ctx.places()
     scene_set = ctx.scenes()
-    params = ctx.config.params("units")
+    params = ctx.params("units")
     n_top = int(params.get("top_units", 5))
     limit = int(params["sweep_limit"])
     weight, bias = fc_params(places.model)
@@ -155,9 +153,7 @@ def _overall_json(overall: dict[str, concept_units.ConceptRanking], n: int) -> d
 def _correction_json(overall: dict[str, concept_units.ConceptRanking], units: int) -> dict:
     tested = sum(1 for r in overall.values() if r.null_draws)
     alpha = 1 - concept_units.NULL_LEVEL
-    return {"method": f"p-value of a unit: the share of null draws (moved masks) in which the best of all "
-                      f"{units} units reaches its IoU, so every unit is accounted for; then Bonferroni over "
-                      f"the {tested} concepts tested: a detector needs p < {alpha:g} / {tested}",
+    return {"method": sentences.correction_method(units, tested, alpha),
             "units": units, "concepts_tested": tested, "alpha": alpha,
             "bar": alpha / tested if tested else None}
 
@@ -399,3 +395,32 @@ def _draw_sweep(scene, fewest: unit_ablation.FewestUnits, labels):
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     return fig
+
+
+# ------------------------------------------------------------------------------- the notebook's view
+
+NOTEBOOK_CONCEPTS = ("sky", "building", "mountain")   # the problem set's three
+
+
+def notebook_record(results: dict) -> dict:
+    """What the notebook shows of 2b without recomputing it: each concept's best units over the annotated
+    scenes, and the scene to draw them on."""
+    overall = results["units"]["dissection"]["overall"]
+    return {"units": {c: {"scene": scene_with(results, c),
+                          "units": [{"unit": t["unit"], "iou": round(t["iou"], 4),
+                                     "detector (corrected test)": t["unit"] in detectors(overall[c])}
+                                    for t in overall[c]["top"][:5] if t["iou"] > 0]}
+                      for c in NOTEBOOK_CONCEPTS if c in overall}}
+
+
+def scene_with(results: dict, concept: str) -> str | None:
+    """The id of the scene to show ``concept``'s units on: the focus scene when it has the concept (the
+    problem set asks about "the image"), else the scene whose mask of it covers the most."""
+    shares = [(s["image"] == results["run"].get("focus_scene"), c["mask_fraction"], s["id"])
+              for s in results.get("scenes", []) for c in s.get("concepts", []) if c["concept"] == concept]
+    return max(shares)[2] if shares else None
+
+
+def detectors(concept: dict) -> set[int]:
+    """The units the report's test, corrected for every unit and concept, calls detectors."""
+    return {d["unit"] for d in concept.get("corrected_detectors", [])}
