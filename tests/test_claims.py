@@ -145,15 +145,15 @@ def test_3d_cannot_decide_where_blurring_everything_barely_moves_the_class():
 def test_4d_a_significantly_worse_variant_is_called_worse_and_one_comparison_is_not_holm():
     from test_fashion_selection import INFO, _row
 
-    from miniplaces.report.sections import fashion_mnist as section
+    from miniplaces.report.answers import fashion_mnist as sentences
 
     rows = [_row("baseline", 0.911), _row("augment=none", 0.880, "worse", (100, 410)),
             _row("init=kaiming", 0.914, "no measurable difference", (200, 170))]
-    text = section.conclusion(rows, {**INFO, "k": 2})
+    text = sentences.conclusion(rows, {**INFO, "k": 2})
     assert text.startswith("Augment=none lowers validation accuracy from 91.10 % to 88.00 % beyond "
                            "validation-sample noise")
     assert "No variant beats" not in text and "init=kaiming changes nothing measurable" in text
-    one = section.conclusion(rows[:2], {**INFO, "k": 1})
+    one = sentences.conclusion(rows[:2], {**INFO, "k": 1})
     assert "Holm" not in one and "no variant raises it." in one
 
     def axis(name, rows_, k):

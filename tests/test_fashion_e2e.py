@@ -217,8 +217,8 @@ def test_ray_and_local_executors_train_identical_numbers(tmp_path):
     from dataclasses import replace
 
     from analyses.fashion_mnist import grid as fgrid
-    from miniplaces.report.sections.fashion_mnist import load_grid
     from miniplaces.progress import silent
+    from miniplaces.report.sections.fashion_mnist import load_grid
     from miniplaces.report.trial_runner import TrialEnv, layout, run_specs
 
     grid = load_grid(_grid(tmp_path, subset=400))
@@ -272,9 +272,9 @@ def test_process_pool_matches_in_process_and_a_warm_rerun_starts_no_worker(tmp_p
     from dataclasses import replace
 
     from analyses.fashion_mnist import grid as fgrid
+    from miniplaces.progress import Ticker
     from miniplaces.report import trial_runner
     from miniplaces.report.sections.fashion_mnist import load_grid
-    from miniplaces.progress import Ticker
     from miniplaces.report.trial_runner import TrialEnv, run_specs
 
     grid = load_grid(_grid(tmp_path, subset=400))

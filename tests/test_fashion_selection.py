@@ -13,6 +13,7 @@ from analyses.fashion_mnist import selection as fsel
 from analyses.fashion_mnist import summary as fsum
 from analyses.fashion_mnist.model import ModelConfig, build_model, count_macs
 from analyses.fashion_mnist.train import TrialConfig
+from miniplaces.report.answers import fashion_mnist as sentences
 from miniplaces.report.sections import fashion_mnist as section
 
 scipy_stats = pytest.importorskip("scipy.stats")
@@ -390,7 +391,7 @@ def test_the_report_says_which_best_value_the_combination_left_out_for_the_budge
     assert c["from"] == {"width": "the baseline's value", "lr": "lr=0.01"} and c["same_as"] == LR
     assert not any(s.axis == "combined" for s in sel.grid.specs)
     wide = sel.decision.budget.cost[WIDE]
-    assert section.combination_text(c) == (
+    assert sentences.combination_text(c) == (
         f"then the combination of each axis's best value whose final training fits the budget of {limit:g} "
         f"TMAC is the grid's {LR}, so it was not trained again (channels=32x64, the best of width, needs "
         f"{wide:.3g} TMAC, so it kept the baseline's value)")
@@ -398,7 +399,7 @@ def test_the_report_says_which_best_value_the_combination_left_out_for_the_budge
     sel = fsel.select(unlimited, fgrid.one_at_a_time(unlimited, 0), 0, execute, 60_000)
     c = fsum.combination_summary(unlimited, sel)
     assert c["left_out"] == []
-    assert section.combination_text(c) == "then the combination of each axis's best value was trained"
+    assert sentences.combination_text(c) == "then the combination of each axis's best value was trained"
     assert fsum.combination_summary(replace(unlimited, combine=False), sel) is None
 
 
@@ -435,7 +436,7 @@ def test_conclusion_names_the_significant_gain_with_its_evidence():
     rows = [_row("baseline", 0.911), _row("augment=flip", 0.920, "better", (610, 520)),
             _row("augment=flip+crop+erase", 0.909, "no measurable difference", (300, 320)),
             _row("augment=none", 0.880, "worse", (100, 410))]
-    text = section.conclusion(rows, INFO)
+    text = sentences.conclusion(rows, INFO)
     assert text == ("Augment=flip raises validation accuracy from 91.10 % to 92.00 % (+0.90 pp; the two "
                     "models disagree on 1 130 of the same 10 000 images, and a paired test puts the gain "
                     "beyond validation-sample noise even after correction (Holm over all 3 variants of the "
@@ -448,10 +449,12 @@ def test_conclusion_names_the_significant_gain_with_its_evidence():
 def test_conclusion_without_a_measurable_gain_says_so_and_lists_divergence():
     rows = [_row("baseline", 0.911), _row("init=kaiming", 0.914, "no measurable difference", (200, 170)),
             _row("lr=1e30", None, status="diverged")]
-    text = section.conclusion(rows, {**INFO, "k": 1})
-    assert text == ("No variant beats the baseline's 91.10 % beyond validation-sample noise (a paired test on "
-                    "the same 10 000 images): init=kaiming changes nothing measurable (91.40 %) and lr=1e30 diverged.")
-    assert section.conclusion([_row("baseline", None, status="diverged"), rows[1]], INFO).startswith(
+    text = sentences.conclusion(rows, {**INFO, "k": 1})
+    assert text == ("No variant beats the baseline's 91.10 % beyond validation-sample noise (a paired "
+                    "test on "
+                    "the same 10 000 images): init=kaiming changes nothing measurable (91.40 %) and "
+                    "lr=1e30 diverged.")
+    assert sentences.conclusion([_row("baseline", None, status="diverged"), rows[1]], INFO).startswith(
         "The baseline diverged")
 
 
@@ -491,7 +494,7 @@ def test_every_setting_a_variant_changes_is_named_from_the_configs():
     assert lr["label"] == "lr=0.01" and lr["changes"] == {"lr": [0.003, 0.01]}
     assert table["baseline"]["changes"] == {} and table["baseline"]["label"] == "baseline"
     worse = {**_row("augment=none", 0.880, "worse", (100, 410)), "label": none["label"]}
-    text = section.conclusion([_row("baseline", 0.911), worse], INFO)
+    text = sentences.conclusion([_row("baseline", 0.911), worse], INFO)
     assert text.startswith("Augment=none (with flip_tta True → False) lowers validation accuracy")
 
 
@@ -527,12 +530,15 @@ def test_the_combination_resolves_a_key_two_axes_set_and_shows_a_choice_that_cha
     direct = fsel.paired_test(sel.grid.results[combined], sel.grid.results[best])
     assert c["vs_best"]["p_value"] == direct["p_value"]
     assert c["vs_best"]["p_adjusted"] == fsel.holm([sel.combined_test["p_value"], direct["p_value"]])[1]
-    notes = " ".join(section.combination_notes(c))
-    assert ("Two axes set weight_decay (optimizer to 0.0005 and regularisation to 0.0): the combination keeps "
+    notes = " ".join(sentences.combination_notes(c))
+    assert ("Two axes set weight_decay (optimizer to 0.0005 and regularisation to 0.0): the combination "
+            "keeps "
             "regularisation's, because regularisation varies weight_decay itself") in notes
-    assert ("It takes optimizer=adam, weight_decay=0.0005 (optimizer) and weight_decay=0.0, label_smoothing=0.0 "
+    assert ("It takes optimizer=adam, weight_decay=0.0005 (optimizer) and weight_decay=0.0, "
+            "label_smoothing=0.0 "
             "(regularisation), although the grid's test found neither measurably better") in notes
-    assert "The optimizer axis's optimizer=adam, weight_decay=0.0005 changes nothing in the combination" in notes
+    assert ("The optimizer axis's optimizer=adam, weight_decay=0.0005 changes nothing in the "
+            "combination") in notes
     assert "Against the best single variant, lr=0.01, the combination differs by" in notes   # no budget set
     combined_row = fsum.rows(["baseline", combined], sel.grid.results, {}, sel.grid.specs)[1]
     assert combined_row["label"] == ("the combination (optimizer adamw → adam, lr 0.003 → 0.01, "
@@ -587,9 +593,9 @@ def test_the_runs_training_compute_is_counted_by_stage_from_the_epochs_each_tria
 
 
 def test_the_cache_clause_is_true_when_nothing_or_everything_was_trained():
-    assert section.cache_clause(19, 19) == "all trained in this run"
-    assert section.cache_clause(0, 19) == "all from the cache"
-    assert section.cache_clause(3, 19) == "3 trained in this run, the rest from the cache"
+    assert sentences.cache_clause(19, 19) == "all trained in this run"
+    assert sentences.cache_clause(0, 19) == "all from the cache"
+    assert sentences.cache_clause(3, 19) == "3 trained in this run, the rest from the cache"
 
 
 # --- 4c's run and the baseline's retraining noise (issue 35) -------------------------------------------
@@ -631,13 +637,13 @@ def test_each_verdict_is_set_against_the_retraining_band_where_it_was_measured()
     noise = {"band_pp": 0.5, "n": 4}
     rows = [NOISE_ROWS[0], {**NOISE_ROWS[1], "retraining": "beyond"},
             {**NOISE_ROWS[2], "retraining": "within"}]
-    text = section.conclusion(rows, INFO, noise=noise)
+    text = sentences.conclusion(rows, INFO, noise=noise)
     assert ("beyond validation-sample noise even after correction (Holm over all 3 variants of the grid); "
             "beyond retraining noise (±0.50 pp, from 4 seeds of the baseline, a rough estimate)") in text
     assert "not measured" not in text
-    worse_only = section.conclusion([rows[0], rows[2]], INFO, noise=noise)
+    worse_only = sentences.conclusion([rows[0], rows[2]], INFO, noise=noise)
     assert "but within retraining noise (±0.50 pp" in worse_only
-    assert section.UNMEASURED in section.conclusion(rows, INFO)     # without seeds it is said unmeasured
+    assert sentences.UNMEASURED in sentences.conclusion(rows, INFO)     # without seeds it is said unmeasured
     assert fsum.against_noise(-0.6, noise) == "beyond" and fsum.against_noise(0.4, noise) == "within"
     assert fsum.against_noise(0.6, None) is None
 

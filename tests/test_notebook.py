@@ -1,5 +1,4 @@
 """report.ipynb: built from the running code, run in a real kernel, standalone, and packed for submission."""
-import json
 import os
 import re
 import shutil
@@ -11,7 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from miniplaces.report.notebook import cells, kernel as nbexec
+from miniplaces.report.notebook import cells
+from miniplaces.report.notebook import kernel as nbexec
 from miniplaces.report.notebook.source import Program, SourceError
 
 PROBLEM_SET_NAMES = ("normalize_tensor", "visualize_filters", "generate_featuremap_unit", "train",
@@ -35,7 +35,8 @@ def test_a_cell_carries_a_definition_and_what_it_needs_in_an_order_that_runs():
     assert source.index("class ModelConfig") < source.index("class TrialConfig") < source.index("FIELDS = ")
     assert "fit(" not in program.cell("analyses.fashion_mnist.train.fit")   # each definition once
     namespace: dict = {}
-    exec(compile("from __future__ import annotations\n" + program.import_cell() + "\n" + source, "nb", "exec"),
+    exec(compile("from __future__ import "
+                 "annotations\n" + program.import_cell() + "\n" + source, "nb", "exec"),
          namespace)
     assert namespace["TrialConfig"]().model_config() == namespace["ModelConfig"]()
     assert not re.search(r"^\s*(from|import) (analyses|miniplaces)", program.import_cell(), re.M)
@@ -174,7 +175,8 @@ def test_the_model_file_loads_with_weights_only_and_the_notebooks_own_class(quic
     namespace: dict = {}
     program = Program()
     source = program.cell("analyses.fashion_mnist.model.SmallCNN", "analyses.fashion_mnist.model.ModelConfig")
-    exec(compile("from __future__ import annotations\n" + program.import_cell() + "\n" + source, "nb", "exec"),
+    exec(compile("from __future__ import "
+                 "annotations\n" + program.import_cell() + "\n" + source, "nb", "exec"),
          namespace)
     net = namespace["SmallCNN"](namespace["ModelConfig"].from_dict(blob["config"]))
     net.load_state_dict(blob["state_dict"])

@@ -8,12 +8,12 @@ import json
 import re
 
 import pytest
-
 from conftest import ROOT, run_here
+from report_dom import parse, row_cells
+
 from analyses.fashion_mnist.summary import curve_images
 from miniplaces.report import answers, listings, render, sections
 from miniplaces.report.answers import filters as filters_answers
-from report_dom import parse, row_cells
 
 MAX_ANSWER_WORDS = 75          # "at most three sentences and about 70 words"
 PLACES_KEYS = {"1a", "1b", "2a", "2b", "2c", "2d", "3a", "3b", "3c", "3d"}
@@ -313,7 +313,8 @@ def test_final_answer_gives_the_test_score_with_its_interval_and_says_when_90_is
         return " ".join(answers.answer("final", results).sentences)
 
     clear = final(0.9395, [0.9347, 0.9441])
-    assert ("93.95 % on the 10,000 test images (exact 95 % interval 93.47 % to 94.41 %; slightly optimistic: an "
+    assert ("93.95 % on the 10,000 test images (exact 95 % interval 93.47 % to 94.41 %; slightly "
+            "optimistic: an "
             "earlier test score shaped the grid's design), above the 90 % the problem set asks for.") in clear
     close = final(0.9012, [0.8953, 0.9069])
     assert ("above the 90 % the problem set asks for, but not by more than the test set's sampling noise"
@@ -427,8 +428,10 @@ def test_4c_names_the_network_and_says_the_subset_is_not_the_training_split():
     results = _baseline([(0.8, 2000), (0.9, 10_000)], (30, 10))
     results["fashion_mnist"]["data"] = {"train_images": 60_000, "val_images": 10_000}
     text = answers.answer("4c", results).sentences[1]
-    assert text == ("The baseline's final validation accuracy after 2 epochs on 12,000 training images (a subset of "
-                    "the 50,000-image training split; no run here trains it 2 epochs on all of it) is 90.00 % on "
+    assert text == ("The baseline's final validation accuracy after 2 epochs on 12,000 training images "
+                    "(a subset of "
+                    "the 50,000-image training split; no run here trains it 2 epochs on all of it) is "
+                    "90.00 % on "
                     "all 10,000 validation images.")
     results["fashion_mnist"]["finalists"] = {"trials": [{"name": "finalist: baseline", "epochs_run": 2}]}
     assert "(a subset of the 50,000-image training split) is" in answers.answer("4c", results).sentences[1]
@@ -441,7 +444,8 @@ def test_the_final_answer_puts_the_test_set_caveat_beside_the_score():
         "test_acc": 0.943, "test_interval": [0.938, 0.947],
         "decision": {"text": "Chosen.", "chosen": "baseline"}}}}
     first = answers.answer("final", results).sentences[0]
-    assert "94.30 % on the 10,000 test images (exact 95 % interval 93.80 % to 94.70 %; slightly optimistic: an " \
+    assert "94.30 % on the 10,000 test images (exact 95 % interval 93.80 % to 94.70 %; slightly " \
+           "optimistic: an " \
            "earlier test score shaped the grid's design)" in first
 
 

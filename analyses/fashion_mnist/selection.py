@@ -14,9 +14,10 @@ import math
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -461,8 +462,8 @@ class Selection:
     finalists: Stage                 # empty without a finalist stage
     best: dict[str, str]             # axis -> its best trial name (or "baseline")
     combined_from: dict[str, str]    # axis -> the trial whose value the combination took (best within budget)
-    axis_tests: dict[str, dict[str, dict[str, Any] | None]]    # axis -> variant name -> paired test, Holm over
-                                                               # every variant of every axis (one family)
+    # axis -> variant name -> paired test, Holm over every variant of every axis (one family)
+    axis_tests: dict[str, dict[str, dict[str, Any] | None]]
     combined_test: dict[str, Any] | None
     finalist_tests: dict[str, dict[str, Any] | None]           # finalist name -> test against the baseline's
     decision: Decision
@@ -506,7 +507,8 @@ def select(grid: Grid, one_at_a_time: list[TrialSpec], seed: int, execute: Execu
     decision = decide(pool, budget)
     axis_tests = grid_family(grid, stage.specs, results)
     combined = next((s.name for s in stage.specs if s.axis == "combined"), None)
-    best_single = next((n for n in (budget.within or budget.ranking) if n not in ("baseline", combined)), None)
+    best_single = next((n for n in (budget.within or budget.ranking) if n not in ("baseline", combined)),
+                       None)
     against = against_each(results, combined, ["baseline", *([best_single] if best_single else [])]) \
         if combined else {}
     combined_test = against.get("baseline")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from .data import Split, augment, batches, parse_augment   # by name: the notebook copies these
+from .data import Split, augment, batches, parse_augment  # by name: the notebook copies these
 from .model import ModelConfig, build_model, count_parameters, plain_dict
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -53,7 +54,7 @@ class TrialConfig:
     def to_dict(self) -> dict[str, Any]:
         return plain_dict(self)
 
-    def updated(self, overrides: dict[str, Any]) -> "TrialConfig":
+    def updated(self, overrides: dict[str, Any]) -> TrialConfig:
         overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
         return replace(self, **overrides)
 

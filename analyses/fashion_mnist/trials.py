@@ -7,7 +7,8 @@ its cache on them.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -15,7 +16,6 @@ from . import data as fdata
 from . import model as fmodel
 from . import train as ftrain
 from .grid import TrialSpec
-
 
 # stages whose model is kept and scored once on the test set: "final" trains on all 60k images,
 # "final_split" on the training split only and is validated on the hold-out (Problem 4c's run)

@@ -1,7 +1,10 @@
 """Problem 4's answer sentences, from results.json's numbers."""
 from __future__ import annotations
 
+from typing import Any
 
+from analyses.fashion_mnist import grid as fgrid
+from analyses.fashion_mnist import summary as fsum
 from miniplaces.report.answers import Answer
 from miniplaces.report.wording import p_value, pct, plural
 
@@ -57,7 +60,8 @@ def _last_epoch(base: dict) -> str | None:
              else "did not change beyond chance")
     return (f"Validation accuracy {trend} in the last epoch ({delta:+.2f} pp on the {_sample(base)}; the two "
             f"epochs disagree on {sum(test['discordant']):,} of the same {test['images']:,} images, "
-            f"{test['name']} {p_value(test['p_value'])}), up from {pct(base['first_val_acc'], 2)} after epoch 1"
+            f"{test['name']} {p_value(test['p_value'])}), up from {pct(base['first_val_acc'], 2)} after "
+            "epoch 1"
             + ("; more epochs would likely help." if beyond and delta > 0 else "."))
 
 
@@ -112,8 +116,6 @@ def answer_4c_validated(results: dict) -> Answer:
     return Answer("4c", sentences, glance, reading + ([last] if last else []))
 
 
-
-
 def answer_4c(results: dict, focus: dict | None) -> Answer:
     if (results["fashion_mnist"].get("final") or {}).get("validated"):
         return answer_4c_validated(results)
@@ -126,7 +128,8 @@ def answer_4c(results: dict, focus: dict | None) -> Answer:
         sentences.append(f"The {preset} preset trains {plural(epochs, 'epoch')}, not the problem set's "
                          f"{PROBLEM_SET_EPOCHS}, to keep the run short.")
     sentences += [
-        f"The baseline's final validation accuracy after {plural(epochs, 'epoch')} on {base['train_images']:,} "
+        f"The baseline's final validation accuracy after {plural(epochs, 'epoch')} on "
+        f"{base['train_images']:,} "
         f"training images{_subset(results['fashion_mnist'])} is {pct(base['val_acc'], 2)}"
         f" on all {base['val_images']:,} validation images.",
         f"make_optimizer builds {cfg['optimizer']} with learning rate {cfg['lr']} on a {cfg['schedule']} "
@@ -194,7 +197,8 @@ def answer_4d(results: dict, focus: dict | None) -> Answer:
         sentences.append(f"The largest raw gain, {_label(top)} ({top['delta_pp']:+.2f} pp), "
                          "is not beyond validation-sample noise.")
     glance = (f"{len(better)} of {plural(len(rows), 'variant')} beat the baseline beyond validation-sample "
-              f"noise, {len(worse)} {'was' if len(worse) == 1 else 'were'} worse (paired test, {correction}).")
+              f"noise, {len(worse)} {'was' if len(worse) == 1 else 'were'} worse (paired test, "
+              f"{correction}).")
     return Answer("4d", sentences, glance)
 
 
@@ -210,7 +214,8 @@ def answer_final(results: dict, focus: dict | None) -> Answer:
     noise = ", but not by more than the test set's sampling noise" if low <= 0.9 <= high else ""
     sentences = [
         f"The saved model scores {pct(acc, 2)} on the {test_images:,} test images (exact 95 % interval "
-        f"{pct(low, 2)} to {pct(high, 2)}; {TEST_CAVEAT}), {verdict} the 90 % the problem set asks for{noise}.",
+        f"{pct(low, 2)} to {pct(high, 2)}; {TEST_CAVEAT}), {verdict} the 90 % the problem set asks "
+        f"for{noise}.",
         final["decision"]["text"],
     ]
     chosen = final["decision"]["chosen"].removeprefix("finalist: ")
@@ -218,3 +223,212 @@ def answer_final(results: dict, focus: dict | None) -> Answer:
               f"({chosen}, " + ("the model of 4c's run)." if final.get("validated")
                                 else "retrained on all images)."))
     return Answer("final", sentences, glance)
+
+
+# ------------------------------------------ sentences the glue stores in results.json beside the numbers
+
+PROTOCOL = ("Model selection uses a fixed validation split of the 60 000 training images (the same images "
+            "for every trial and seed); within a run, the official 10 000-image test set is scored once, on "
+            "the finished final model, and chooses nothing. The grid's design did see it once: the test "
+            "score of an earlier grid's final model (91.9 %, after its winning combination overfitted at "
+            "full scale) led to a finalist stage (in grids that have one) and to a new baseline, so the "
+            "reported test accuracy is not an untouched estimate.")
+
+
+def cache_clause(trained: int, total: int) -> str:
+    """Where the grid's trials came from, true at both ends: 'all trained in this run', 'all from the cache',
+    '3 trained in this run, the rest from the cache'."""
+    if trained == total:
+        return "all trained in this run"
+    return "all from the cache" if trained == 0 else f"{trained} trained in this run, the rest from the cache"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}".replace(",", " ")
+
+
+def series(items: list[str]) -> str:
+    """"a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _corrected(info: dict) -> str:
+    """' even after correction (Holm over all 17 variants of the grid)': the family a test was corrected
+    over, for a sentence ('' for one comparison)."""
+    return f" even after correction ({info['correction']})" if info["k"] > 1 else ""
+
+
+NOISE = "validation-sample noise"
+
+
+def _family(info: dict) -> str:
+    """', corrected by Holm over all 17 variants of the grid': the clause after a test's description."""
+    return f", corrected by {info['correction']}" if info["k"] > 1 else ""
+
+
+UNMEASURED = "retraining (seed) noise is not measured"
+
+
+def noise_text(noise: dict[str, Any]) -> str:
+    """The baseline's retraining spread (summary.seed_noise) as the report says it, rough as it is."""
+    accs = series([pct(a, 2) for a in noise["val_acc"] if a is not None])
+    if noise["band_pp"] is None:
+        return f"the baseline's grid trial with {noise['n']} seed scored {accs}: no spread measured"
+    flips = series([_count(f) for f in noise["flips"] if f is not None])
+    seeds = series([str(s) for s in noise["seeds"]])
+    return (f"retrained with {noise['n']} seeds ({seeds}), the baseline's grid trial scores {accs} on the "
+            f"same {_count(noise['images'])} validation images (standard deviation "
+            f"{100 * noise['std']:.2f} pp; each other seed disagrees with the first on {flips} of them), so "
+            f"a difference between two single-seed trials has a standard deviation of about "
+            f"{noise['diff_sd_pp']:.2f} pp and one within ±{noise['band_pp']:.2f} pp (twice that) is within "
+            f"retraining noise; from {noise['n']} seeds this is a rough estimate")
+
+
+def _retraining(group: list[dict], noise: dict | None) -> str:
+    """What retraining noise says of these rows' differences: unmeasured, or which exceed the baseline's
+    retraining band (rows' ``retraining``, summary.against_noise)."""
+    if not noise or noise.get("band_pp") is None:
+        return UNMEASURED
+    band = f"±{noise['band_pp']:.2f} pp, from {noise['n']} seeds of the baseline, a rough estimate"
+    beyond = sum(r.get("retraining") == "beyond" for r in group)
+    if len(group) == 1:
+        return f"{'beyond' if beyond else 'but within'} retraining noise ({band})"
+    return f"{beyond} of the {len(group)} differences beyond retraining noise ({band})"
+
+
+def _evidence(test: dict, info: dict, retraining: str = UNMEASURED) -> str:
+    """How the top gain was established, for the sentence: disagreements, seeds, correction, and what the
+    test measures (which images are in the validation split; with one seed, not retraining noise)."""
+    disagree = sum(test["discordant"])
+    if test["seeds"] > 1:
+        deltas = [s["delta_pp"] for s in test["per_seed"]]
+        seen = (f"averaged over {test['seeds']} seeds whose gains range from {min(deltas):+.2f} to "
+                f"{max(deltas):+.2f} pp; the models disagree on {_count(round(disagree / test['seeds']))} of "
+                f"the same {_count(info['images'])} images per seed")
+        return f"{seen}, and a paired test over the seeds puts the gain beyond {NOISE}{_corrected(info)}"
+    seen = f"the two models disagree on {_count(disagree)} of the same {_count(info['images'])} images"
+    return f"{seen}, and a paired test puts the gain beyond {NOISE}{_corrected(info)}; {retraining}"
+
+
+def _label(row: dict) -> str:
+    """A row as a sentence names it: with every setting it changes when there are several (``label``)."""
+    return row.get("label") or row["variant"]
+
+
+def conclusion(rows: list[dict], info: dict, note: str = "", noise: dict | None = None) -> str:
+    """One sentence from the rows' fields (rows[0] is the reference): the best significant gain with its
+    evidence, then what changed nothing measurable, what was worse, what diverged; each verdict against
+    the baseline's retraining spread where ``noise`` (summary.seed_noise) measured it."""
+    base, variants = rows[0], rows[1:]
+    if base["mean"] is None:
+        return "The baseline diverged, so nothing here could be compared with it."
+
+    def with_verdict(verdict: str) -> list[dict]:
+        return sorted((r for r in variants if r["test"] and r["test"]["verdict"] == verdict),
+                      key=lambda r: -r["delta_pp"])
+
+    def accs(group: list[dict]) -> str:
+        return series([pct(r["mean"], 2) for r in group])
+
+    def subject(group: list[dict]) -> tuple[str, str]:
+        return series([_label(r) for r in group]), "s" if len(group) == 1 else ""
+
+    better, same, worse = (with_verdict("better"), with_verdict("no measurable difference"),
+                           with_verdict("worse"))
+    clauses = []
+    if len(better) > 1:
+        names, s = subject(better[1:])
+        clauses.append(f"{names} also raise{s} it, to {accs(better[1:])}")
+    if same:
+        names, s = subject(same)
+        clauses.append(f"{names} change{s} nothing measurable ({accs(same)})")
+    if worse:
+        names, s = subject(worse[::-1])
+        clauses.append(f"{names} lower{s} it to {accs(worse[::-1])}")
+    diverged = [r for r in variants if r["status"] == "diverged"]
+    if diverged:
+        clauses.append(f"{series([_label(r) for r in diverged])} diverged")
+    untested = [r for r in variants if r["test"] is None and r["status"] != "diverged"]
+    if untested:
+        names, s = subject(untested)
+        clauses.append(f"{names} reach{'es' if s else ''} {accs(untested)} "
+                       "but had no per-image results to test")
+    if better:
+        top = better[0]
+        text = (f"{_label(top)} raises validation accuracy from {pct(base['mean'], 2)} to "
+                f"{pct(top['mean'], 2)} ({top['delta_pp']:+.2f} pp; "
+                f"{_evidence(top['test'], info, _retraining([top], noise))})")
+        text += f", while {series(clauses)}" if clauses else ""
+    elif worse:   # a significant loss is the finding: said first, never folded into "no variant beats"
+        names, s = subject(worse[::-1])
+        text = (f"{names} lower{s} validation accuracy from {pct(base['mean'], 2)} to {accs(worse[::-1])} "
+                f"beyond {NOISE} (a paired test on the same {_count(info['images'])} images{_family(info)}"
+                f"{'; ' + _retraining(worse, noise) if info['seeds'] <= 1 else ''}), and no variant raises "
+                "it")
+        rest = [c for c in clauses if not c.startswith(names + " lower")]
+        text += f"; {series(rest)}" if rest else ""
+    elif info["k"]:
+        text = (f"No variant beats the baseline's {pct(base['mean'], 2)} beyond {NOISE} (a paired test "
+                "on the "
+                f"same {_count(info['images'])} images{_family(info)}): {series(clauses)}")
+    else:
+        text = f"No variant could be tested against the baseline's {pct(base['mean'], 2)}: {series(clauses)}"
+    text = text[0].upper() + text[1:]
+    return text + ("; " + note if note else "") + "."
+
+
+def combination_text(c: dict[str, Any]) -> str:
+    """How the combination was made, as the clause the method paragraph ends with."""
+    text = "then the combination of each axis's best value"
+    if c["limit_tmacs"]:
+        text += f" whose final training fits the budget of {c['limit_tmacs']:g} TMAC"
+    text += f" is the grid's {c['same_as']}, so it was not trained again" if c["same_as"] else " was trained"
+    left_out = [f"{x['best']}, the best of {x['axis'].replace('_', ' ')}, needs {x['best_tmacs']:.3g} TMAC, "
+                f"so it kept {x['instead']}" for x in c["left_out"]]
+    return text + (f" ({'; '.join(left_out)})" if left_out else "")
+
+
+def combination_notes(c: dict[str, Any], noise: dict | None = None) -> list[str]:
+    """Sentences on how the combination was made and what it shows: each key two axes set differently and
+    which won, each value that ends up changing nothing, the values the grid's test did not support, and
+    the combination against the best single variant."""
+    notes = []
+    for x in c.get("conflicts", []):
+        set_to = series([f"{axis.replace('_', ' ')} to {fgrid.shown_value(v)}"
+                         for axis, v in x["values"].items()])
+        notes.append(f"Two axes set {x['key']} ({set_to}): the combination keeps "
+                     f"{x['kept'].replace('_', ' ')}'s, because {x['why']}.")
+    for x in c.get("no_ops", []):
+        keys = "; ".join(f"{k}: {why}" for k, why in x["keys"].items())
+        notes.append(f"The {x['axis'].replace('_', ' ')} axis's {x['value']} changes nothing in the "
+                     f"combination ({keys}), so it is not a choice.")
+    weak = c.get("unsupported") or {}
+    if weak:
+        taken = series([f"{v['value']} ({axis.replace('_', ' ')})" for axis, v in weak.items()])
+        which = "it" if len(weak) == 1 else "neither" if len(weak) == 2 else "none of them"
+        notes.append(f"It takes {taken}, although the grid's test found {which} measurably better than the "
+                     "baseline: each axis gives its best point estimate, not a tested gain.")
+    vs = c.get("vs_best")
+    if vs:
+        within = " within the budget" if c.get("limit_tmacs") else ""
+        notes.append(f"Against the best single variant{within}, {vs['against'].split(': ', 1)[-1]}, "
+                     f"the combination differs by {vs['delta_pp']:+.2f} pp: {vs['verdict']} (the two "
+                     "disagree "
+                     f"on {_count(sum(vs['discordant']))} images; paired test, Holm over the "
+                     "combination's two "
+                     f"comparisons, adjusted {p_value(vs['p_adjusted'])}; "
+                     f"{_retraining([{'retraining': fsum.against_noise(vs['delta_pp'], noise)}], noise)}).")
+    return notes
+
+
+def picked_from_the_grid(accuracies: dict[str, Any]) -> str:
+    """What a choice made at grid scale does not show: its lead was measured on the images that picked it
+    (the best of k), and nothing retrained it against the baseline with the final model's recipe."""
+    test = accuracies.get("chosen_test")
+    lead = ""
+    if test:
+        adjusted = p_value(test["p_adjusted"])
+        lead = f" ({test['delta_pp']:+.2f} pp; paired test: {test['verdict']}, adjusted {adjusted})"
+    return (f"It was picked from {accuracies['pool_size']} grid configurations by the same validation images "
+            f"that measure its lead over the baseline{lead}, so that lead is biased upward, and no finalist "
+            f"stage retrained the two at full scale to check it (the full preset does).")

@@ -56,7 +56,8 @@ def answer_1b(results: dict, focus: dict | None) -> Answer:
             f"5th) percentile of shuffled filters, {chance['p95']:.2f} ({chance['p05']:.2f}). Shuffling "
             "keeps a filter's values but destroys their arrangement, so a count is structure that training "
             f"put there only when chance is unlikely to reach it (p below {test['alpha']:g}). The layer's "
-            f"median colour share is {layer['colour_fraction_median']:.2f}, against {chance['median']:.2f} for shuffled "
+            f"median colour share is {layer['colour_fraction_median']:.2f}, against "
+            f"{chance['median']:.2f} for shuffled "
             "filters; " + _median_vs_chance(layer['colour_fraction_median'], chance['layer_median_p05'],
                                              chance['layer_median_p95']))
     if deeper:

@@ -18,6 +18,7 @@ import nbformat
 
 from miniplaces import atomic
 from miniplaces.cache import Cache, code_version, file_sha256
+from miniplaces.report import sections
 from miniplaces.report.notebook.build import IMAGES_DIR, build
 from miniplaces.report.notebook.kernel import BLOCKER, NotebookError, execute
 
@@ -58,12 +59,13 @@ def write(results: dict, out: Path, scenes: list, cache: Cache) -> dict[str, Any
 
 def input_hashes(results: dict, params: dict, out: Path) -> dict:
     """What the cells read besides their code: the checkpoint, categories, scenes, data and model."""
-    model, fashion = results.get("model") or {}, results.get("fashion_mnist") or {}
+    model = results.get("model") or {}
     categories = params.get("CATEGORIES")
     return {"weights": model.get("sha256"),
             "categories": file_sha256(categories) if categories and Path(categories).is_file() else None,
             "scenes": [s.get("sha256") for s in results.get("scenes", [])],
-            "data": (fashion.get("data") or {}).get("sha256"),
+            "data": {s.name: ((results.get(s.name) or {}).get("data") or {}).get("sha256")
+                     for s in sections.REGISTRY if s.input_label},
             "model_file": file_sha256(out / params["MODEL_FILE"]) if params.get("MODEL_FILE") else None,
             "blocker": BLOCKER}
 

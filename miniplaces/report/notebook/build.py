@@ -3,9 +3,10 @@
 The notebook follows the sections' descriptions (``miniplaces.report.sections``): a heading per
 problem, the problem set's words per sub-question, and a code cell with the question's listed
 functions. ``CODE`` adds, per sub-question, the other definitions its cell shows (copied from the
-running code by ``source.Program``, with everything they need) and the lines that call them. The answer text is the report's (``answers.build``); the Places cells
-recompute their figures live; Problem 4 loads the saved model and scores it, and shows the run's
-training history and grid as recorded data, or retrains the final configuration with ``RETRAIN``.
+running code by ``source.Program``, with everything they need) and the lines that call them. The
+answer text is the report's (``answers.build``); the Places cells recompute their figures live;
+Problem 4 loads the saved model and scores it, and shows the run's training history and grid as
+recorded data, or retrains the final configuration with ``RETRAIN``.
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ show_cams(focus, maps, model.fc.weight.detach().cpu().numpy(), top5, labels, pro
     "3d": Code(defines=(f"{CELLS}.top1_cam", f"{CELLS}.print_table"), calls="""\
 for name, image in images.items():
     top = top1_cam(model, image, labels, IMAGE_SIZE)
-    show_maps(image, {f"{name}: {top['label']} ({top['prob']:.1%})": top['cam']}, IMAGE_SIZE)
+    show_maps(image, {f"{name}: {top['label']} ({top['prob']:.1%})": top['map']}, IMAGE_SIZE)
 print_table(RECORDED['faithfulness'], "Deletion and insertion areas of each map on its scene's top-1 class "
             "(recorded by the report run; the report's 3d explains the test)")
 """),
@@ -111,7 +112,8 @@ data = load(Path(FASHION_MNIST_DIR))
 print(f'{len(data.train_y)} training and {len(data.test_y)} test images from {FASHION_MNIST_DIR}')
 """, setup_defines=(f"{FASHION}.data.load", f"{FASHION}.data.CLASSES")),
     "4b": Code(),
-    "4c": Code(defines=(f"{FASHION}.train.TrialConfig", f"{FASHION}.train.fit", f"{FASHION}.data.split", f"{CELLS}.plot_curves"), calls="""\
+    "4c": Code(defines=(f"{FASHION}.train.TrialConfig", f"{FASHION}.train.fit", f"{FASHION}.data.split",
+                        f"{CELLS}.plot_curves"), calls="""\
 curves = {label: (c['epoch'], c['accuracy']) for label, c in RECORDED['curves'].items()}
 if RETRAIN:  # the final configuration, trained here with the code above
     config = TrialConfig().updated(RECORDED['final']['config'])
@@ -146,7 +148,6 @@ def parameters(results: dict) -> dict:
     """The parameters cell: where the notebook finds its inputs (papermill's ``parameters`` tag)."""
     run, model = results["run"], results.get("model") or {}
     demo = bool(model.get("demo"))
-    fashion = results.get("fashion_mnist") or {}
     categories = model.get("categories", "")
     return {
         "WEIGHTS": None if demo or not model else str(Path(model["weights"]).resolve()),
@@ -159,9 +160,6 @@ def parameters(results: dict) -> dict:
         "IMAGE_SIZE": run["config"]["image_size"],
         **{name: value for section in sections.running(run["sections"])
            for name, value in hook(section, "notebook_parameters", results).items()},
-        "FASHION_MNIST_DIR": (fashion.get("data") or {}).get("source"),
-        "MODEL_FILE": (fashion.get("final") or {}).get("model_file"),
-        "RETRAIN": False,
     }
 
 
@@ -185,31 +183,6 @@ def recorded(results: dict) -> dict:
     data: dict = {}
     for section in sections.running(results["run"]["sections"]):
         data.update(hook(section, "notebook_record", results))
-    fashion = results.get("fashion_mnist")
-    if fashion:
-        base, final = fashion["baseline"], fashion["final"]
-        sample = base["history"][0].get("val_images")    # the curve's images: the same every epoch
-        data["curves"] = {
-            f"baseline: validation accuracy on the same {sample} validation images each epoch": {
-                "epoch": [r["epoch"] for r in base["history"]],
-                "accuracy": [r.get("curve_acc", r["val_acc"]) for r in base["history"]]},
-            f"final model: training accuracy on its {final['train_images']} training images": {
-                "epoch": [r["epoch"] for r in final["history"]],
-                "accuracy": [r["train_acc"] for r in final["history"]]}}
-        if final.get("validated"):   # 4c's run: validated on the whole hold-out after every epoch
-            data["curves"][f"final model (4c's run): validation accuracy on all {final['val_images']} "
-                           "held-out images each epoch"] = {
-                "epoch": [r["epoch"] for r in final["history"]],
-                "accuracy": [r["val_acc"] for r in final["history"]]}
-        data["grid"] = [{"axis": a["axis"], "variant": r.get("label", r["variant"]), "val_acc": r["mean"],
-                         "delta_pp": round(r["delta_pp"], 2) if r.get("delta_pp") is not None else None,
-                         "p (Holm over the grid)": (r.get("test") or {}).get("p_adjusted"),
-                         "verdict": (r.get("test") or {}).get("verdict")}
-                        for a in fashion["axes"] for r in a["rows"] if r["variant"] != "baseline"]
-        data["baseline_val_acc"] = base["val_acc"]
-        data["val_images"] = fashion["data"]["val_images"]
-        data["final"] = {"config": final["config"], "seed": final["seed"], "test_acc": final["test_acc"],
-                         "validated": bool(final.get("validated"))}
     return data
 
 
@@ -235,7 +208,8 @@ def build(results: dict) -> tuple[nbformat.NotebookNode, dict]:
         tag = f"problem-{section.problem}"
         cells.append(v4.new_markdown_cell(f"# Problem {section.problem}: {section.problem_title}"))
         if section.places and not places_loaded:
-            cells.append(code_cell(program.cell(*PLACES_SETUP.setup_defines), PLACES_SETUP.setup.strip(), tag))
+            setup = PLACES_SETUP
+            cells.append(code_cell(program.cell(*setup.setup_defines), setup.setup.strip(), tag))
             places_loaded = True
         for question in section.questions:
             code = CODE.get(question.key, Code())

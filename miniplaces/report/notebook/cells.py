@@ -191,4 +191,4 @@ def top1_cam(model: torch.nn.Module, image: Image.Image, labels: list[str], size
     weight, _ = fc_params(model)
     cls = int(np.argmax(maps.logits))
     return {"label": labels[cls], "prob": float(maps.probs[cls]),
-            "cam": raw_cams(maps.maps, weight, [cls])[0]}
+            "map": raw_cams(maps.maps, weight, [cls])[0]}

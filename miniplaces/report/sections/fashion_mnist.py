@@ -23,28 +23,28 @@ from analyses.fashion_mnist import summary as fsum
 from analyses.fashion_mnist.model import model_file_bytes
 from analyses.fashion_mnist.train import TrialConfig
 from analyses.fashion_mnist.trials import rebuild_model
-
 from miniplaces import atomic, resources
-
-from miniplaces.inputs import bounded
-
-from miniplaces.report import figures
-from miniplaces.report.context import RunContext, SectionResult
-from miniplaces.inputs.device import pick_device
 from miniplaces.errors import UserError
+from miniplaces.inputs import bounded
+from miniplaces.inputs.device import pick_device
 from miniplaces.outdir import unique_slug
 from miniplaces.progress import Ticker
-from miniplaces.report.render import p_value
+from miniplaces.report import figures
+from miniplaces.report.answers.fashion_mnist import (
+    PROTOCOL,
+    cache_clause,
+    combination_notes,
+    combination_text,
+    conclusion,
+    noise_text,
+    picked_from_the_grid,
+)
+from miniplaces.report.context import RunContext, SectionResult
 from miniplaces.report.trial_runner import TrialEnv, layout, run_specs
+from miniplaces.report.wording import pct, series
 
 GRIDS = resources.folder("grids")
 MODEL_FILE = "fashion_mnist_model.pt"
-PROTOCOL = ("Model selection uses a fixed validation split of the 60 000 training images (the same images "
-            "for every trial and seed); within a run, the official 10 000-image test set is scored once, on "
-            "the finished final model, and chooses nothing. The grid's design did see it once: the test "
-            "score of an earlier grid's final model (91.9 %, after its winning combination overfitted at "
-            "full scale) led to a finalist stage (in grids that have one) and to a new baseline, so the "
-            "reported test accuracy is not an untouched estimate.")
 UNIT = "TMAC (10^12 multiply-accumulates)"
 
 
@@ -153,14 +153,6 @@ def run(ctx: RunContext) -> SectionResult:
     }
     cached = final_cached and all(c for _, c in stage.outcomes + finals.outcomes)
     return SectionResult(data_json, figs, cached=cached, seconds=time.perf_counter() - start)
-
-
-def cache_clause(trained: int, total: int) -> str:
-    """Where the grid's trials came from, true at both ends: 'all trained in this run', 'all from the cache',
-    '3 trained in this run, the rest from the cache'."""
-    if trained == total:
-        return "all trained in this run"
-    return "all from the cache" if trained == 0 else f"{trained} trained in this run, the rest from the cache"
 
 
 def training_compute(grid: fgrid.Grid, sel: fsel.Selection, final: dict) -> dict[str, Any]:
@@ -282,191 +274,14 @@ def _finalists_json(grid: fgrid.Grid, table: dict | None) -> dict | None:
             "conclusion": conclusion(table["rows"], table["test"], picked)}
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f} %"
-
-
-def _count(n: int) -> str:
-    return f"{n:,}".replace(",", " ")
-
-
-def _names(items: list[str]) -> str:
-    """"a", "a and b", "a, b and c"."""
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _corrected(info: dict) -> str:
-    """' even after correction (Holm over all 17 variants of the grid)': the family a test was corrected
-    over, for a sentence ('' for one comparison)."""
-    return f" even after correction ({info['correction']})" if info["k"] > 1 else ""
-
-
-NOISE = "validation-sample noise"
-
-
-def _family(info: dict) -> str:
-    """', corrected by Holm over all 17 variants of the grid': the clause after a test's description."""
-    return f", corrected by {info['correction']}" if info["k"] > 1 else ""
-
-UNMEASURED = "retraining (seed) noise is not measured"
-
-
-def noise_text(noise: dict[str, Any]) -> str:
-    """The baseline's retraining spread (summary.seed_noise) as the report says it, rough as it is."""
-    accs = _names([_pct(a) for a in noise["val_acc"] if a is not None])
-    if noise["band_pp"] is None:
-        return f"the baseline's grid trial with {noise['n']} seed scored {accs}: no spread measured"
-    flips = _names([_count(f) for f in noise["flips"] if f is not None])
-    seeds = _names([str(s) for s in noise["seeds"]])
-    return (f"retrained with {noise['n']} seeds ({seeds}), the baseline's grid trial scores {accs} on the "
-            f"same {_count(noise['images'])} validation images (standard deviation "
-            f"{100 * noise['std']:.2f} pp; each other seed disagrees with the first on {flips} of them), so "
-            f"a difference between two single-seed trials has a standard deviation of about "
-            f"{noise['diff_sd_pp']:.2f} pp and one within ±{noise['band_pp']:.2f} pp (twice that) is within "
-            f"retraining noise; from {noise['n']} seeds this is a rough estimate")
-
-
-def _retraining(group: list[dict], noise: dict | None) -> str:
-    """What retraining noise says of these rows' differences: unmeasured, or which exceed the baseline's
-    retraining band (rows' ``retraining``, summary.against_noise)."""
-    if not noise or noise.get("band_pp") is None:
-        return UNMEASURED
-    band = f"±{noise['band_pp']:.2f} pp, from {noise['n']} seeds of the baseline, a rough estimate"
-    beyond = sum(r.get("retraining") == "beyond" for r in group)
-    if len(group) == 1:
-        return f"{'beyond' if beyond else 'but within'} retraining noise ({band})"
-    return f"{beyond} of the {len(group)} differences beyond retraining noise ({band})"
-
-
-def _evidence(test: dict, info: dict, retraining: str = UNMEASURED) -> str:
-    """How the top gain was established, for the sentence: disagreements, seeds, correction, and what the
-    test measures (which images are in the validation split; with one seed, not retraining noise)."""
-    disagree = sum(test["discordant"])
-    if test["seeds"] > 1:
-        deltas = [s["delta_pp"] for s in test["per_seed"]]
-        seen = (f"averaged over {test['seeds']} seeds whose gains range from {min(deltas):+.2f} to "
-                f"{max(deltas):+.2f} pp; the models disagree on {_count(round(disagree / test['seeds']))} of "
-                f"the same {_count(info['images'])} images per seed")
-        return f"{seen}, and a paired test over the seeds puts the gain beyond {NOISE}{_corrected(info)}"
-    seen = f"the two models disagree on {_count(disagree)} of the same {_count(info['images'])} images"
-    return f"{seen}, and a paired test puts the gain beyond {NOISE}{_corrected(info)}; {retraining}"
-
-
-def _label(row: dict) -> str:
-    """A row as a sentence names it: with every setting it changes when there are several (``label``)."""
-    return row.get("label") or row["variant"]
-
-
-def conclusion(rows: list[dict], info: dict, note: str = "", noise: dict | None = None) -> str:
-    """One sentence from the rows' fields (rows[0] is the reference): the best significant gain with its
-    evidence, then what changed nothing measurable, what was worse, what diverged; each verdict against
-    the baseline's retraining spread where ``noise`` (summary.seed_noise) measured it."""
-    base, variants = rows[0], rows[1:]
-    if base["mean"] is None:
-        return "The baseline diverged, so nothing here could be compared with it."
-
-    def with_verdict(verdict: str) -> list[dict]:
-        return sorted((r for r in variants if r["test"] and r["test"]["verdict"] == verdict),
-                      key=lambda r: -r["delta_pp"])
-
-    def accs(group: list[dict]) -> str:
-        return _names([_pct(r["mean"]) for r in group])
-
-    def subject(group: list[dict]) -> tuple[str, str]:
-        return _names([_label(r) for r in group]), "s" if len(group) == 1 else ""
-
-    better, same, worse = (with_verdict("better"), with_verdict("no measurable difference"),
-                           with_verdict("worse"))
-    clauses = []
-    if len(better) > 1:
-        names, s = subject(better[1:])
-        clauses.append(f"{names} also raise{s} it, to {accs(better[1:])}")
-    if same:
-        names, s = subject(same)
-        clauses.append(f"{names} change{s} nothing measurable ({accs(same)})")
-    if worse:
-        names, s = subject(worse[::-1])
-        clauses.append(f"{names} lower{s} it to {accs(worse[::-1])}")
-    diverged = [r for r in variants if r["status"] == "diverged"]
-    if diverged:
-        clauses.append(f"{_names([_label(r) for r in diverged])} diverged")
-    untested = [r for r in variants if r["test"] is None and r["status"] != "diverged"]
-    if untested:
-        names, s = subject(untested)
-        clauses.append(f"{names} reach{'es' if s else ''} {accs(untested)} "
-                       "but had no per-image results to test")
-    if better:
-        top = better[0]
-        text = (f"{_label(top)} raises validation accuracy from {_pct(base['mean'])} to "
-                f"{_pct(top['mean'])} ({top['delta_pp']:+.2f} pp; "
-                f"{_evidence(top['test'], info, _retraining([top], noise))})")
-        text += f", while {_names(clauses)}" if clauses else ""
-    elif worse:   # a significant loss is the finding: said first, never folded into "no variant beats"
-        names, s = subject(worse[::-1])
-        text = (f"{names} lower{s} validation accuracy from {_pct(base['mean'])} to {accs(worse[::-1])} "
-                f"beyond {NOISE} (a paired test on the same {_count(info['images'])} images{_family(info)}"
-                f"{'; ' + _retraining(worse, noise) if info['seeds'] <= 1 else ''}), and no variant raises "
-                "it")
-        rest = [c for c in clauses if not c.startswith(names + " lower")]
-        text += f"; {_names(rest)}" if rest else ""
-    elif info["k"]:
-        text = (f"No variant beats the baseline's {_pct(base['mean'])} beyond {NOISE} (a paired test on the "
-                f"same {_count(info['images'])} images{_family(info)}): {_names(clauses)}")
-    else:
-        text = f"No variant could be tested against the baseline's {_pct(base['mean'])}: {_names(clauses)}"
-    text = text[0].upper() + text[1:]
-    return text + ("; " + note if note else "") + "."
-
-
-def combination_text(c: dict[str, Any]) -> str:
-    """How the combination was made, as the clause the method paragraph ends with."""
-    text = "then the combination of each axis's best value"
-    if c["limit_tmacs"]:
-        text += f" whose final training fits the budget of {c['limit_tmacs']:g} TMAC"
-    text += f" is the grid's {c['same_as']}, so it was not trained again" if c["same_as"] else " was trained"
-    left_out = [f"{x['best']}, the best of {x['axis'].replace('_', ' ')}, needs {x['best_tmacs']:.3g} TMAC, "
-                f"so it kept {x['instead']}" for x in c["left_out"]]
-    return text + (f" ({'; '.join(left_out)})" if left_out else "")
-
-
-def combination_notes(c: dict[str, Any], noise: dict | None = None) -> list[str]:
-    """Sentences on how the combination was made and what it shows: each key two axes set differently and
-    which won, each value that ends up changing nothing, the values the grid's test did not support, and
-    the combination against the best single variant."""
-    notes = []
-    for x in c.get("conflicts", []):
-        set_to = _names([f"{axis.replace('_', ' ')} to {fgrid.shown_value(v)}"
-                         for axis, v in x["values"].items()])
-        notes.append(f"Two axes set {x['key']} ({set_to}): the combination keeps "
-                     f"{x['kept'].replace('_', ' ')}'s, because {x['why']}.")
-    for x in c.get("no_ops", []):
-        keys = "; ".join(f"{k}: {why}" for k, why in x["keys"].items())
-        notes.append(f"The {x['axis'].replace('_', ' ')} axis's {x['value']} changes nothing in the "
-                     f"combination ({keys}), so it is not a choice.")
-    weak = c.get("unsupported") or {}
-    if weak:
-        taken = _names([f"{v['value']} ({axis.replace('_', ' ')})" for axis, v in weak.items()])
-        which = "it" if len(weak) == 1 else "neither" if len(weak) == 2 else "none of them"
-        notes.append(f"It takes {taken}, although the grid's test found {which} measurably better than the "
-                     "baseline: each axis gives its best point estimate, not a tested gain.")
-    vs = c.get("vs_best")
-    if vs:
-        within = " within the budget" if c.get("limit_tmacs") else ""
-        notes.append(f"Against the best single variant{within}, {vs['against'].split(': ', 1)[-1]}, "
-                     f"the combination differs by {vs['delta_pp']:+.2f} pp: {vs['verdict']} (the two disagree "
-                     f"on {_count(sum(vs['discordant']))} images; paired test, Holm over the combination's two "
-                     f"comparisons, adjusted {p_value(vs['p_adjusted'])}; "
-                     f"{_retraining([{'retraining': fsum.against_noise(vs['delta_pp'], noise)}], noise)}).")
-    return notes
-
-
 def final_epochs_json(grid: fgrid.Grid, config: TrialConfig, limit: float) -> dict[str, Any]:
     """How many epochs the final model trained, and why: the [final] count, or with ``final_min_epochs``
     the most of them that fit the budget (selection.final_config)."""
     asked, floor, trained = grid.base.updated(grid.final).epochs, grid.final_min_epochs, config.epochs
     text = f"{trained} epochs"
     if floor and trained < asked and fgrid.training_tmacs(config, fsel.final_images(grid)) > limit:
-        text += (f" (the floor: the grid asks for {asked}, or as many as fit the budget of {limit:g} TMAC down "
+        text += (f" (the floor: the grid asks for {asked}, or as many as fit the budget of {limit:g} "
+                 "TMAC down "
                  f"to {floor}, and even {floor} are over it)")
     elif floor and trained < asked:
         text += (f" (the most that fit the budget of {limit:g} TMAC: the grid asks for {asked}, "
@@ -483,7 +298,7 @@ def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: i
     chosen = fsel.grid_name(decision.chosen)
     from_grid = not decision.chosen.startswith("finalist: ")
     where = "grid configurations" if from_grid else "finalists"
-    acc = _pct(accuracies["chosen"])
+    acc = pct(accuracies["chosen"], 2)
     limit = f"{budget.limit:g} TMAC"
     if decision.rule == "none_within_budget":
         cheapest = min(budget.cost, key=budget.cost.get)
@@ -492,9 +307,9 @@ def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: i
                 f"validation accuracy of the {where}, {chosen} ({acc}).")
     elif decision.rule == "budget":
         over = decision.excluded
-        need = _names([f"{budget.cost[n]:.0f}" for n in over])
-        ranked_at = _names([_pct(accuracies["excluded"][n]) for n in over])
-        text = (f"The final model retrains {chosen} ({acc} validation accuracy), because {_names(over)} "
+        need = series([f"{budget.cost[n]:.0f}" for n in over])
+        ranked_at = series([pct(accuracies["excluded"][n], 2) for n in over])
+        text = (f"The final model retrains {chosen} ({acc} validation accuracy), because {series(over)} "
                 f"ranked higher in the grid ({ranked_at}) but need{'s' if len(over) == 1 else ''} {need} "
                 f"TMAC to train, over the budget of {limit}.")
     elif budget.limit:
@@ -504,25 +319,12 @@ def decision_json(decision: fsel.Decision, accuracies: dict[str, Any], images: i
         text = (f"The final model retrains {chosen}, which has the best validation accuracy of the {where} "
                 f"({acc}); no compute budget was set.")
     if from_grid and chosen != "baseline":
-        text += " " + _picked_from_the_grid(accuracies)
+        text += " " + picked_from_the_grid(accuracies)
     return {"rule": decision.rule, "excluded": decision.excluded, "chosen": decision.chosen,
             "budget": {"limit_tmacs": budget.limit or None, "unit": UNIT, "formula": fsel.BUDGET_FORMULA,
                        "images": images, "cost_tmacs": budget.cost, "over": budget.over,
                        "chosen_tmacs": budget.cost.get(chosen)},
             "text": text}
-
-
-def _picked_from_the_grid(accuracies: dict[str, Any]) -> str:
-    """What a choice made at grid scale does not show: its lead was measured on the images that picked it
-    (the best of k), and nothing retrained it against the baseline with the final model's recipe."""
-    test = accuracies.get("chosen_test")
-    lead = ""
-    if test:
-        adjusted = p_value(test["p_adjusted"])
-        lead = f" ({test['delta_pp']:+.2f} pp; paired test: {test['verdict']}, adjusted {adjusted})"
-    return (f"It was picked from {accuracies['pool_size']} grid configurations by the same validation images "
-            f"that measure its lead over the baseline{lead}, so that lead is biased upward, and no finalist "
-            f"stage retrained the two at full scale to check it (the full preset does).")
 
 
 def _figure(ctx: RunContext, fig_id: str, draw, *data) -> str:
@@ -656,3 +458,42 @@ def _draw_axis(axis: dict, histories: dict[str, list[dict]]):
     fig.suptitle(axis.get("title", f"Axis: {axis['axis']}"), fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------- the notebook's view
+
+def notebook_parameters(results: dict) -> dict:
+    """The notebook's parameters for Problem 4: the data, the saved model, and whether to retrain it."""
+    fashion = results["fashion_mnist"]
+    return {"FASHION_MNIST_DIR": fashion["data"]["source"], "MODEL_FILE": fashion["final"]["model_file"],
+            "RETRAIN": False}
+
+
+def notebook_record(results: dict) -> dict:
+    """What the notebook shows of 4c and 4d without recomputing it: the curves, the grid's rows, and the
+    final configuration (which ``RETRAIN`` trains again)."""
+    fashion, record = results["fashion_mnist"], {}
+    base, final = fashion["baseline"], fashion["final"]
+    sample = base["history"][0].get("val_images")    # the curve's images: the same every epoch
+    record["curves"] = {
+        f"baseline: validation accuracy on the same {sample} validation images each epoch": {
+            "epoch": [r["epoch"] for r in base["history"]],
+            "accuracy": [r.get("curve_acc", r["val_acc"]) for r in base["history"]]},
+        f"final model: training accuracy on its {final['train_images']} training images": {
+            "epoch": [r["epoch"] for r in final["history"]],
+            "accuracy": [r["train_acc"] for r in final["history"]]}}
+    if final.get("validated"):   # 4c's run: validated on the whole hold-out after every epoch
+        record["curves"][f"final model (4c's run): validation accuracy on all {final['val_images']} "
+                       "held-out images each epoch"] = {
+            "epoch": [r["epoch"] for r in final["history"]],
+            "accuracy": [r["val_acc"] for r in final["history"]]}
+    record["grid"] = [{"axis": a["axis"], "variant": r.get("label", r["variant"]), "val_acc": r["mean"],
+                       "delta_pp": round(r["delta_pp"], 2) if r.get("delta_pp") is not None else None,
+                       "p (Holm over the grid)": (r.get("test") or {}).get("p_adjusted"),
+                       "verdict": (r.get("test") or {}).get("verdict")}
+                      for a in fashion["axes"] for r in a["rows"] if r["variant"] != "baseline"]
+    record["baseline_val_acc"] = base["val_acc"]
+    record["val_images"] = fashion["data"]["val_images"]
+    record["final"] = {"config": final["config"], "seed": final["seed"], "test_acc": final["test_acc"],
+                       "validated": bool(final.get("validated"))}
+    return record
