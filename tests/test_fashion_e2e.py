@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from analyses.fashion_mnist import data as fdata
+from miniplaces.report.trial_runner import NAMESPACE  # the Ray experiment's folder name
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow,
@@ -255,7 +256,7 @@ def test_ctrl_c_under_ray_exits_130_and_removes_the_run_folders(tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 180
-        while not list(tmp.glob(f"fm-tune-{proc.pid}-*/fashion_mnist")) and time.monotonic() < deadline \
+        while not list(tmp.glob(f"fm-tune-{proc.pid}-*/{NAMESPACE}")) and time.monotonic() < deadline \
                 and proc.poll() is None:
             time.sleep(0.1)
         assert proc.poll() is None, proc.communicate()[1]
