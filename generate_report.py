@@ -191,6 +191,8 @@ def check(config: RunConfig, ctx) -> dict:
     """The glue modules of the sections to run, after each has checked its inputs (a bad grid file or
     --focus-image stops the run before any work)."""
     modules = {s.name: s.load() for s in running(config.sections)}
+    if ctx.per_scene_sections():   # decode the scenes first: with no usable image nothing runs
+        ctx.scenes()
     for module in modules.values():
         if hasattr(module, "check"):
             module.check(ctx)

@@ -23,11 +23,6 @@ from miniplaces.report.sections import cam_faithfulness
 CONTRIBUTORS = 3   # units listed per class
 
 
-def check(ctx: RunContext) -> None:
-    """Decode the scenes first: when no image is usable the run stops before any section works."""
-    ctx.scenes()
-
-
 def run(ctx: RunContext) -> SectionResult:
     start = time.perf_counter()
     places = ctx.places()

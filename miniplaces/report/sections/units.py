@@ -33,11 +33,6 @@ ZEROED = ("the whole h x w activation map of each ablated unit in layer4's outpu
           "on the cached maps (no new forward pass). FC weights and the other units are untouched.")
 
 
-def check(ctx: RunContext) -> None:
-    """Decode the scenes first: when no image is usable the run stops before any section works."""
-    ctx.scenes()
-
-
 def run(ctx: RunContext) -> SectionResult:
     start = time.perf_counter()
     places = ctx.places()
